@@ -1,0 +1,3 @@
+from anjeon.cli import main
+
+main()

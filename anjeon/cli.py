@@ -1,0 +1,247 @@
+"""The `anjeon` command: one click group, one subcommand per role.
+
+Commands only turn flags into a config object and hand it to the role's
+service; every flag also reads an environment variable ANJEON_<CMD>_<FLAG>
+(e.g. ANJEON_WORKER_MODEL). Heavy imports (torch) happen inside commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from anjeon import __version__
+from anjeon.protocol.endpoints import DEFAULT_BASE_PORT, AddressError, BrokerAddress, check_base_port
+from anjeon.protocol.wire import DEFAULT_MAX_FRAME_BYTES, ProtocolError, check_camera_id
+
+from .runtime import available_cores, run_until_signal, setup_logging
+
+CONTEXT = {"auto_envvar_prefix": "ANJEON", "show_default": True, "help_option_names": ["-h", "--help"],
+           "max_content_width": 100}
+
+
+def _broker(_ctx, _param, value: str) -> BrokerAddress:
+    try:
+        return BrokerAddress.parse(value)
+    except AddressError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _base_port(_ctx, _param, value: int) -> int:
+    try:
+        check_base_port(value)
+    except AddressError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _cameras(_ctx, _param, values: tuple[str, ...]) -> list[tuple[str, str]]:
+    cameras, seen = [], set()
+    for text in values:
+        name, sep, spec = text.partition("=")
+        if not sep or not spec:
+            raise click.BadParameter(f"'{text}' should be NAME=SOURCE, e.g. gate=rtsp://10.0.0.7/stream or yard=0")
+        try:
+            check_camera_id(name)
+        except ProtocolError as exc:
+            raise click.BadParameter(str(exc)) from None
+        if name in seen:
+            raise click.BadParameter(f"camera '{name}' is given twice")
+        seen.add(name)
+        cameras.append((name, spec))
+    return cameras
+
+
+broker_option = click.option("--broker", "broker", default=f"tcp://127.0.0.1:{DEFAULT_BASE_PORT}",
+                             callback=_broker, metavar="tcp://HOST[:BASEPORT]",
+                             help="Where the broker runs; BASEPORT is the first of its five ports.")
+name_option = click.option("--name", default="", help="Name shown in status and watch (default: ROLE@HOST:PID).")
+
+
+@click.group(context_settings=CONTEXT)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              help="How much to log (to stderr).")
+@click.version_option(__version__, prog_name="anjeon")
+def main(log_level: str) -> None:
+    """anjeon (안전): cameras stream to a pool of inference workers through one broker;
+    any number of watchers see the results live.
+
+    \b
+    One machine, everything:   anjeon up --camera demo=clip.mp4 --loop --watch
+    Across machines:           anjeon broker                       (central host)
+                               anjeon worker --broker tcp://HOST   (each GPU host)
+                               anjeon edge --broker tcp://HOST --camera gate=rtsp://...
+                               anjeon watch --broker tcp://HOST    (anywhere)
+    """
+    setup_logging(log_level)
+
+
+@main.command()
+@click.option("--bind", default="*", help="Interface to listen on ('*' = all; 127.0.0.1 = this machine only).")
+@click.option("--base-port", default=DEFAULT_BASE_PORT, callback=_base_port,
+              help="First of five consecutive ports: frames-in, frames-out, results-in, results-out, control.")
+@click.option("--max-age", default=1.0, type=click.FloatRange(0.01, 60),
+              help="Seconds a frame may wait in the broker for a free worker before it is dropped.")
+@click.option("--max-frame-bytes", default=DEFAULT_MAX_FRAME_BYTES, type=click.IntRange(1024, 48 * 1024 * 1024),
+              help="Largest JPEG accepted from an edge; larger ones are dropped and counted.")
+def broker(bind: str, base_port: int, max_age: float, max_frame_bytes: int) -> None:
+    """Run the broker: the one process everything else connects to."""
+    from anjeon.broker.server import BindError, Broker, BrokerConfig
+
+    server = Broker(BrokerConfig(bind=bind, base_port=base_port, max_age=max_age, max_frame_bytes=max_frame_bytes))
+    try:
+        server.bind()
+    except BindError as exc:
+        raise click.ClickException(str(exc)) from None
+    run_until_signal(server.serve)
+
+
+@main.command()
+@broker_option
+@click.option("--camera", "cameras", multiple=True, required=True, callback=_cameras, metavar="NAME=SOURCE",
+              help="A camera to stream (repeatable). SOURCE: webcam index (0), /dev/videoN, rtsp://..., http://..., "
+                   "a video file, an image file, a folder of images, or 'synthetic'.")
+@click.option("--fps", default=10.0, type=click.FloatRange(0.1, 120), help="Frames sent per second per camera, at most.")
+@click.option("--width", default=0, type=click.IntRange(0, 8192),
+              help="Resize frames to this width before sending, to save bandwidth (0: keep the camera's size).")
+@click.option("--quality", default=80, type=click.IntRange(10, 100), help="JPEG quality.")
+@click.option("--loop", is_flag=True, help="Replay video files and image folders forever.")
+@name_option
+def edge(broker: BrokerAddress, cameras: list[tuple[str, str]], fps: float, width: int, quality: int, loop: bool,
+         name: str) -> None:
+    """Capture cameras and stream their newest frames to the broker."""
+    from anjeon.edge.capture import CameraConfig
+    from anjeon.edge.service import Edge, EdgeConfig
+
+    configs = [CameraConfig(cam, spec, fps=fps, width=width, quality=quality, loop=loop) for cam, spec in cameras]
+    run_until_signal(Edge(EdgeConfig(broker=broker, cameras=configs, name=name)).serve)
+
+
+@main.command()
+@broker_option
+@click.option("--model", default="person",
+              help="Built-in model ('person': offline YOLOv8s person detector; 'null': decode only) "
+                   "or a path to any model ultralytics loads (.pt, .onnx, ...).")
+@click.option("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0, ...")
+@click.option("--batch", default=1, type=click.IntRange(1, 256),
+              help="Largest micro-batch: the worker takes what is waiting, up to this many frames.")
+@click.option("--credit", default=0, type=click.IntRange(0, 1024),
+              help="Frames the broker may have in flight to this worker (0: the batch size). Raise it only "
+                   "when the network round trip is long next to one inference.")
+@click.option("--max-age", default=1.0, type=click.FloatRange(0.01, 60),
+              help="Drop frames that waited longer than this (seconds) before decoding them.")
+@click.option("--threads", default=0, type=click.IntRange(0, 256),
+              help="Torch CPU threads (0: all cores this process may use).")
+@click.option("--render", is_flag=True, help="Also publish a JPEG with the boxes drawn (topic ann/CAMERA/).")
+@name_option
+def worker(broker: BrokerAddress, model: str, device: str, batch: int, credit: int, max_age: float, threads: int,
+           render: bool, name: str) -> None:
+    """Run detection on frames from the broker and publish the results."""
+    from anjeon.inference.models import ModelError, load_detector
+    from anjeon.inference.worker import Worker, WorkerConfig
+
+    config = WorkerConfig(broker=broker, model=model, device=device, batch=batch, credit=credit, max_age=max_age,
+                          threads=threads or available_cores(), render=render, name=name)
+    try:
+        detector = load_detector(model, device, config.threads)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from None
+    run_until_signal(Worker(config, detector).serve)
+
+
+@main.command()
+@broker_option
+@click.option("--camera", "cameras", multiple=True, metavar="NAME", help="Only these cameras (repeatable).")
+@click.option("--json", "json_lines", is_flag=True,
+              help="Print one JSON object per result (camera, seq, t_capture, ts, latency_ms, detections) "
+                   "instead of the table.")
+@click.option("--record", type=click.Path(file_okay=False, path_type=Path),
+              help="Save each result's frame with its boxes drawn as DIR/CAMERA/RUN-SEQ.jpg.")
+@click.option("--record-limit", default=10000, type=click.IntRange(1),
+              help="Stop saving after this many JPEGs, so a forgotten --record cannot fill the disk.")
+@click.option("--duration", default=0.0, type=click.FloatRange(0), help="Exit after this many seconds (0: never).")
+@click.option("--count", default=0, type=click.IntRange(0), help="Exit after this many results (0: never).")
+@name_option
+def watch(broker: BrokerAddress, cameras: tuple[str, ...], json_lines: bool, record: Path | None, record_limit: int,
+          duration: float, count: int, name: str) -> None:
+    """Show live results: a table per camera and worker, or JSON lines."""
+    from anjeon.viewer.watch import Watch, WatchConfig
+
+    for cam in cameras:
+        try:
+            check_camera_id(cam)
+        except ProtocolError as exc:
+            raise click.BadParameter(str(exc), param_hint="--camera") from None
+    config = WatchConfig(broker=broker, cameras=cameras, json_lines=json_lines, record=record,
+                         record_limit=record_limit, duration=duration, count=count, name=name)
+    run_until_signal(Watch(config).serve)
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Site config YAML (broker, workers, cameras); flags below override it.")
+@click.option("--camera", "cameras", multiple=True, callback=_cameras, metavar="NAME=SOURCE",
+              help="A camera (repeatable), added to those of the config.")
+@click.option("--workers", type=click.IntRange(0, 64), help="Worker processes to start here [config or 1].")
+@click.option("--model", help="Model for the workers [config or person].")
+@click.option("--device", help="Device for the workers [config or auto].")
+@click.option("--batch", type=click.IntRange(1, 256), help="Micro-batch size [config or 1].")
+@click.option("--base-port", type=int, help="Broker base port [config or 5550].")
+@click.option("--bind", help="Broker bind address [config or *].")
+@click.option("--fps", type=click.FloatRange(0.1, 120), help="Send rate cap for --camera cameras [10].")
+@click.option("--loop", is_flag=True, help="Replay --camera video files forever.")
+@click.option("--watch/--no-watch", "with_watch", default=False,
+              help="Show the live table here; the services then log to --log-dir.")
+@click.option("--log-dir", default="logs", type=click.Path(file_okay=False, path_type=Path),
+              help="Where services log when --watch owns the terminal.")
+def up(config_path: Path | None, cameras, workers, model, device, batch, base_port, bind, fps, loop,
+       with_watch: bool, log_dir: Path) -> None:
+    """Start broker, workers and edges on this machine; Ctrl-C or SIGTERM stops them all."""
+    from .siteconfig import CameraSection, ConfigError, SiteConfig, load_site_config
+    from .supervisor import Supervisor
+    from .upspec import build_specs
+
+    try:
+        site = load_site_config(config_path) if config_path else SiteConfig()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    for field_name, value in (("count", workers), ("model", model), ("device", device), ("batch", batch)):
+        if value is not None:
+            setattr(site.workers, field_name, value)
+    if base_port is not None:
+        site.broker.base_port = _base_port(None, None, base_port)
+    if bind is not None:
+        site.broker.bind = bind
+    for cam, spec in cameras:
+        site.cameras[cam] = CameraSection(source=spec, fps=fps or 10.0, loop=loop)
+    if not site.cameras:
+        click.echo("note: no cameras configured; add --camera NAME=SOURCE or a cameras: section", err=True)
+    specs = build_specs(site, available_cores(), with_watch)
+    code = 0
+
+    def serve(stop):
+        nonlocal code
+        code = Supervisor(specs, log_dir if with_watch else None).serve(stop)
+
+    run_until_signal(serve)
+    sys.exit(code)
+
+
+@main.group()
+def config() -> None:
+    """Site config tools."""
+
+
+@config.command("validate")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def config_validate(path: Path) -> None:
+    """Check a site config without starting anything."""
+    from .siteconfig import ConfigError, load_site_config
+
+    try:
+        site = load_site_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{path}: OK ({len(site.cameras)} camera(s), {site.workers.count} worker(s))")

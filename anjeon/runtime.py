@@ -1,0 +1,37 @@
+"""Running a service until Ctrl-C or SIGTERM: the first asks it to stop, a second forces exit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Callable
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def run_until_signal(serve: Callable[[threading.Event], None]) -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame) -> None:
+        if stop.is_set():
+            os._exit(128 + signum)  # asked twice: the user means it
+        logging.getLogger("anjeon").info("stopping (%s)", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    serve(stop)
+
+
+def available_cores() -> int:
+    """Cores this process may run on (respects taskset/cgroup affinity, unlike os.cpu_count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

@@ -1,0 +1,29 @@
+"""Turn a site config into the list of processes `anjeon up` runs."""
+
+from __future__ import annotations
+
+from .siteconfig import SiteConfig
+from .supervisor import ServiceSpec
+
+
+def build_specs(site: SiteConfig, cores: int, with_watch: bool) -> list[ServiceSpec]:
+    b, w = site.broker, site.workers
+    connect_host = "127.0.0.1" if b.bind in ("*", "0.0.0.0", "") else b.bind
+    address = f"tcp://{connect_host}:{b.base_port}"
+    specs = [ServiceSpec("broker", ["broker", "--bind", b.bind, "--base-port", str(b.base_port),
+                                    "--max-age", str(b.max_age)])]
+    # Co-located workers must split the cores: two workers with all threads each
+    # are several times slower together than one (DESIGN.md).
+    threads = w.threads or max(1, cores // max(1, w.count))
+    for i in range(w.count):
+        argv = ["worker", "--broker", address, "--model", w.model, "--device", w.device, "--batch", str(w.batch),
+                "--threads", str(threads), "--max-age", str(w.max_age), "--name", f"worker-{i + 1}"]
+        specs.append(ServiceSpec(f"worker-{i + 1}", argv + (["--render"] if w.render else [])))
+    # One edge process per camera: a camera that hangs its decoder cannot stall the others.
+    for cam_id, cam in site.cameras.items():
+        argv = ["edge", "--broker", address, "--camera", f"{cam_id}={cam.source}", "--fps", str(cam.fps),
+                "--width", str(cam.width), "--quality", str(cam.quality), "--name", f"edge-{cam_id}"]
+        specs.append(ServiceSpec(f"edge-{cam_id}", argv + (["--loop"] if cam.loop else [])))
+    if with_watch:
+        specs.append(ServiceSpec("watch", ["watch", "--broker", address], foreground=True))
+    return specs

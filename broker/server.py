@@ -1,0 +1,279 @@
+"""The broker process: binds the five sockets and runs one poll loop.
+
+Sockets (ports relative to --base-port, see anjeon.protocol.endpoints):
+  frames-in   PULL    edges push [frame header, jpeg]
+  frames-out  ROUTER  workers' DEALERs send ready/credit; we send [header, jpeg]
+  results-in  XSUB    workers publish results; forwarded to results-out
+  results-out XPUB    subscribers; subscriptions are forwarded to results-in
+  control     ROUTER  heartbeats in, acks out
+
+A single thread owns all five sockets, so no state is shared across threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import zmq
+
+from anjeon.protocol import wire
+from anjeon.protocol.endpoints import (CONTROL, FRAMES_IN, FRAMES_OUT, RESULTS_IN, RESULTS_OUT,
+                                       DEFAULT_BASE_PORT, bind_endpoint)
+from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
+from anjeon.protocol.sockets import configure
+from anjeon.protocol.stats import DropCounter
+
+from .registry import Registry
+from .scheduler import CreditOutcome, FrameScheduler, Pending
+from .status import CameraFlow, build_snapshot
+
+log = logging.getLogger("anjeon.broker")
+
+TICK = 0.25  # seconds between liveness sweeps; bounds how late "offline" is noticed
+DRAIN = 256  # messages taken from one socket per loop turn, so no socket starves the others
+
+
+@dataclass
+class BrokerConfig:
+    bind: str = "*"
+    base_port: int = DEFAULT_BASE_PORT
+    max_age: float = 1.0
+    max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES
+    status_interval: float = 1.0
+
+
+class BindError(RuntimeError):
+    pass
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig, ctx: zmq.Context | None = None) -> None:
+        self.config = config
+        self.run_id = wire.new_id()
+        self._ctx = ctx or zmq.Context.instance()
+        self.scheduler = FrameScheduler(self.run_id, config.max_age)
+        self.registry = Registry()
+        self.flows: dict[str, CameraFlow] = {}
+        self.drops = DropCounter(log)
+        self._started = time.monotonic()
+        self._socks: dict[str, zmq.Socket] = {}
+
+    # -- life cycle -------------------------------------------------------------
+    def bind(self) -> None:
+        c = self.config
+        specs = {
+            FRAMES_IN: configure(self._ctx.socket(zmq.PULL), rcvhwm=100),
+            FRAMES_OUT: configure(self._ctx.socket(zmq.ROUTER), sndhwm=100),
+            RESULTS_IN: configure(self._ctx.socket(zmq.XSUB)),
+            RESULTS_OUT: configure(self._ctx.socket(zmq.XPUB), sndhwm=1000),
+            CONTROL: configure(self._ctx.socket(zmq.ROUTER)),
+        }
+        # A frame for a worker that vanished must raise, not disappear silently.
+        specs[FRAMES_OUT].setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self._socks = specs
+        for name, sock in specs.items():
+            endpoint = bind_endpoint(c.bind, c.base_port, name)
+            try:
+                sock.bind(endpoint)
+            except zmq.ZMQError as exc:
+                self.close()
+                raise BindError(f"cannot bind {name} on {endpoint} ({exc.strerror}): is another broker running? "
+                                f"Use --base-port to move all five ports.") from None
+        log.info("broker %s listening on %s ports %d-%d", self.run_id, c.bind, c.base_port, c.base_port + 4)
+
+    def close(self) -> None:
+        for sock in self._socks.values():
+            sock.close(0)
+        self._socks = {}
+
+    def serve(self, stop: threading.Event) -> None:
+        """Run until ``stop`` is set. Call bind() first."""
+        s = self._socks
+        poller = zmq.Poller()
+        handlers = {
+            s[FRAMES_IN]: self._on_frames, s[FRAMES_OUT]: self._on_workers, s[RESULTS_IN]: self._on_results,
+            s[RESULTS_OUT]: self._on_subscriptions, s[CONTROL]: self._on_control,
+        }
+        for sock in handlers:
+            poller.register(sock, zmq.POLLIN)
+        next_tick = next_status = time.monotonic()
+        try:
+            while not stop.is_set():
+                ready = dict(poller.poll(max(0.0, min(next_tick, next_status) - time.monotonic()) * 1000))
+                for sock in ready:
+                    handlers[sock](sock)
+                self._dispatch()
+                now = time.monotonic()
+                if now >= next_tick:
+                    if self._sweep():
+                        next_status = now  # tell subscribers at once when something went offline
+                    next_tick = now + TICK
+                if now >= next_status:
+                    self._publish_status()
+                    next_status = now + self.config.status_interval
+        finally:
+            self.close()
+            log.info("broker stopped")
+
+    # -- frames from edges -------------------------------------------------------
+    def _on_frames(self, sock: zmq.Socket) -> None:
+        for _ in range(DRAIN):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._accept_frame(frames)
+
+    def _accept_frame(self, frames: list[zmq.Frame]) -> None:
+        if len(frames) != 2:
+            self.drops.drop("malformed", f"a frame message has {len(frames)} parts, expected 2 (header, jpeg)")
+            return
+        raw, jpeg = frames[0].bytes, frames[1]
+        try:
+            header = wire.FrameHeader.from_wire(raw)
+        except wire.ProtocolError as exc:
+            self.drops.drop(exc.reason, str(exc))
+            return
+        size = len(jpeg)
+        if size > self.config.max_frame_bytes:
+            self.drops.drop("oversized", f"camera {header.camera}: {size} bytes > --max-frame-bytes "
+                                         f"{self.config.max_frame_bytes}")
+            return
+        if header.size != size:
+            self.drops.drop("size_mismatch", f"camera {header.camera}: header says {header.size} bytes, got {size}")
+            return
+        if jpeg.buffer[:2] != b"\xff\xd8":
+            self.drops.drop("not_jpeg", f"camera {header.camera}: payload does not start with a JPEG marker")
+            return
+        header.stamp("broker_in")
+        flow = self.flows.setdefault(header.camera, CameraFlow())
+        flow.frames_in.add()
+        flow.edge, flow.last_frame = header.edge, time.monotonic()
+        if self.scheduler.offer(header.camera, Pending(header, jpeg, flow.last_frame)) is not None:
+            flow.drops["superseded"] += 1
+
+    # -- workers -------------------------------------------------------------------
+    def _on_workers(self, sock: zmq.Socket) -> None:
+        for _ in range(DRAIN):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            ident, body = frames[0], frames[-1]
+            try:
+                msg = wire.unpack(body, wire.READY, wire.CREDIT)
+                proc = msg.get("proc")
+                if not isinstance(proc, str):
+                    raise wire.ProtocolError("malformed", "worker message without a process id")
+                if msg["kind"] == wire.READY:
+                    capacity = msg.get("credit")
+                    if not isinstance(capacity, int) or not 1 <= capacity <= 1024:
+                        raise wire.ProtocolError("malformed", f"ready with credit {capacity!r}, expected 1..1024")
+                    known = proc in self.scheduler.workers()
+                    self.scheduler.ready(proc, ident, capacity)
+                    if not known:
+                        log.info("worker %s ready with credit %d", proc, capacity)
+                elif self.scheduler.credit(proc, str(msg.get("grant")), int(msg.get("n", 1))) == CreditOutcome.UNKNOWN:
+                    sock.send_multipart([ident, wire.pack({"v": wire.VERSION, "kind": wire.UNKNOWN})], zmq.NOBLOCK)
+            except wire.ProtocolError as exc:
+                self.drops.drop(exc.reason, f"from a worker: {exc}")
+            except (zmq.Again, zmq.ZMQError):
+                pass  # the worker vanished while we answered; its heartbeat will time out
+
+    def _dispatch(self) -> None:
+        sock = self._socks[FRAMES_OUT]
+        for cam_frame in self.scheduler.expire():
+            self.flows[cam_frame.header.camera].drops["expired"] += 1
+        while (picked := self.scheduler.next()) is not None:
+            slot, frame = picked
+            h = frame.header
+            now = time.monotonic()
+            h.age += now - frame.arrived
+            h.grant = slot.grant
+            h.stamp("broker_out")
+            try:
+                sock.send_multipart([slot.ident, h.to_wire(), frame.jpeg], zmq.NOBLOCK, copy=False)
+            except zmq.ZMQError as exc:
+                # EHOSTUNREACH: the worker is gone. EAGAIN: its pipe is full. Either way it has no
+                # real credit; forget it until it announces itself again. The frame is not re-sent:
+                # by the time we noticed, a newer one is on its way.
+                self.scheduler.forget(slot.proc)
+                self.flows[h.camera].drops["worker_gone"] += 1
+                log.warning("worker %s unreachable (%s); forgetting its credit", slot.proc, exc.strerror)
+
+    # -- results bus --------------------------------------------------------------------
+    def _on_results(self, sock: zmq.Socket) -> None:
+        out = self._socks[RESULTS_OUT]
+        for _ in range(DRAIN):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            topic = frames[0].bytes
+            if topic.startswith(wire.RESULT_PREFIX.encode()):
+                cam = wire.camera_of_topic(topic)
+                if cam in self.flows:
+                    self.flows[cam].results_out.add()
+            try:
+                out.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                pass  # XPUB drops for slow subscribers by itself
+
+    def _on_subscriptions(self, sock: zmq.Socket) -> None:
+        upstream = self._socks[RESULTS_IN]
+        for _ in range(DRAIN):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            upstream.send_multipart(frames)
+
+    # -- heartbeats and status -------------------------------------------------------------
+    def _on_control(self, sock: zmq.Socket) -> None:
+        ack = wire.pack({"v": wire.VERSION, "kind": wire.HEARTBEAT_ACK, "broker": self.run_id})
+        for _ in range(DRAIN):
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                hb = wire.unpack(frames[-1], wire.HEARTBEAT)
+                proc, role, name, info = hb.get("proc"), hb.get("role"), hb.get("name"), hb.get("info", {})
+                if not (isinstance(proc, str) and isinstance(role, str) and isinstance(info, dict)):
+                    raise wire.ProtocolError("malformed", "heartbeat without proc, role or info")
+            except wire.ProtocolError as exc:
+                self.drops.drop(exc.reason, f"on the control socket: {exc}")
+                continue
+            if self.registry.beat(proc, role, str(name or proc), info):
+                log.info("%s %s online", role, name)
+            if role == "worker":
+                self.scheduler.touch(proc)
+            try:
+                sock.send_multipart([frames[0], ack], zmq.NOBLOCK)
+            except zmq.ZMQError:
+                pass
+
+    def _sweep(self) -> bool:
+        gone = self.registry.sweep()
+        for peer in gone:
+            log.warning("%s %s offline (no heartbeat for %.0f s)", peer.role, peer.name,
+                        self.registry.silence(peer))
+            if self.scheduler.forget(peer.proc) is not None:
+                log.info("forgot the credit of worker %s", peer.name)
+        for proc in self.scheduler.silent_workers(HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS):
+            self.scheduler.forget(proc)
+        return bool(gone)
+
+    def snapshot(self) -> dict:
+        return build_snapshot(run=self.run_id, started=self._started, flows=self.flows, registry=self.registry,
+                              scheduler=self.scheduler, broker_drops=self.drops.snapshot(), now=time.monotonic())
+
+    def _publish_status(self) -> None:
+        try:
+            self._socks[RESULTS_OUT].send_multipart([wire.STATUS_TOPIC, wire.pack(self.snapshot())], zmq.NOBLOCK)
+        except zmq.Again:
+            pass

@@ -1,0 +1,1 @@
+"""Stateless detection workers: decode, micro-batch, run the model, publish detections."""

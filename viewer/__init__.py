@@ -1,0 +1,1 @@
+"""Subscribers that show results to people: the terminal watcher now, the web console later."""
