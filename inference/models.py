@@ -118,7 +118,8 @@ class YoloDetector:
             self._model = YOLO(spec.weights, task="detect")
         except Exception as exc:
             raise ModelError(f"cannot load model {spec.weights}: {exc}") from None
-        self._half = self.device.startswith("cuda")
+        # fp16 on CUDA (about twice the throughput at no measurable loss); CPUs compute in fp32.
+        self._precision = {"quantize": 16} if self.device.startswith("cuda") else {}
         self.labels: dict[int, str] = {}
 
     def warm_up(self) -> None:
@@ -127,7 +128,7 @@ class YoloDetector:
 
     def predict(self, images: list[np.ndarray]) -> list[list[Detection]]:
         results = self._model.predict(images, device=self.device, imgsz=self._imgsz, conf=self._spec.confidence,
-                                      agnostic_nms=True, half=self._half, verbose=False)
+                                      agnostic_nms=True, verbose=False, **self._precision)
         out = []
         for r in results:
             names = r.names

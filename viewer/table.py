@@ -66,7 +66,7 @@ def render_table(broker: BrokerAddress, status: dict[str, Any], views: Mapping[s
         lines.append(f"{w.get('name', proc)[:29]:<30}{'online' if w.get('online') else 'OFFLINE':<9}"
                      f"{str(w.get('model', '?'))[:9]:<10}{str(w.get('device', '?'))[:7]:<8}{w.get('fps', 0.0):>6.1f}"
                      f"{w.get('batch_mean', 0.0):>7.1f}{w.get('infer_ms', 0.0):>10.0f}"
-                     f"{w.get('credit', 0)}/{w.get('capacity', 0)!s:<5}  {drops}")
+                     f"{str(w.get('credit', 0)) + '/' + str(w.get('capacity', 0)):>8}  {drops}")
     if not workers:
         lines.append("  (no workers: start one with `anjeon worker --broker ...`)")
     broker_drops = status.get("drops", {}) if status else {}

@@ -92,7 +92,7 @@ class Watch:
         self._subscribe(sub)
         self.heartbeat.start()
         started = time.monotonic()
-        next_draw = started + 0.5
+        next_draw = started + 1.0  # give the first status snapshot a chance to arrive
         try:
             while not stop.is_set():
                 if cfg.duration and time.monotonic() - started >= cfg.duration:
