@@ -6,6 +6,9 @@ import signal
 import statistics
 import time
 
+import cv2
+import msgpack
+import numpy as np
 import pytest
 
 from conftest import wait_for, worker_procs
@@ -17,9 +20,10 @@ STAGES = ["capture", "encoded", "edge_send", "broker_in", "broker_out", "worker_
 @pytest.mark.model
 def test_people_on_bus_are_detected_through_the_pipeline(system, bus_jpg, tmp_path):
     system.broker()
-    system.worker("w1", "person")
+    system.worker("w1", "person", "--render")
     system.edge("edge1", f"bus={bus_jpg}", fps=5)
     sub = system.subscriber()
+    pictures = system.subscriber(b"img/bus/", b"ann/bus/")
     record = tmp_path / "rec"
     watcher = system.start("watch", "watch", "--broker", system.broker_url, "--record", str(record),
                            "--count", "2", "--duration", "120")
@@ -33,6 +37,19 @@ def test_people_on_bus_are_detected_through_the_pipeline(system, bus_jpg, tmp_pa
     times = [result["ts"][s] for s in STAGES]
     assert times == sorted(times), result["ts"]
     assert result["camera"] == "bus" and result["model"] == "person"
+    # The picture topics carry the frame as received (img/) and with boxes drawn (ann/, --render).
+    got = {}
+    deadline = time.monotonic() + 30
+    while len(got) < 2 and time.monotonic() < deadline:
+        frames = pictures.recv(1.0)
+        if frames and len(frames) == 3:
+            got[frames[0]] = (msgpack.unpackb(frames[1]), cv2.imdecode(np.frombuffer(frames[2], np.uint8), 1))
+    assert set(got) == {b"img/bus/", b"ann/bus/"}
+    for header, image in got.values():
+        assert image is not None and image.shape[:2] == (header["height"], header["width"])
+        assert len(header["detections"]) >= 4
+    assert got[b"ann/bus/"][0]["rendered"] and not got[b"img/bus/"][0]["rendered"]
+    assert not np.array_equal(got[b"ann/bus/"][1], got[b"img/bus/"][1])  # boxes were drawn
     # watch --record saved annotated frames, and exited by itself after --count
     assert watcher.popen.wait(60) == 0, watcher.output()
     saved = sorted((record / "bus").glob("*.jpg"))
@@ -131,3 +148,16 @@ def test_overload_keeps_latency_bounded(system, scene_source):
     assert superseded > 100  # the excess was dropped at the broker, not queued
     served = {r["camera"] for r in results}
     assert served == {"cam0", "cam1", "cam2", "cam3"}  # and every camera was served
+
+
+@pytest.mark.model
+def test_micro_batching_takes_what_is_waiting(system, bus_jpg):
+    system.broker()
+    system.worker("w1", "person", "--batch", "4")
+    system.edge("edge1", *(f"c{i}={bus_jpg}" for i in range(4)), fps=10)
+    sub = system.subscriber()
+    results = sub.results(24, timeout=180)
+    assert all(len([d for d in r["detections"] if d["class"] == "person"]) >= 4 for r in results)
+    worker = sub.status_where(lambda s: worker_procs(s).get("w1"), 10, "worker status")
+    print(f"mean batch {worker['batch_mean']}, capacity {worker['capacity']}")
+    assert worker["capacity"] == 4 and worker["batch_mean"] > 1.5
