@@ -39,6 +39,7 @@ demo: venv
 	$(BIN)/anjeon up --camera demo=$(DEMO_SOURCE) --loop --watch
 
 test: venv
+	./scripts/test-deps.sh
 	$(BIN)/python -m pytest
 
 clean:

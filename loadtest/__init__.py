@@ -1,0 +1,1 @@
+"""`anjeon loadtest`: synthetic cameras and a measuring subscriber (issue 4)."""

@@ -1,0 +1,1 @@
+"""The safety domain: tracking, zones, rules, events, alerts (issue 6)."""
