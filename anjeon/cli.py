@@ -245,3 +245,9 @@ def config_validate(path: Path) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{path}: OK ({len(site.cameras)} camera(s), {site.workers.count} worker(s))")
+
+
+# Commands of later features live in their own modules.
+from .cli_loadtest import loadtest  # noqa: E402
+
+main.add_command(loadtest)

@@ -70,11 +70,15 @@ class Supervisor:
         log.info("started %s (pid %d)%s", spec.name, child.proc.pid,
                  f", log {child.log_path}" if child.log_path else "")
 
-    def serve(self, stop: threading.Event) -> int:
+    def start(self) -> None:
         for child in self.children:
             self._spawn(child)
             if child.spec.name == "broker":
                 time.sleep(0.3)  # let it bind before clients connect (they would retry anyway)
+
+    def serve(self, stop: threading.Event) -> int:
+        """Start everything, keep it running until ``stop``, then stop it all; the exit code."""
+        self.start()
         try:
             while not stop.wait(0.5):
                 for child in self.children:

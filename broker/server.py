@@ -24,7 +24,7 @@ from anjeon.protocol.endpoints import (CONTROL, FRAMES_IN, FRAMES_OUT, RESULTS_I
                                        DEFAULT_BASE_PORT, bind_endpoint)
 from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
 from anjeon.protocol.sockets import configure
-from anjeon.protocol.stats import DropCounter
+from anjeon.protocol.stats import DropCounter, ProcessMeter
 
 from .registry import Registry
 from .scheduler import CreditOutcome, FrameScheduler, Pending
@@ -59,6 +59,7 @@ class Broker:
         self.flows: dict[str, CameraFlow] = {}
         self.drops = DropCounter(log)
         self._started = time.monotonic()
+        self._meter = ProcessMeter()
         self._socks: dict[str, zmq.Socket] = {}
 
     # -- life cycle -------------------------------------------------------------
@@ -269,7 +270,8 @@ class Broker:
 
     def snapshot(self) -> dict:
         return build_snapshot(run=self.run_id, started=self._started, flows=self.flows, registry=self.registry,
-                              scheduler=self.scheduler, broker_drops=self.drops.snapshot(), now=time.monotonic())
+                              scheduler=self.scheduler, broker_drops=self.drops.snapshot(),
+                              process=self._meter.sample(), now=time.monotonic())
 
     def _publish_status(self) -> None:
         try:

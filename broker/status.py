@@ -55,7 +55,8 @@ def _worker_camera_drops(registry: Registry) -> dict[str, Counter[str]]:
 
 
 def build_snapshot(*, run: str, started: float, flows: dict[str, CameraFlow], registry: Registry,
-                   scheduler: FrameScheduler, broker_drops: dict[str, int], now: float) -> dict[str, Any]:
+                   scheduler: FrameScheduler, broker_drops: dict[str, int], process: dict[str, float],
+                   now: float) -> dict[str, Any]:
     edges = _edge_cameras(registry)
     worker_drops = _worker_camera_drops(registry)
     cameras: dict[str, Any] = {}
@@ -91,14 +92,17 @@ def build_snapshot(*, run: str, started: float, flows: dict[str, CameraFlow], re
             "dispatched": slot.dispatched if slot else 0,
         }
         workers[peer.proc].pop("camera_drops", None)
-    others = {p.proc: {"name": p.name, "role": p.role, "online": p.online, "drops": p.info.get("drops", {})}
+    others = {p.proc: {"name": p.name, "role": p.role, "online": p.online, "drops": p.info.get("drops", {}),
+                       "process": p.info.get("process", {})}
               for p in registry.peers.values() if p.role not in ("edge", "worker")}
     return {
         "v": VERSION, "kind": STATUS, "broker": run, "t": time.time(), "uptime": _round(now - started),
         "cameras": cameras, "workers": workers,
-        "edges": {p.proc: {"name": p.name, "online": p.online, "cameras": sorted((p.info.get("cameras") or {}))}
+        "edges": {p.proc: {"name": p.name, "online": p.online, "cameras": sorted((p.info.get("cameras") or {})),
+                           "process": p.info.get("process", {})}
                   for p in registry.by_role("edge")},
         "subscribers": others,
         "pending": scheduler.pending_count(),
+        "process": process,
         "drops": broker_drops,
     }

@@ -19,6 +19,7 @@ import zmq
 
 from .endpoints import CONTROL, BrokerAddress
 from .sockets import configure
+from .stats import ProcessMeter
 from .wire import HEARTBEAT_ACK, ProtocolError, heartbeat, unpack
 
 # Seconds between beats. 0.5-5 s makes sense: beats are ~200 bytes, so a short
@@ -48,6 +49,7 @@ class HeartbeatClient:
         self._thread: threading.Thread | None = None
         self.connected = threading.Event()
         self.broker_run: str | None = None  # instance id of the broker that last answered
+        self._meter = ProcessMeter()
 
     @property
     def broker_online(self) -> bool:
@@ -112,6 +114,7 @@ class HeartbeatClient:
         except Exception:  # a reporting bug must not stop the beats
             self._log.exception("building heartbeat info failed")
             info = {}
+        info["process"] = self._meter.sample()
         try:
             sock.send(heartbeat(self._proc, self._role, self._name, info), zmq.NOBLOCK)
         except zmq.Again:

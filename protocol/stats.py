@@ -9,6 +9,8 @@ heartbeat so `anjeon watch` can show them.
 from __future__ import annotations
 
 import logging
+import os
+import resource
 import threading
 import time
 from collections import Counter
@@ -72,3 +74,35 @@ class RateMeter:
             self.rate = (self.count - self._last_count) / dt
             self._last_count, self._last_time = self.count, now
         return self.rate
+
+
+class ProcessMeter:
+    """This process's CPU use (percent of one core since the last sample) and resident memory.
+
+    Every heartbeat carries it, so `anjeon watch` and `anjeon loadtest` can show
+    what each process costs even when it runs on another host.
+    """
+
+    def __init__(self) -> None:
+        self._last_cpu = self._cpu_seconds()
+        self._last_time = time.monotonic()
+
+    @staticmethod
+    def _cpu_seconds() -> float:
+        t = os.times()
+        return t.user + t.system
+
+    @staticmethod
+    def rss_mb() -> float:
+        try:
+            with open("/proc/self/statm") as f:  # current RSS (Linux)
+                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+        except OSError:  # elsewhere: peak RSS is the best portable figure
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+
+    def sample(self) -> dict[str, float]:
+        now, cpu = time.monotonic(), self._cpu_seconds()
+        dt = max(now - self._last_time, 1e-6)
+        percent = 100.0 * (cpu - self._last_cpu) / dt
+        self._last_cpu, self._last_time = cpu, now
+        return {"cpu": round(percent, 1), "rss_mb": round(self.rss_mb(), 1)}

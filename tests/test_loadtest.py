@@ -1,0 +1,59 @@
+"""`anjeon loadtest` runs and writes a well-formed report (a tiny load; the real figures are benchmarks)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+REQUIRED = {
+    "schema", "config", "edge_encode_ms", "summary", "timeline",
+}
+SUMMARY = {"duration_s", "offered_fps", "sent_fps", "delivered_fps", "drop_rate", "drops", "latency_ms",
+           "stages_ms", "workers", "processes", "cameras_served", "p99_slope_ms_per_min"}
+
+
+def test_loadtest_spawn_writes_json_and_plot(tmp_path):
+    out, png = tmp_path / "lt.json", tmp_path / "lt.png"
+    done = subprocess.run([sys.executable, "-m", "anjeon", "loadtest", "--spawn", "--workers", "2", "--detector",
+                           "null", "--cameras", "3", "--fps", "5", "--resolution", "640x360", "--duration", "4",
+                           "--json", str(out), "--plot", str(png)], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(out.read_text())
+    assert REQUIRED <= set(report) and report["schema"] == "anjeon.loadtest/1"
+    s = report["summary"]
+    assert SUMMARY <= set(s)
+    assert 10 <= s["offered_fps"] <= 20  # 3 cameras x 5 fps
+    assert s["delivered_fps"] > 0 and s["cameras_served"] == 3
+    assert set(s["stages_ms"]) == {"transport_in", "broker_wait", "transport_out", "decode", "inference", "publish"}
+    assert 0 < s["latency_ms"]["p50"] <= s["latency_ms"]["p99"] <= s["latency_ms"]["max"]
+    assert {w["name"] for w in s["workers"]} == {"worker-1", "worker-2"}
+    assert {p["role"] for p in s["processes"]} >= {"broker", "worker", "edge"}
+    assert all(p["rss_mb"] > 0 for p in s["processes"])
+    assert len(report["timeline"]) >= 3
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "delivered" in done.stdout and "latency ms" in done.stdout
+
+
+def test_loadtest_ramp_reports_steps(tmp_path):
+    out = tmp_path / "ramp.json"
+    done = subprocess.run([sys.executable, "-m", "anjeon", "loadtest", "--spawn", "--detector", "null",
+                           "--cameras", "2", "--resolution", "320x240", "--ramp", "--ramp-start", "2",
+                           "--step-seconds", "2", "--slo-ms", "1000", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    ramp = json.loads(out.read_text())["ramp"]
+    assert ramp["steps"] and ramp["steps"][0]["offered_fps"] > 0
+    # Each step offers more than the one before.
+    offered = [s["offered_fps"] for s in ramp["steps"]]
+    assert offered == sorted(offered)
+    assert ramp["sustainable_fps"] is None or ramp["sustainable_fps"] > 0
+
+
+def test_loadtest_bad_resolution():
+    done = subprocess.run([sys.executable, "-m", "anjeon", "loadtest", "--resolution", "big"], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 2 and "should be WIDTHxHEIGHT" in done.stderr
