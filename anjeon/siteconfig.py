@@ -56,6 +56,7 @@ class SiteConfig:
     broker: BrokerSection = field(default_factory=BrokerSection)
     workers: WorkersSection = field(default_factory=WorkersSection)
     cameras: dict[str, CameraSection] = field(default_factory=dict)
+    safety: Any = None  # anjeon.safety.config.SafetyConfig when the file has a safety: section
 
 
 def _key_lines(node: Any, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
@@ -68,6 +69,11 @@ def _key_lines(node: Any, path: tuple = (), out: dict | None = None) -> dict[tup
             sub = path + (str(key.value),)
             out[sub] = key.start_mark.line + 1
             _key_lines(value, sub, out)
+    elif isinstance(node, yaml.SequenceNode):  # list items by index (safety rules, zone points)
+        for index, item in enumerate(node.value):
+            sub = path + (str(index),)
+            out[sub] = item.start_mark.line + 1
+            _key_lines(item, sub, out)
     return out
 
 
@@ -124,10 +130,10 @@ def parse_site_config(text: str, source: str = "<config>") -> SiteConfig:
         data = {}
     if not isinstance(data, dict):
         raise reader.error((), "the file must be a mapping with broker, workers and cameras sections")
-    unknown = set(data) - {"broker", "workers", "cameras"}
+    unknown = set(data) - {"broker", "workers", "cameras", "safety"}
     if unknown:
         key = sorted(map(str, unknown))[0]
-        raise reader.error((key,), "unknown section; allowed: broker, workers, cameras")
+        raise reader.error((key,), "unknown section; allowed: broker, workers, cameras, safety")
     config = SiteConfig(broker=reader.section(BrokerSection, data.get("broker"), ("broker",)),
                         workers=reader.section(WorkersSection, data.get("workers"), ("workers",)))
     cameras = data.get("cameras") or {}
@@ -143,6 +149,10 @@ def parse_site_config(text: str, source: str = "<config>") -> SiteConfig:
         if not camera.source:
             raise reader.error(path, "needs a source")
         config.cameras[cam_id] = camera
+    if "safety" in data:  # zones, lines, rules, store, alerts: docs/safety.md
+        from anjeon.safety.config import parse_safety
+
+        config.safety = parse_safety(data["safety"], reader.error)
     return config
 
 

@@ -1,0 +1,113 @@
+"""Zones and lines in normalized image coordinates, and where a box stands.
+
+Config geometry is normalized (0..1) so it survives resolution changes; boxes
+arrive in pixels of the frame as sent, so every test scales the box to the
+frame first. A person "is" where their feet are (bottom centre of the box):
+a zone on the ground is entered by feet, not by a raised arm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+Point = tuple[float, float]
+
+
+def polygon_area(points: tuple[Point, ...]) -> float:
+    xs, ys = np.array([p[0] for p in points]), np.array([p[1] for p in points])
+    return float(abs(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))) / 2.0)
+
+
+def _cross(o: Point, a: Point, b: Point) -> float:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+def _segments_cross(p1: Point, p2: Point, q1: Point, q2: Point) -> bool:
+    """Proper crossing only (touching at an end does not count)."""
+    d1, d2 = _cross(q1, q2, p1), _cross(q1, q2, p2)
+    d3, d4 = _cross(p1, p2, q1), _cross(p1, p2, q2)
+    return d1 * d2 < 0 and d3 * d4 < 0
+
+
+def is_simple_polygon(points: tuple[Point, ...]) -> bool:
+    """No two non-adjacent edges cross (a bow-tie zone has no clear inside)."""
+    n = len(points)
+    edges = [(points[i], points[(i + 1) % n]) for i in range(n)]
+    for i in range(n):
+        for j in range(i + 2, n):
+            if i == 0 and j == n - 1:
+                continue  # adjacent through the closing edge
+            if _segments_cross(*edges[i], *edges[j]):
+                return False
+    return True
+
+
+def anchors(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bottom-centre of each pixel box (N x 4 xyxy), normalized: N x 2."""
+    if len(boxes) == 0:
+        return np.zeros((0, 2))
+    x = (boxes[:, 0] + boxes[:, 2]) / 2.0 / max(width, 1)
+    y = boxes[:, 3] / max(height, 1)
+    return np.stack([x, y], axis=1)
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A named polygon; ``contains(points) -> mask`` is its one verb (ray casting, vectorized)."""
+
+    name: str
+    points: tuple[Point, ...]
+
+    def contains(self, pts: np.ndarray) -> np.ndarray:
+        if len(pts) == 0:
+            return np.zeros(0, bool)
+        poly = np.asarray(self.points, float)
+        x, y = pts[:, 0:1], pts[:, 1:2]  # N x 1 against the M edges
+        x1, y1 = poly[:, 0], poly[:, 1]
+        x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
+        straddles = (y1 > y) != (y2 > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_at = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+        hits = straddles & (x < x_at)
+        return (hits.sum(axis=1) % 2 == 1)
+
+    def pixels(self, width: int, height: int) -> np.ndarray:
+        return np.array([[round(x * width), round(y * height)] for x, y in self.points], np.int32)
+
+
+@dataclass(frozen=True)
+class Line:
+    """A directed segment; ``side(points)`` is +1 right of it (looking from a to b), -1 left, 0 on it.
+
+    Image y grows downwards, so "right" is computed in that frame: for a line
+    from (0, .5) to (1, .5), the lower half of the picture is on the right.
+    """
+
+    name: str
+    a: Point
+    b: Point
+    restricted: str = "right"
+
+    def side(self, pts: np.ndarray) -> np.ndarray:
+        if len(pts) == 0:
+            return np.zeros(0, int)
+        (ax, ay), (bx, by) = self.a, self.b
+        cross = (bx - ax) * (pts[:, 1] - ay) - (by - ay) * (pts[:, 0] - ax)
+        return np.sign(cross).astype(int)  # > 0: right in image coordinates (y down)
+
+    def within_span(self, pts: np.ndarray) -> np.ndarray:
+        """Whether each point projects onto the segment (a crossing beyond its ends is no crossing)."""
+        a, b = np.asarray(self.a), np.asarray(self.b)
+        d = b - a
+        t = ((pts - a) @ d) / float(d @ d)
+        return (t >= 0.0) & (t <= 1.0)
+
+    @property
+    def restricted_sign(self) -> int:
+        return 1 if self.restricted == "right" else -1
+
+    def pixels(self, width: int, height: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        return ((round(self.a[0] * width), round(self.a[1] * height)),
+                (round(self.b[0] * width), round(self.b[1] * height)))
