@@ -100,23 +100,58 @@ def broker(bind: str, base_port: int, max_age: float, max_frame_bytes: int) -> N
 
 @main.command()
 @broker_option
-@click.option("--camera", "cameras", multiple=True, required=True, callback=_cameras, metavar="NAME=SOURCE",
+@click.option("--camera", "cameras", multiple=True, callback=_cameras, metavar="NAME=SOURCE",
               help="A camera to stream (repeatable). SOURCE: webcam index (0), /dev/videoN, rtsp://..., http://..., "
-                   "a video file, an image file, a folder of images, or 'synthetic'.")
+                   "a video file, an image file, a folder of images, or 'synthetic'. The options below apply "
+                   "to these cameras; --config cameras keep their own settings.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also stream the cameras of this site config, each with its own settings (fps, width, quality, "
+                   "transport, ...).")
 @click.option("--fps", default=10.0, type=click.FloatRange(0.1, 120), help="Frames sent per second per camera, at most.")
-@click.option("--width", default=0, type=click.IntRange(0, 8192),
-              help="Resize frames to this width before sending, to save bandwidth (0: keep the camera's size).")
+@click.option("--width", "--resize", "width", default=0, type=click.IntRange(0, 8192),
+              help="Resize frames to this width before sending, e.g. the model's input size, to save bandwidth "
+                   "(0: keep the camera's size).")
 @click.option("--quality", default=80, type=click.IntRange(10, 100), help="JPEG quality.")
 @click.option("--loop", is_flag=True, help="Replay video files and image folders forever.")
+@click.option("--fast", is_flag=True,
+              help="Read video files and image folders as fast as they decode instead of in real time (benchmarks).")
+@click.option("--transport", default="tcp", type=click.Choice(["tcp", "udp"]),
+              help="RTSP transport: tcp survives NAT, firewalls and packet loss; udp has less delay on a clean LAN.")
+@click.option("--stall-timeout", default=10.0, type=click.FloatRange(1, 3600),
+              help="Seconds without a frame before a live camera counts as lost (frozen) and is reopened.")
 @name_option
-def edge(broker: BrokerAddress, cameras: list[tuple[str, str]], fps: float, width: int, quality: int, loop: bool,
-         name: str) -> None:
+def edge(broker: BrokerAddress, cameras: list[tuple[str, str]], config_path: Path | None, fps: float, width: int,
+         quality: int, loop: bool, fast: bool, transport: str, stall_timeout: float, name: str) -> None:
     """Capture cameras and stream their newest frames to the broker."""
     from anjeon.edge.capture import CameraConfig
     from anjeon.edge.service import Edge, EdgeConfig
 
-    configs = [CameraConfig(cam, spec, fps=fps, width=width, quality=quality, loop=loop) for cam, spec in cameras]
+    configs = _site_cameras(config_path) if config_path else []
+    for cam, spec in cameras:
+        if any(c.id == cam for c in configs):
+            raise click.BadParameter(f"camera '{cam}' is also in {config_path}", param_hint="--camera")
+        configs.append(CameraConfig(cam, spec, fps=fps, width=width, quality=quality, loop=loop, realtime=not fast,
+                                    transport=transport, stall_timeout=stall_timeout))
+    if not configs:
+        raise click.UsageError("no cameras: give --camera NAME=SOURCE or --config SITE.yaml with a cameras: section")
     run_until_signal(Edge(EdgeConfig(broker=broker, cameras=configs, name=name)).serve)
+
+
+def _site_cameras(path: Path) -> list:
+    """The cameras of a site config as the edge's per-camera settings."""
+    from anjeon.edge.capture import CameraConfig
+
+    from .siteconfig import ConfigError, load_site_config
+
+    try:
+        site = load_site_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ImportError:
+        raise click.ClickException("--config needs PyYAML on this host: pip install pyyaml") from None
+    return [CameraConfig(cam_id, c.source, fps=c.fps, width=c.width, quality=c.quality, loop=c.loop,
+                         realtime=c.realtime, transport=c.transport, stall_timeout=c.stall_timeout)
+            for cam_id, c in site.cameras.items()]
 
 
 @main.command()

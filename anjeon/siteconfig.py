@@ -49,6 +49,10 @@ class CameraSection:
     width: int = _bounded(0, 0, 8192, "resize to this width before sending (0: keep)")
     quality: int = _bounded(80, 10, 100, "JPEG quality")
     loop: bool = _bounded(False, doc="replay files and folders forever")
+    realtime: bool = _bounded(True, doc="pace files and folders at their native rate (false: as fast as they decode)")
+    transport: str = field(default="tcp", metadata={"min": None, "max": None, "choices": ("tcp", "udp"),
+                                                    "doc": "RTSP transport: tcp (robust) or udp (less delay)"})
+    stall_timeout: float = _bounded(10.0, 1.0, 3600.0, "seconds without a frame before a live camera counts as lost")
 
 
 @dataclass
@@ -109,6 +113,9 @@ class _Reader:
             value = float(value)
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
             raise self.error(path, f"must be {kind.__name__}, got {value!r}")
+        choices = f.metadata.get("choices")
+        if choices and value not in choices:
+            raise self.error(path, f"{value!r} is not one of {', '.join(choices)}")
         lo, hi = f.metadata.get("min"), f.metadata.get("max")
         if lo is not None and value < lo or hi is not None and value > hi:
             raise self.error(path, f"{value!r} is out of range {lo}..{hi}")

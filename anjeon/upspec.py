@@ -22,8 +22,10 @@ def build_specs(site: SiteConfig, cores: int, with_watch: bool) -> list[ServiceS
     # One edge process per camera: a camera that hangs its decoder cannot stall the others.
     for cam_id, cam in site.cameras.items():
         argv = ["edge", "--broker", address, "--camera", f"{cam_id}={cam.source}", "--fps", str(cam.fps),
-                "--width", str(cam.width), "--quality", str(cam.quality), "--name", f"edge-{cam_id}"]
-        specs.append(ServiceSpec(f"edge-{cam_id}", argv + (["--loop"] if cam.loop else [])))
+                "--width", str(cam.width), "--quality", str(cam.quality), "--name", f"edge-{cam_id}",
+                "--transport", cam.transport, "--stall-timeout", str(cam.stall_timeout)]
+        argv += (["--loop"] if cam.loop else []) + ([] if cam.realtime else ["--fast"])
+        specs.append(ServiceSpec(f"edge-{cam_id}", argv))
     if with_watch:
         specs.append(ServiceSpec("watch", ["watch", "--broker", address], foreground=True))
     return specs

@@ -24,6 +24,8 @@ from anjeon.protocol.sockets import configure
 from anjeon.protocol.stats import DropCounter, RateMeter
 
 from .capture import CameraConfig, Capture
+from .sources import install_log_masking
+from .stream import quiet_native_logs
 
 log = logging.getLogger("anjeon.edge")
 
@@ -79,8 +81,9 @@ class Edge:
         for cam_id, out in self.cameras.items():
             cap = out.capture
             out.captured.count = cap.captured
+            state, error = cap.status()
             cams[cam_id] = {
-                "state": cap.state, "error": cap.error, "source": cap.description,
+                "state": state, "error": error, "source": cap.description,
                 "capture_fps": round(out.captured.sample(now), 2), "sent_fps": round(out.sent.sample(now), 2),
                 "sent": out.sent.count, "captured": cap.captured, "reconnects": cap.reconnects,
                 "bytes_per_s": round(out.bytes_sent.sample(now)), "drops": out.drops.snapshot(),
@@ -88,6 +91,8 @@ class Edge:
         return {"cameras": cams, "run": self.run_id}
 
     def serve(self, stop: threading.Event) -> None:
+        install_log_masking()  # before any camera logs: no password may reach a log line
+        quiet_native_logs()
         push = configure(self._ctx.socket(zmq.PUSH), sndhwm=SEND_HWM, immediate=True)
         push.connect(self.config.broker.endpoint(FRAMES_IN))
         for out in self.cameras.values():

@@ -9,23 +9,52 @@ from __future__ import annotations
 
 import glob
 import importlib.util
+import logging
 import os
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
 
+if TYPE_CHECKING:
+    from .stream import StreamOptions
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*)(?::[^@/\s]*)?@")
+# The password runs to the LAST '@' before the host (passwords may contain '@'), never past a '/' or a space.
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*)(?::[^/\s]*)?@")
+# Some cameras take the password in the query string instead (http://cam/snap.cgi?user=a&pwd=b).
+_QUERY_SECRET = re.compile(r"(?P<key>[?&](?:password|passwd|pwd|pass)=)[^&\s]*", re.IGNORECASE)
 
 
 def mask_url(text: str) -> str:
-    """Hide passwords in URLs: rtsp://admin:secret@cam -> rtsp://admin:***@cam."""
-    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    """Hide passwords in URLs anywhere in a text: rtsp://admin:secret@cam -> rtsp://admin:***@cam."""
+    text = _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    return _QUERY_SECRET.sub(lambda m: f"{m['key']}***", text)
+
+
+class MaskingFilter(logging.Filter):
+    """Masks passwords in every log record, so no code path (or library message) can leak one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_url(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and record.exc_info[1] is not None:  # tracebacks quote exception texts
+            record.exc_text = mask_url(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def install_log_masking() -> None:
+    """Attach MaskingFilter to the root handlers (where every record of this process ends up)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
+            handler.addFilter(MaskingFilter())
 
 
 class SourceError(RuntimeError):
@@ -43,7 +72,7 @@ class Source(Protocol):
 
 
 class VideoSource:
-    """OpenCV's VideoCapture: webcams, RTSP/HTTP URLs, video files."""
+    """OpenCV's VideoCapture: webcams and video files (network streams: stream.NetworkSource)."""
 
     def __init__(self, target: str | int, live: bool, loop: bool = False) -> None:
         self.target, self.live, self.loop = target, live, loop
@@ -52,11 +81,10 @@ class VideoSource:
 
     def open(self) -> None:
         self.close()
-        params = []
-        if isinstance(self.target, str) and "://" in self.target:
-            # Bound the waits on a dead or frozen network camera (OpenCV's defaults are ~30-90 s).
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, 5000, cv2.CAP_PROP_READ_TIMEOUT_MSEC, 3000]
-        cap = cv2.VideoCapture(self.target, cv2.CAP_ANY, params) if params else cv2.VideoCapture(self.target)
+        try:
+            cap = cv2.VideoCapture(self.target)
+        except Exception as exc:  # cv2.error: keep it a SourceError so the capture thread retries
+            raise SourceError(f"cannot open {self.describe()}: {mask_url(str(exc))}") from None
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"cannot open {self.describe()}")
@@ -124,8 +152,10 @@ class StillSource:
         return self._label
 
 
-def parse_source(spec: str, fps: float, loop: bool) -> Source:
+def parse_source(spec: str, fps: float, loop: bool, options: "StreamOptions | None" = None) -> Source:
     """Turn ``--camera NAME=SPEC``'s SPEC into a source; raise SourceError with a clear sentence."""
+    from .stream import NetworkSource, StreamOptions
+
     spec = spec.strip()
     if not spec:
         raise SourceError("empty camera source")
@@ -141,7 +171,9 @@ def parse_source(spec: str, fps: float, loop: bool) -> Source:
         scheme = spec.split("://", 1)[0].lower()
         if scheme not in ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "file"):
             raise SourceError(f"unsupported URL scheme '{scheme}' in {mask_url(spec)}")
-        return VideoSource(spec, live=scheme != "file", loop=loop)
+        if scheme == "file":
+            return VideoSource(spec, live=False, loop=loop)
+        return NetworkSource(spec, options or StreamOptions())
     path = Path(spec).expanduser()
     if path.is_dir():
         files = sorted(p for p in glob.glob(os.path.join(path, "*")) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
