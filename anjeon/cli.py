@@ -286,3 +286,7 @@ def config_validate(path: Path) -> None:
 from .cli_loadtest import loadtest  # noqa: E402
 
 main.add_command(loadtest)
+from .cli_safety import events, safety  # noqa: E402
+
+main.add_command(safety)
+main.add_command(events)

@@ -1,0 +1,205 @@
+"""`anjeon safety`: subscribe to pictures and detections, run the rules, store, publish and alert.
+
+Sockets:
+  SUB    <- broker results-out: img/CAM/ for each configured camera (detections + the exact JPEG,
+            which becomes the event's snapshot).
+  PUB    -> broker results-in: evt/CAM/ event transitions (see bus.py).
+  ROUTER    bound on --history-bind: history queries.
+  DEALER -> broker control: heartbeats (role "safety"), like every process.
+
+Order of work for a transition: snapshot written, event committed to SQLite,
+then published and handed to the alert sinks, so no alert ever points at a
+snapshot or event that does not exist yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from anjeon.protocol import wire
+from anjeon.protocol.endpoints import RESULTS_IN, RESULTS_OUT, BrokerAddress
+from anjeon.protocol.heartbeat import HeartbeatClient, default_name
+from anjeon.protocol.sockets import configure
+from anjeon.protocol.stats import DropCounter, RateMeter
+
+from . import bus
+from .alerts import Alerts
+from .config import SafetyConfig
+from .engine import CameraEngine
+from .incident import Transition
+from .observation import Observation
+from .reorder import Reorderer
+from .snapshot import write_snapshot
+from .store import EventStore, Query
+from .tracker import PersonTracker
+
+log = logging.getLogger("anjeon.safety")
+
+REORDER_WINDOW = 0.3  # seconds a result waits for earlier ones from slower workers
+IDLE_CHECK = 1.0  # seconds between checks that end events of cameras that went quiet
+
+
+@dataclass
+class SafetyServiceConfig:
+    broker: BrokerAddress
+    safety: SafetyConfig
+    history_bind: str = ""  # default: tcp://*:<broker base port + 5>
+    name: str = ""
+
+    @property
+    def history_endpoint(self) -> str:
+        return self.history_bind or f"tcp://*:{self.broker.base_port + bus.HISTORY_OFFSET}"
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return Path(self.safety.snapshots) if self.safety.snapshots else Path(self.safety.store).parent / "snapshots"
+
+
+@dataclass
+class _Camera:
+    engine: CameraEngine
+    reorder: Reorderer[tuple[Observation, bytes]] = field(default_factory=lambda: Reorderer(REORDER_WINDOW))
+    last_result: float = 0.0
+
+
+class SafetyService:
+    def __init__(self, config: SafetyServiceConfig, ctx: zmq.Context | None = None) -> None:
+        self.config = config
+        self._ctx = ctx or zmq.Context.instance()
+        self.proc = wire.new_id()
+        self.drops = DropCounter(log)
+        self.results = RateMeter()
+        self.events = 0
+        self.store = EventStore(config.safety.store)
+        self.alerts = Alerts(config.safety.alerts, self.drops)
+        self.cameras = {cam: _Camera(CameraEngine(cam, rules, PersonTracker().update))
+                        for cam, rules in config.safety.cameras.items()}
+        self._resume_open_events()
+        self.heartbeat = HeartbeatClient(self._ctx, config.broker, self.proc, "safety",
+                                         config.name or default_name("safety"), self._info, log)
+        self._pub: zmq.Socket | None = None
+
+    def _info(self) -> dict[str, Any]:
+        return {"drops": self.drops.snapshot(), "results": self.results.count, "events": self.events,
+                "open": sum(len(c.engine.open_events()) for c in self.cameras.values()),
+                "alerts": self.alerts.stats()}
+
+    def _resume_open_events(self) -> None:
+        now = time.time()
+        for ev in self.store.open_events():
+            cam = self.cameras.get(ev.camera)
+            if cam is not None:
+                cam.engine.resume([ev], now)
+        resumed = sum(len(c.engine.open_events()) for c in self.cameras.values())
+        if resumed:
+            log.info("resumed %d open event(s) from %s", resumed, self.store.path)
+
+    def serve(self, stop: threading.Event) -> None:
+        cfg = self.config
+        sub = configure(self._ctx.socket(zmq.SUB), rcvhwm=200)
+        sub.connect(cfg.broker.endpoint(RESULTS_OUT))
+        for cam in self.cameras:
+            sub.setsockopt(zmq.SUBSCRIBE, wire.topic(wire.IMAGE_PREFIX, cam))
+        self._pub = configure(self._ctx.socket(zmq.PUB), sndhwm=1000)
+        self._pub.connect(cfg.broker.endpoint(RESULTS_IN))
+        history = configure(self._ctx.socket(zmq.ROUTER))
+        try:
+            history.bind(cfg.history_endpoint)
+        except zmq.ZMQError as exc:
+            raise RuntimeError(f"cannot bind the history socket {cfg.history_endpoint}: {exc}") from None
+        self.heartbeat.start()
+        poller = zmq.Poller()
+        poller.register(sub, zmq.POLLIN)
+        poller.register(history, zmq.POLLIN)
+        log.info("safety %s: %d camera(s), %d rule(s), store %s, history on %s", self.proc, len(self.cameras),
+                 sum(len(c.engine.rules.rules) for c in self.cameras.values()), cfg.safety.store, cfg.history_endpoint)
+        next_idle = time.monotonic() + IDLE_CHECK
+        try:
+            while not stop.is_set():
+                ready = dict(poller.poll(100))
+                if sub in ready:
+                    for _ in range(200):  # drain a burst, then look at the rest
+                        try:
+                            self._receive(sub.recv_multipart(zmq.NOBLOCK))
+                        except zmq.Again:
+                            break
+                if history in ready:
+                    self._answer(history)
+                self._release(time.monotonic())
+                if time.monotonic() >= next_idle:
+                    self._end_quiet_cameras()
+                    next_idle = time.monotonic() + IDLE_CHECK
+        finally:
+            self.heartbeat.stop()
+            self.alerts.stop()
+            for sock in (sub, self._pub, history):
+                sock.close(0)
+            self.store.close()
+            log.info("safety stopped after %d results, %d event transitions", self.results.count, self.events)
+
+    def _receive(self, frames: list[bytes]) -> None:
+        try:
+            if len(frames) != 3:
+                raise wire.ProtocolError("malformed", f"{len(frames)} part(s) where [topic, result, jpeg] was expected")
+            result = wire.Result.from_wire(frames[1])
+        except wire.ProtocolError as exc:
+            self.drops.drop(exc.reason, str(exc))
+            return
+        cam = self.cameras.get(result.frame.camera)
+        if cam is None:
+            return
+        f = result.frame
+        if not cam.reorder.push(f.run, f.seq, f.t_capture, (Observation.from_result(result), frames[2]),
+                                time.monotonic()):
+            self.drops.drop("late", f"camera {f.camera}: a result older than one already evaluated", camera=f.camera)
+
+    def _release(self, now: float) -> None:
+        for cam in self.cameras.values():
+            for obs, jpeg in cam.reorder.pop_ready(now):
+                self.results.add()
+                cam.last_result = now
+                tracked, transitions = cam.engine.process(obs)
+                for tr in transitions:
+                    self._emit(tr, tracked, jpeg, cam.engine)
+
+    def _end_quiet_cameras(self) -> None:
+        now = time.time()
+        for cam in self.cameras.values():
+            for tr in cam.engine.idle(now):
+                self._emit(tr, None, None, cam.engine)
+
+    def _emit(self, tr: Transition, obs: Observation | None, jpeg: bytes | None, engine: CameraEngine) -> None:
+        ev = tr.event
+        if tr.kind == "start" and obs is not None:
+            ev.snapshot = write_snapshot(self.config.snapshot_dir, jpeg, obs, tr.rows, ev, engine.rules)
+        self.store.save(ev)  # committed before anyone hears of it
+        data = ev.to_dict()
+        self.events += 1
+        log.info("event %s %s %s camera %s tracks %s peak %d", tr.kind, ev.type, ev.id, ev.camera, ev.tracks, ev.peak)
+        try:
+            self._pub.send_multipart(bus.event_message(tr.kind, data), zmq.NOBLOCK)
+        except zmq.Again:
+            self.drops.drop("event_backpressure", "the results bus is not taking events")
+        self.alerts.send(tr.kind, data)
+
+    def _answer(self, history: zmq.Socket) -> None:
+        for _ in range(100):
+            try:
+                frames = history.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            envelope, body = frames[:-1], frames[-1]
+            try:
+                request = wire.unpack(body, bus.EVENTS_QUERY)
+                reply = {"v": wire.VERSION, "kind": bus.EVENTS, "events": self.store.query(Query.from_map(request))}
+            except wire.ProtocolError as exc:
+                self.drops.drop(exc.reason, f"history request: {exc}")
+                reply = {"v": wire.VERSION, "kind": bus.ERROR, "error": str(exc)}
+            history.send_multipart([*envelope, wire.pack(reply)])

@@ -1,0 +1,53 @@
+"""Helpers for the safety tests: site configs, the event store, an event subscriber."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import msgpack
+
+from conftest import ROOT, System, free_base_port
+
+
+def write_config(path: Path, camera: str, body: str, store: Path) -> Path:
+    """A site config with a safety section for one camera; ``body`` is the camera's zones/lines/rules YAML."""
+    indented = "\n".join("      " + line for line in body.strip("\n").splitlines())
+    path.write_text(f"safety:\n  store: {store}\n  cameras:\n    {camera}:\n{indented}\n", encoding="utf-8")
+    return path
+
+
+def start_safety(system: System, name: str, config: Path, history_port: int | None = None):
+    port = history_port or free_base_port()
+    proc = system.start(name, "safety", "--broker", system.broker_url, "--config", str(config),
+                        "--history-bind", f"tcp://127.0.0.1:{port}", "--name", name)
+    return proc, port
+
+
+def stored_events(db: Path) -> list[dict]:
+    if not db.exists():
+        return []
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute("SELECT * FROM events ORDER BY started")]
+    except sqlite3.OperationalError:  # the service has not created the table yet
+        return []
+    finally:
+        con.close()
+
+
+def events_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "anjeon", "events", *args], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+
+
+def decode_event(frames: list[bytes]) -> dict:
+    return msgpack.unpackb(frames[1])
+
+
+def json_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
