@@ -1,0 +1,95 @@
+"""Edge settings around real cameras: password masking, per-camera settings from a site config, --fast files."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from anjeon.edge.sources import MaskingFilter, mask_url
+from anjeon.siteconfig import ConfigError, parse_site_config
+from anjeon.upspec import build_specs
+from conftest import SAMPLE
+from rtsp_helpers import make_clip
+
+MASKING = [
+    ("rtsp://admin:secret@10.0.0.7/stream", "rtsp://admin:***@10.0.0.7/stream"),
+    ("rtsp://admin:p@ss@10.0.0.7:554/s", "rtsp://admin:***@10.0.0.7:554/s"),  # '@' inside the password
+    ("failed: 'rtsps://u:pw@cam/x' and http://a:b@c", "failed: 'rtsps://u:***@cam/x' and http://a:***@c"),
+    ("http://cam/snap.cgi?user=a&pwd=hunter2&x=1", "http://cam/snap.cgi?user=a&pwd=***&x=1"),
+    ("rtsp://10.0.0.7/stream", "rtsp://10.0.0.7/stream"),
+]
+
+
+@pytest.mark.parametrize("text, masked", MASKING)
+def test_passwords_are_masked(text, masked):
+    assert mask_url(text) == masked
+
+
+def test_log_records_and_tracebacks_are_masked():
+    record = logging.LogRecord("anjeon.edge", logging.WARNING, __file__, 1, "open %s", ("rtsp://a:topsecret@h/",), None)
+    try:
+        raise RuntimeError("cannot open rtsp://a:topsecret@h/")
+    except RuntimeError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    MaskingFilter().filter(record)
+    text = logging.Formatter().format(record)
+    assert "topsecret" not in text and "rtsp://a:***@h/" in text
+
+
+SITE = """
+cameras:
+  gate:
+    source: rtsp://admin:pw@10.0.0.7/stream
+    transport: udp
+    stall_timeout: 4
+  yard:
+    source: clip.mp4
+    realtime: false
+"""
+
+
+def test_site_config_carries_camera_transport_watchdog_and_pacing():
+    site = parse_site_config(SITE, "site.yaml")
+    assert site.cameras["gate"].transport == "udp" and site.cameras["gate"].stall_timeout == 4.0
+    assert site.cameras["yard"].realtime is False and site.cameras["yard"].transport == "tcp"
+    edges = {s.name: s.argv for s in build_specs(site, 2, False) if s.name.startswith("edge-")}
+    assert edges["edge-gate"][edges["edge-gate"].index("--transport") + 1] == "udp"
+    assert "--fast" in edges["edge-yard"] and "--fast" not in edges["edge-gate"]
+
+
+@pytest.mark.parametrize("settings, words", [
+    ("{source: x, transport: http}", "cameras.gate.transport: 'http' is not one of tcp, udp"),
+    ("{source: x, stall_timeout: 0}", "cameras.gate.stall_timeout: 0.0 is out of range"),
+])
+def test_bad_camera_settings_are_named(settings, words):
+    with pytest.raises(ConfigError, match=words):
+        parse_site_config(f"cameras:\n  gate: {settings}\n", "site.yaml")
+
+
+def test_edge_takes_per_camera_settings_from_a_site_config(system, bus_jpg, tmp_path):
+    config = tmp_path / "site.yaml"
+    config.write_text(f"cameras:\n  scene: {{source: synthetic, width: 320, fps: 3}}\n"
+                      f"  bus: {{source: '{bus_jpg}', width: 200, quality: 40, fps: 2}}\n")
+    system.broker()
+    system.worker("w1", "null")
+    edge = system.start("edge", "edge", "--broker", system.broker_url, "--config", str(config))
+    sub = system.subscriber()
+    widths = {}
+    for result in sub.results(6, timeout=60):
+        widths[result["camera"]] = result["width"]
+    assert widths == {"scene": 320, "bus": 200}, widths
+    assert edge.alive
+
+
+def test_fast_reads_a_file_to_its_end_without_real_time_pacing(system, tmp_path):
+    # The sample is 795 frames at 10 fps (the stand-in 1200): over 60 s in real time. --fast reads it as
+    # fast as it decodes, so it ends within the wait below even on a slow machine (no duration is asserted).
+    clip = SAMPLE if SAMPLE.exists() else make_clip(tmp_path / "clip.avi", frames=1200)
+    system.broker()
+    edge = system.edge("edge1", f"clip={clip}", fps=120, extra=("--fast",))
+    sub = system.subscriber()
+    sub.status_where(lambda s: s.get("cameras", {}).get("clip", {}).get("state") == "ended", 60, "clip ended")
+    assert "ended" in edge.output()
