@@ -18,11 +18,12 @@ TRACKER_PACKAGE := trackers==2.6.1
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.cache/ultralytics
 
-.PHONY: venv demo test clean help
+.PHONY: venv demo test bench clean help
 
 help:
 	@echo "make demo   set up .venv and run broker + worker + edge + live table on the sample (Ctrl-C stops)"
 	@echo "make test   set up .venv and run the test suite"
+	@echo "make bench  run the benchmarks side by side and regenerate docs/benchmarks.md (~25 min)"
 	@echo "make clean  remove .venv and caches"
 
 # Rebuilt only when the dependencies change (pyproject.toml or this file).
@@ -31,7 +32,7 @@ $(BIN)/.installed: pyproject.toml Makefile
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { echo "installing python3-venv"; apt-get update -qq && apt-get install -y -qq python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[worker,safety,test]'
+	$(BIN)/pip install -q -e '.[worker,safety,test,bench]'
 	$(BIN)/pip install -q --no-deps $(MODEL_PACKAGE) $(HELMET_PACKAGE) $(TRACKER_PACKAGE)
 	@mkdir -p $(YOLO_CONFIG_DIR)
 	@touch $@
@@ -45,6 +46,9 @@ demo: venv
 test: venv
 	./scripts/test-deps.sh
 	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/python -m benchmarks.run_all
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache logs

@@ -61,9 +61,9 @@ class SyntheticCameras:
     """Sends ``cameras`` x ``fps`` frames per second, spread evenly in time, never blocking."""
 
     def __init__(self, broker: BrokerAddress, cameras: int, fps: float, pool: FramePool,
-                 ctx: zmq.Context | None = None) -> None:
+                 ctx: zmq.Context | None = None, prefix: str = "load") -> None:
         self.broker, self.pool = broker, pool
-        self.camera_ids = [f"load{i:02d}" for i in range(cameras)]
+        self.camera_ids = [f"{prefix}{i:02d}" for i in range(cameras)]
         self.fps = fps  # per camera; the ramp changes it while running
         self.counts = SendCounts()
         self._ctx = ctx or zmq.Context.instance()

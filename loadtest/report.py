@@ -61,6 +61,21 @@ def _delta(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return {k: b.get(k, 0) - a.get(k, 0) for k in sorted(set(a) | set(b)) if b.get(k, 0) - a.get(k, 0)}
 
 
+def _rss_by_name(status: dict[str, Any]) -> dict[str, float]:
+    out = {"broker": status.get("process", {}).get("rss_mb")}
+    for group in ("workers", "edges", "subscribers"):
+        for p in status.get(group, {}).values():
+            if p.get("online"):
+                out[str(p.get("name"))] = p.get("process", {}).get("rss_mb")
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _rss_trend(first: dict[str, Any], last: dict[str, Any]) -> dict[str, list[float]]:
+    """Resident memory of each process at the start and the end of the window: flat means no queue grows."""
+    a, b = _rss_by_name(first), _rss_by_name(last)
+    return {name: [a[name], b[name]] for name in b if name in a}
+
+
 def summarize(data: Collected, samples: list[SendSample], t0: float, t1: float, cameras: set[str],
               stale_at_t0: int = 0) -> dict[str, Any]:
     """Figures for the window [t0, t1] (monotonic)."""
@@ -91,6 +106,7 @@ def summarize(data: Collected, samples: list[SendSample], t0: float, t1: float, 
             if p.get("online"):
                 processes.append({"name": p.get("name"), "role": role or p.get("role"), **p.get("process", {})})
     return {
+        "rss_mb_start_end": _rss_trend(st0, st1),
         "duration_s": round(duration, 2),
         "offered_fps": round(offered / duration, 2),
         "sent_fps": round((s1.sent - s0.sent) / duration, 2),
