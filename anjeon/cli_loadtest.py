@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import sys
 from pathlib import Path
 
 import click
 
-from anjeon.protocol.endpoints import BrokerAddress
+from anjeon.protocol.endpoints import AddressError, BrokerAddress, free_base_port
 
 from .runtime import available_cores, run_until_signal
 
@@ -22,24 +21,6 @@ def _resolution(_ctx, _param, value: str) -> tuple[int, int]:
     if not m:
         raise click.BadParameter(f"'{value}' should be WIDTHxHEIGHT, e.g. 1280x720")
     return int(m[1]), int(m[2])
-
-
-def _free_base_port() -> int:
-    """Five consecutive free ports on loopback, for a spawned private broker."""
-    for start in range(47000, 60000, 5):
-        socks = []
-        try:
-            for offset in range(5):
-                s = socket.socket()
-                s.bind(("127.0.0.1", start + offset))
-                socks.append(s)
-            return start
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise click.ClickException("no five consecutive free ports between 47000 and 60000 for --spawn")
 
 
 @click.command()
@@ -78,7 +59,10 @@ def loadtest(broker, cameras, fps, resolution, quality, duration, ramp, ramp_sta
     from anjeon.loadtest.report import plot, render_table
     from anjeon.loadtest.runner import LoadTestConfig, Run, spawned_system, wait_for_workers
 
-    address: BrokerAddress = BrokerAddress("127.0.0.1", _free_base_port()) if spawn else _broker(None, None, broker)
+    try:
+        address = BrokerAddress("127.0.0.1", free_base_port()) if spawn else _broker(None, None, broker)
+    except AddressError as exc:
+        raise click.ClickException(str(exc)) from None
     config = LoadTestConfig(broker=address, cameras=cameras, fps=fps, width=resolution[0], height=resolution[1],
                             quality=quality, duration=duration, ramp=ramp, ramp_start=ramp_start, slo_ms=slo_ms, step_seconds=step_seconds,
                             spawn=spawn, workers=workers, model=DETECTORS[detector], batch=batch, threads=threads)

@@ -128,9 +128,9 @@ SENDERS = {"seed": _seed_sender, "imagezmq": _imagezmq_sender, "pushpull": _push
 def run_baseline(kind: str, jpegs: list[bytes], rate: float, seconds: float, threads: int,
                  workdir: Path) -> list[tuple[float, float]]:
     """Offer ``rate`` frames/s for ``seconds``; return (capture, done) per completed frame."""
-    from anjeon.cli_loadtest import _free_base_port
+    from anjeon.protocol.endpoints import free_base_port
 
-    port = _free_base_port()
+    port = free_base_port()
     out = workdir / f"{kind}-{rate:.1f}.json"
     ctx = mp.get_context("spawn")
     ready, stop = ctx.Event(), ctx.Event()

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
-from anjeon.cli_loadtest import _free_base_port
+from anjeon.protocol.endpoints import free_base_port
 from anjeon.loadtest.cameras import FramePool, make_pool
 from anjeon.loadtest.runner import LoadTestConfig, Progress, Run, spawned_system, wait_for_workers
 from anjeon.protocol.endpoints import BrokerAddress
@@ -32,7 +32,7 @@ class QuietProgress(Progress):
 @contextlib.contextmanager
 def anjeon_system(workers: int, model: str, threads: int, batch: int = 1) -> Iterator[BrokerAddress]:
     """A private broker and workers on loopback, stopped on exit."""
-    address = BrokerAddress("127.0.0.1", _free_base_port())
+    address = BrokerAddress("127.0.0.1", free_base_port())
     cfg = LoadTestConfig(broker=address, workers=workers, model=model, threads=threads, batch=batch, spawn=True)
     _, shutdown = spawned_system(cfg, LOG_DIR, cores=os.cpu_count() or 1)
     try:

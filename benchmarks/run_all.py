@@ -174,9 +174,9 @@ else:
         j = pool.jpegs[k % len(pool.jpegs)]
         push.send_multipart([msgpack.packb({{'camera': 'c', 'seq': k, 't_capture': time.time()}}), j], copy=False); k += 1
 """
-    from anjeon.cli_loadtest import _free_base_port
+    from anjeon.protocol.endpoints import free_base_port
 
-    port = str(_free_base_port())
+    port = str(free_base_port())
     recv = subprocess.Popen([sys.executable, "-c", code, "recv", port], stdout=subprocess.PIPE, text=True)
     time.sleep(2)
     send = subprocess.Popen([sys.executable, "-c", code, "send", port])
@@ -228,10 +228,10 @@ def _results_out(address, seconds: float) -> tuple[float, dict]:
 
 def _broker_ceiling(seconds: float, drains: int = 2, senders: int = 2) -> dict:
     """Frames/s through a broker to workers that do nothing (benchmarks/drain_worker.py)."""
-    from anjeon.cli_loadtest import _free_base_port
+    from anjeon.protocol.endpoints import free_base_port
     from anjeon.protocol.endpoints import BrokerAddress
 
-    address = BrokerAddress("127.0.0.1", _free_base_port())
+    address = BrokerAddress("127.0.0.1", free_base_port())
     procs = [subprocess.Popen([sys.executable, "-m", "anjeon", "--log-level", "warning", "broker", "--bind",
                                "127.0.0.1", "--base-port", str(address.base_port)])]
     procs += [subprocess.Popen([sys.executable, "-m", "benchmarks.drain_worker", str(address)], cwd=ROOT)

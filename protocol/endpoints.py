@@ -7,7 +7,9 @@ is one flag (``--base-port`` on the broker, ``:PORT`` on the clients).
 
 from __future__ import annotations
 
+import random
 import re
+import socket
 from dataclasses import dataclass
 
 DEFAULT_BASE_PORT = 5550
@@ -61,3 +63,22 @@ def check_base_port(port: int) -> None:
 def bind_endpoint(bind_host: str, base_port: int, socket_name: str) -> str:
     host = "*" if bind_host in ("0.0.0.0", "*", "") else bind_host
     return f"tcp://{host}:{base_port + OFFSETS[socket_name]}"
+
+
+def free_base_port(host: str = "127.0.0.1", low: int = 20000, high: int = 60000, tries: int = 200) -> int:
+    """A base port whose five ports are all free on ``host`` right now (for tests and private brokers)."""
+    for _ in range(tries):
+        base = random.randint(low, high - len(OFFSETS))
+        socks = []
+        try:
+            for offset in range(len(OFFSETS)):
+                s = socket.socket()
+                s.bind((host, base + offset))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AddressError(f"found no {len(OFFSETS)} consecutive free ports on {host} between {low} and {high}")

@@ -8,9 +8,7 @@ bounded in time.
 from __future__ import annotations
 
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +18,8 @@ from typing import Callable
 import msgpack
 import pytest
 import zmq
+
+from anjeon.protocol.endpoints import free_base_port  # noqa: F401  (used by tests via conftest)
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "samples" / "vtest.avi"
@@ -33,25 +33,6 @@ def ultralytics_asset(name: str) -> str:
 
     spec = importlib.util.find_spec("ultralytics")
     return str(Path(list(spec.submodule_search_locations)[0]) / "assets" / name)
-
-
-def free_base_port() -> int:
-    """A base port whose five ports are all free right now."""
-    for _ in range(200):
-        base = random.randint(20000, 60000)
-        socks = []
-        try:
-            for offset in range(5):
-                s = socket.socket()
-                s.bind(("127.0.0.1", base + offset))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no five free consecutive ports")
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
