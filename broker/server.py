@@ -26,7 +26,7 @@ from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
 from anjeon.protocol.sockets import configure
 from anjeon.protocol.stats import DropCounter, ProcessMeter
 
-from .registry import Registry
+from .registry import FORGET_AFTER, Registry
 from .scheduler import CreditOutcome, FrameScheduler, Pending
 from .status import CameraFlow, build_snapshot
 
@@ -266,6 +266,10 @@ class Broker:
                 log.info("forgot the credit of worker %s", peer.name)
         for proc in self.scheduler.silent_workers(HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS):
             self.scheduler.forget(proc)
+        # Cameras silent for long are forgotten too, so a client inventing camera ids cannot grow memory.
+        now = time.monotonic()
+        for cam in [c for c, f in self.flows.items() if now - f.last_frame > FORGET_AFTER]:
+            del self.flows[cam]
         return bool(gone)
 
     def snapshot(self) -> dict:
