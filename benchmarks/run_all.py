@@ -296,15 +296,19 @@ DEFAULT_SECONDS = {"freshness": 60, "overhead": 30, "scaling": 20, "transport": 
 @click.command()
 @click.argument("names", nargs=-1, type=click.Choice(sorted(BENCHES)))
 @click.option("--seconds", type=float, help="Override every benchmark's run length.")
-def main(names: tuple[str, ...], seconds: float | None) -> None:
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=OUT,
+              help="Folder for the JSON and PNG results; the report is written next to it as benchmarks.md.")
+def main(names: tuple[str, ...], seconds: float | None, out: Path) -> None:
     """Run the named benchmarks (default: all), then regenerate docs/benchmarks.md."""
+    global OUT
+    OUT = out
     for name in names or tuple(BENCHES):
         say(f"running {name}")
         BENCHES[name](seconds or DEFAULT_SECONDS[name])
     from .write_docs import write
 
-    write(OUT, ROOT / "docs" / "benchmarks.md")
-    say("wrote docs/benchmarks.md")
+    write(OUT, OUT.parent / "benchmarks.md")
+    say(f"wrote {OUT.parent / 'benchmarks.md'}")
 
 
 if __name__ == "__main__":

@@ -57,12 +57,17 @@ def scaling(d: dict) -> list[str]:
 def transport(d: dict) -> list[str]:
     hop = d["hop"]
     return ["## 4. Transport ceiling and the cost of the broker hop", "",
-            "| path (720p JPEGs) | frames/s |", "| --- | ---: |",
-            f"| raw PUSH/PULL, two processes, receiver only counts | {d['raw_pushpull_fps']:.0f} |",
+            "| path (720p JPEGs, all processes on this machine) | frames/s |", "| --- | ---: |",
+            f"| raw PUSH/PULL, two processes, receiver only counts (the physical ceiling) "
+            f"| {d['raw_pushpull_fps']:.0f} |",
             f"| raw PUSH/PULL, receiver decodes each JPEG | {d['raw_pushpull_decode_fps']:.0f} |",
-            f"| anjeon: loadtest -> broker -> 2 null workers (decode) -> subscriber | {d['anjeon_null_fps']:.0f} |",
-            "", f"anjeon reaches {100 * d['ratio_to_raw']:.0f} % of raw transport and "
-            f"{100 * d['ratio_to_raw_decode']:.0f} % of raw transport with decoding.", "",
+            f"| anjeon broker: 2 load generators -> broker -> 2 workers that do no work "
+            f"(benchmarks/drain_worker.py) -> subscriber | {d['broker_drain_fps']:.0f} |",
+            f"| anjeon: load generator -> broker -> 2 `--model null` workers (decode) -> subscriber "
+            f"| {d['anjeon_null_fps']:.0f} |",
+            "", f"Through the broker: {100 * d['ratio_broker_to_raw']:.0f} % of raw PUSH/PULL (broker at "
+            f"{_f(d.get('broker_cpu'))} % of one core); with decoding workers: "
+            f"{100 * d['ratio_to_raw_decode']:.0f} % of raw PUSH/PULL with decoding.", "",
             "What the broker hop costs one 720p frame (1 camera at 20 fps, null worker):", "",
             "| stage | p50 ms | p99 ms |", "| --- | ---: | ---: |"] + [
             f"| {k} | {_f(v['p50'], 2)} | {_f(v['p99'], 2)} |" for k, v in hop.items()] + [

@@ -57,3 +57,19 @@ def test_loadtest_bad_resolution():
     done = subprocess.run([sys.executable, "-m", "anjeon", "loadtest", "--resolution", "big"], capture_output=True,
                           text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 2 and "should be WIDTHxHEIGHT" in done.stderr
+
+
+def test_benchmark_command_runs_and_writes_its_report(tmp_path):
+    """The transport benchmark on a tiny load: it runs, its JSON is well-formed, the report is generated."""
+    out = tmp_path / "results"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.run_all", "transport", "--seconds", "2", "--out",
+                           str(out)], capture_output=True, text=True, timeout=400, cwd=ROOT,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    data = json.loads((out / "transport.json").read_text())
+    for key in ("raw_pushpull_fps", "raw_pushpull_decode_fps", "broker_drain_fps", "anjeon_null_fps", "hop"):
+        assert key in data
+    assert data["raw_pushpull_fps"] > 0 and data["broker_drain_fps"] > 0 and data["anjeon_null_fps"] > 0
+    assert set(data["hop"]) == {"transport_in", "broker_wait", "transport_out"}
+    report = (tmp_path / "benchmarks.md").read_text()
+    assert "## 4. Transport ceiling" in report and "machine" in data
