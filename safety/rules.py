@@ -20,8 +20,8 @@ from .observation import NO_HELMET_LABELS, Observation
 
 FALL_LABELS = frozenset({"Fall", "fall", "fallen"})
 UPRIGHT_ASPECT = 1.2  # box height / width of a standing person (walking people measure 1.8-3)
-DOWN_ASPECT = 1.0  # height / width below this: lying (or the model says Fall)
-MOVED_HEIGHTS = 0.5  # an upright track must move this many of its box heights to count as a moving person
+DOWN_ASPECT = 1.0  # height / width below this: a lying box (needed together with the Fall label)
+MOVED_HEIGHTS = 1.0  # an upright track must move this many of its box heights to count as a moving person
 FORGET_AFTER = 30.0  # seconds: per-track memory of tracks not seen for this long is dropped
 
 
@@ -113,7 +113,9 @@ class Fall:
         aspect = h / np.maximum(w, 1e-6)
         fallen_label = np.array([label in FALL_LABELS for label in obs.labels], bool)
         upright = (aspect >= UPRIGHT_ASPECT) & ~fallen_label
-        down = fallen_label | (aspect < DOWN_ASPECT)
+        # Both the label and a lying box: either alone fires on walkers whose boxes merge (wide,
+        # labelled Normal) or on a crouching person the model calls Fall.
+        down = fallen_label & (aspect < DOWN_ASPECT)
         for i in np.flatnonzero(obs.confirmed):
             tid, centre = int(obs.ids[i]), ((b[i, 0] + b[i, 2]) / 2, (b[i, 1] + b[i, 3]) / 2)
             state = self._tracks.get(tid)

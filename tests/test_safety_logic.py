@@ -261,7 +261,7 @@ def test_fall_needs_an_upright_moving_person_and_ignores_a_static_fall_label():
         people = {1: lying}
         labels = {1: "Fall"}
         if t < 3.0:  # person 2 walks upright
-            people[2] = person(0.1 + 0.05 * t, 0.5)
+            people[2] = person(0.1 + 0.1 * t, 0.5)
         else:  # then lies down and stays there
             people[2] = [150, 450, 300, 500]
             labels[2] = "Fall"

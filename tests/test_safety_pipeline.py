@@ -23,7 +23,7 @@ zones:
   walkway: [[0.42, 0.32], [0.78, 0.32], [0.78, 0.66], [0.42, 0.66]]
 rules:
   - {type: intrusion, zone: walkway, min_duration: 1.0, end_after: 3.0}
-  - {type: fall, min_duration: 1.0}
+  - {type: fall}  # default min_duration: 2 s down
 """
 
 
