@@ -112,7 +112,7 @@ def test_everyone_resumes_after_the_broker_restarts(system, bus_jpg):
     first_run = sub.status_where(lambda s: s.get("broker"), 10, "a status")
     broker.signal(signal.SIGKILL)
     broker.popen.wait(10)
-    time.sleep(2.0)
+    time.sleep(5.0)  # longer than the 3 s liveness, so every client notices the loss
     system.broker()
     restarted = time.time()
     results = sub.results(5, timeout=30, where=lambda r: r["_received"] > restarted)
