@@ -1,0 +1,86 @@
+"""`anjeon viewer`: the operator's web console (viewer/server.py does the work)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import click
+
+from anjeon.protocol.endpoints import DEFAULT_BASE_PORT, AddressError, BrokerAddress
+
+INSTALL_HINT = "the web console needs the viewer extra: pip install 'anjeon[viewer]' (or `make venv` in the repo)"
+
+
+def _broker(_ctx, _param, value: str) -> BrokerAddress:
+    try:
+        return BrokerAddress.parse(value)
+    except AddressError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _missing_deps() -> list[str]:
+    return [m for m in ("fastapi", "uvicorn", "ruamel.yaml", "yaml") if importlib.util.find_spec(m) is None]
+
+
+@click.command()
+@click.option("--broker", "broker", default=f"tcp://127.0.0.1:{DEFAULT_BASE_PORT}", callback=_broker,
+              metavar="tcp://HOST[:BASEPORT]", help="Where the broker runs.")
+@click.option("--port", default=8080, type=click.IntRange(1, 65535), help="HTTP port of the console.")
+@click.option("--bind", default="127.0.0.1",
+              help="Interface to serve on. Anything but loopback requires --users (a login).")
+@click.option("--users", "users_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Users file (NAME:PBKDF2 hash per line); when given, every page needs a login.")
+@click.option("--add-user", metavar="NAME", help="Add NAME (or set a new password) in --users, asking for the "
+                                                  "password, and exit.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Site YAML: zone outlines on the frames, and the zone editor saves into it.")
+@click.option("--history", default="", metavar="tcp://HOST:PORT",
+              help="The safety service's history API [tcp://BROKERHOST:BASEPORT+5].")
+@click.option("--acks", "acks_path", type=click.Path(dir_okay=False, path_type=Path), default="data/acks.jsonl",
+              help="Where acknowledgements (who, when) are recorded, one JSON line each.")
+@click.option("--name", default="", help="Name shown in status (default: viewer@HOST:PID).")
+def viewer(broker: BrokerAddress, port: int, bind: str, users_path: Path | None, add_user: str | None,
+           config_path: Path | None, history: str, acks_path: Path, name: str) -> None:
+    """Serve the web console: live cameras with boxes and zones, health, alarms, history, zone editor."""
+    from anjeon.viewer.auth import UsersFileError, is_loopback
+
+    if add_user:
+        if users_path is None:
+            raise click.UsageError("--add-user needs --users FILE")
+        from anjeon.viewer.auth import add_user as add
+
+        password = click.prompt(f"password for {add_user}", hide_input=True, confirmation_prompt=True)
+        try:
+            add(users_path, add_user, password)
+        except UsersFileError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{users_path}: {add_user} saved")
+        return
+    missing = _missing_deps()
+    if missing:
+        raise click.ClickException(f"{INSTALL_HINT} (missing: {', '.join(missing)})")
+    users = None
+    if users_path is not None:
+        from anjeon.viewer.auth import load_users
+
+        try:
+            users = load_users(users_path)
+        except UsersFileError as exc:
+            raise click.ClickException(str(exc)) from None
+    elif not is_loopback(bind):
+        raise click.ClickException(
+            f"REFUSING TO START: --bind {bind} would show every camera to the network without a login. "
+            "Give --users FILE (create it with `anjeon viewer --users FILE --add-user NAME`), "
+            "or keep the default --bind 127.0.0.1.")
+    if config_path is not None and not config_path.exists():
+        raise click.BadParameter(f"{config_path} does not exist", param_hint="--config")
+    from anjeon.viewer.server import ViewerConfig, serve
+
+    click.echo(f"anjeon console: http://{'127.0.0.1' if bind in ('0.0.0.0', '::') else bind}:{port}/"
+               + ("  (login required)" if users else ""), err=True)
+    try:
+        serve(ViewerConfig(broker=broker, port=port, bind=bind, history=history, config_path=config_path,
+                           users=users, acks_path=acks_path, name=name))
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None

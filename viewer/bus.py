@@ -1,0 +1,125 @@
+"""The console's side of the ZeroMQ bus: one SUB for pictures, status and events; history queries.
+
+SUB on results-out: ``img/`` (detections + the exact JPEG), ``status/`` and
+``evt/``. Everything lands in ConsoleState (newest frame per camera, replaced)
+and wakes the live clients; nothing is queued here beyond the socket's small
+high-water mark. History queries go to the safety service's documented ROUTER
+(docs/protocol.md), one DEALER per query, with a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from anjeon.protocol import wire
+from anjeon.protocol.endpoints import RESULTS_OUT, BrokerAddress
+from anjeon.protocol.sockets import configure
+from anjeon.protocol.stats import DropCounter, RateMeter
+
+from .live import Hub
+from .state import ConsoleState, parse_image_message
+
+log = logging.getLogger("anjeon.viewer")
+
+EVENT_PREFIX = b"evt/"  # the safety service's live events (docs/protocol.md)
+EVENTS_QUERY, EVENTS, ERROR = "events_query", "events", "error"
+HISTORY_OFFSET = 5  # the safety service's default history port: broker base port + 5
+
+
+@dataclass
+class BusStats:
+    drops: DropCounter
+    results: RateMeter
+
+
+def history_endpoint(broker: BrokerAddress, override: str = "") -> str:
+    return override or f"tcp://{broker.host}:{broker.base_port + HISTORY_OFFSET}"
+
+
+class Bus:
+    def __init__(self, broker: BrokerAddress, state: ConsoleState, hub: Hub, history: str) -> None:
+        self.broker, self.state, self.hub, self.history = broker, state, hub, history
+        self.ctx = zmq.asyncio.Context()
+        self.stats = BusStats(DropCounter(log), RateMeter())
+
+    async def run(self) -> None:
+        sub = configure(self.ctx.socket(zmq.SUB), rcvhwm=50)
+        sub.connect(self.broker.endpoint(RESULTS_OUT))
+        for prefix in (wire.IMAGE_PREFIX.encode(), wire.STATUS_TOPIC, EVENT_PREFIX):
+            sub.setsockopt(zmq.SUBSCRIBE, prefix)
+        try:
+            while True:
+                self.handle(await sub.recv_multipart())
+        finally:
+            sub.close(0)
+
+    def handle(self, frames: list[bytes]) -> None:
+        topic = frames[0]
+        try:
+            if topic == wire.STATUS_TOPIC:
+                if len(frames) != 2:
+                    raise wire.ProtocolError("malformed", "status with extra parts")
+                self.state.set_status(wire.unpack(frames[1], wire.STATUS))
+                self.hub.changed("status")
+            elif topic.startswith(EVENT_PREFIX):
+                self._event(frames)
+            elif topic.startswith(wire.IMAGE_PREFIX.encode()):
+                frame = parse_image_message(frames)
+                if self.state.add_frame(frame):
+                    self.stats.results.add()
+                    self.hub.frame(frame.camera)
+                else:
+                    self.stats.drops.drop("stale", f"camera {frame.camera}: older than the frame held",
+                                          camera=frame.camera)
+        except wire.ProtocolError as exc:
+            self.stats.drops.drop(exc.reason, f"on topic {topic[:40]!r}: {exc}")
+        except (ValueError, TypeError, KeyError) as exc:  # a well-formed header with nonsense inside
+            self.stats.drops.drop("malformed", f"on topic {topic[:40]!r}: {type(exc).__name__}: {exc}")
+
+    def _event(self, frames: list[bytes]) -> None:
+        if len(frames) != 2:
+            raise wire.ProtocolError("malformed", "event with extra parts")
+        msg = wire.unpack(frames[1], "event")
+        event = msg.get("event")
+        if not isinstance(event, dict) or msg.get("transition") not in ("start", "update", "end"):
+            raise wire.ProtocolError("malformed", "event message without a transition and an event map")
+        self.state.add_event(str(msg["transition"]), event)
+        self.hub.changed("alarms")
+
+    async def query_history(self, query: dict[str, Any], timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Stored events from the safety service; raises TimeoutError or RuntimeError with a sentence."""
+        sock = self.ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        try:
+            sock.connect(self.history)
+            await sock.send(wire.pack({"v": wire.VERSION, "kind": EVENTS_QUERY, **query}))
+            if not await sock.poll(timeout * 1000):
+                raise TimeoutError(f"no answer from the safety service at {self.history} within {timeout:.0f} s "
+                                   "(is `anjeon safety` running? --history names its address)")
+            reply = wire.unpack((await sock.recv_multipart())[-1], EVENTS, ERROR)
+        finally:
+            sock.close(0)
+        if reply["kind"] == ERROR:
+            raise RuntimeError(str(reply.get("error")))
+        events = [e for e in reply.get("events") or [] if isinstance(e, dict)]
+        self.state.remember_history(events)
+        return events
+
+    async def seed_alarms(self) -> None:
+        """Open events from before this viewer started (a restarted console still shows them)."""
+        try:
+            for ev in await self.query_history({"state": "open", "limit": 200}, timeout=3.0):
+                if str(ev.get("id")) not in self.state.alarms:
+                    self.state.alarms[str(ev["id"])] = ev
+            self.hub.changed("alarms")
+        except (TimeoutError, RuntimeError, wire.ProtocolError) as exc:
+            log.info("no open events from the safety service yet: %s", exc)
+
+    def close(self) -> None:
+        self.ctx.destroy(linger=0)
