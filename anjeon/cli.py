@@ -290,3 +290,6 @@ from .cli_safety import events, safety  # noqa: E402
 
 main.add_command(safety)
 main.add_command(events)
+from .cli_viewer import viewer  # noqa: E402
+
+main.add_command(viewer)
