@@ -71,6 +71,8 @@ def build_snapshot(*, run: str, started: float, flows: dict[str, CameraFlow], re
             "edge": peer.name if peer else "",
             "source": info.get("source", ""),
             "capture_fps": _round(float(info.get("capture_fps", 0.0))) if peer and peer.online else 0.0,
+            "reconnects": int(info.get("reconnects", 0)),
+            "bytes_per_s": int(info.get("bytes_per_s", 0)) if peer and peer.online else 0,
             "fps_in": _round(flow.frames_in.sample(now)),
             "fps_out": _round(flow.results_out.sample(now)),
             "frames_in": flow.frames_in.count,
