@@ -24,6 +24,7 @@ LATENCY_WINDOW = 50  # frames per camera behind the latency median
 # 3 frame intervals for slow cameras); with status once a second that marks it within ~3 s.
 FRAME_SILENCE = 2.0
 STATUS_SILENCE = 3.0  # no status snapshot for this long: the broker is gone, every camera offline
+FPS_WINDOW = 3.0  # seconds of arrivals behind the fps figure
 SNAPSHOT_CACHE = 200  # event start frames kept in memory for events whose snapshot file is not readable here
 
 
@@ -54,6 +55,12 @@ class CameraFeed:
     frame: Frame | None = None
     version: int = 0  # bumped on every new frame; clients compare it with what they sent
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))  # time.monotonic()
+
+    def fps(self, now: float) -> float:
+        """Frames per second this viewer received lately (what the operator actually sees)."""
+        recent = [t for t in self.arrivals if now - t <= FPS_WINDOW]
+        return round((len(recent) - 1) / (recent[-1] - recent[0]), 1) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
 
 
 def parse_detections(raw: Any) -> list[dict[str, Any]]:
@@ -110,6 +117,7 @@ class ConsoleState:
         feed.frame = frame
         feed.version += 1
         feed.latencies.append(max(0.0, frame.received - frame.meta["t_capture"]) * 1000.0)
+        feed.arrivals.append(time.monotonic())
         return True
 
     # ---- broker status ------------------------------------------------------------------
@@ -139,7 +147,8 @@ class ConsoleState:
             frame = feed.frame
             out.append({
                 "camera": cam, "online": online, "state": st.get("state", "unknown") if broker_up else "offline",
-                "error": st.get("error", ""), "fps_in": st.get("fps_in", 0.0), "fps_out": st.get("fps_out", 0.0),
+                "error": st.get("error", ""), "fps": feed.fps(now), "fps_in": st.get("fps_in", 0.0),
+                "fps_out": st.get("fps_out", 0.0),
                 "latency_ms": round(statistics.median(feed.latencies), 1) if feed.latencies else None,
                 "people": frame.people if frame else 0, "width": frame.meta["width"] if frame else 0,
                 "height": frame.meta["height"] if frame else 0,

@@ -53,7 +53,7 @@ function caption(tile, cam) {
   $(".caption", tile).innerHTML =
     `<span class="cam">${esc(cam.camera)}</span>` +
     `<span class="state ${cam.online ? "online" : "offline"}">● ${t(cam.online ? "online" : "offline")}</span>` +
-    `<span class="stat">${t("fps")} <b class="fps">${(cam.fps_out || 0).toFixed(1)}</b></span>` +
+    `<span class="stat">${t("fps")} <b class="fps">${(cam.fps || 0).toFixed(1)}</b></span>` +
     `<span class="stat">${t("latency")} <b class="latency">${lat}</b></span>` +
     `<span class="stat">${t("people")} <b class="people">${cam.people}</b></span>`;
 }
