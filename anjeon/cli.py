@@ -231,8 +231,10 @@ def watch(broker: BrokerAddress, cameras: tuple[str, ...], json_lines: bool, rec
               help="Show the live table here; the services then log to --log-dir.")
 @click.option("--log-dir", default="logs", type=click.Path(file_okay=False, path_type=Path),
               help="Where services log when --watch owns the terminal.")
+@click.option("--viewer-port", default=8080, type=click.IntRange(0, 65535),
+              help="Serve the web console on http://127.0.0.1:PORT/ (0: do not start it).")
 def up(config_path: Path | None, cameras, workers, model, device, batch, base_port, bind, fps, loop,
-       with_watch: bool, log_dir: Path) -> None:
+       with_watch: bool, log_dir: Path, viewer_port: int) -> None:
     """Start broker, workers and edges on this machine; Ctrl-C or SIGTERM stops them all."""
     from .siteconfig import CameraSection, ConfigError, SiteConfig, load_site_config
     from .supervisor import Supervisor
@@ -253,7 +255,14 @@ def up(config_path: Path | None, cameras, workers, model, device, batch, base_po
         site.cameras[cam] = CameraSection(source=spec, fps=fps or 10.0, loop=loop)
     if not site.cameras:
         click.echo("note: no cameras configured; add --camera NAME=SOURCE or a cameras: section", err=True)
-    specs = build_specs(site, available_cores(), with_watch)
+    from .cli_viewer import viewer_available
+
+    if viewer_port and not viewer_available():
+        click.echo("note: not starting the web console: pip install 'anjeon[viewer]' (make venv) to get it", err=True)
+        viewer_port = 0
+    specs = build_specs(site, available_cores(), with_watch, viewer_port, str(config_path or ""))
+    if viewer_port:
+        click.echo(f"web console: http://127.0.0.1:{viewer_port}/", err=True)
     code = 0
 
     def serve(stop):

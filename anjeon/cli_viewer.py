@@ -20,7 +20,12 @@ def _broker(_ctx, _param, value: str) -> BrokerAddress:
 
 
 def _missing_deps() -> list[str]:
-    return [m for m in ("fastapi", "uvicorn", "ruamel.yaml", "yaml") if importlib.util.find_spec(m) is None]
+    return [m for m in ("fastapi", "uvicorn", "ruamel", "yaml") if importlib.util.find_spec(m) is None]
+
+
+def viewer_available() -> bool:
+    """Whether the viewer extra is installed (`anjeon up` starts the console only then)."""
+    return not _missing_deps()
 
 
 @click.command()

@@ -6,7 +6,8 @@ from .siteconfig import SiteConfig
 from .supervisor import ServiceSpec
 
 
-def build_specs(site: SiteConfig, cores: int, with_watch: bool) -> list[ServiceSpec]:
+def build_specs(site: SiteConfig, cores: int, with_watch: bool, viewer_port: int = 0,
+                config_path: str = "") -> list[ServiceSpec]:
     b, w = site.broker, site.workers
     connect_host = "127.0.0.1" if b.bind in ("*", "0.0.0.0", "") else b.bind
     address = f"tcp://{connect_host}:{b.base_port}"
@@ -26,6 +27,9 @@ def build_specs(site: SiteConfig, cores: int, with_watch: bool) -> list[ServiceS
                 "--transport", cam.transport, "--stall-timeout", str(cam.stall_timeout)]
         argv += (["--loop"] if cam.loop else []) + ([] if cam.realtime else ["--fast"])
         specs.append(ServiceSpec(f"edge-{cam_id}", argv))
+    if viewer_port:  # the web console on loopback; its --config gives it the zones to draw and edit
+        argv = ["viewer", "--broker", address, "--port", str(viewer_port)]
+        specs.append(ServiceSpec("viewer", argv + (["--config", config_path] if config_path else [])))
     if with_watch:
         specs.append(ServiceSpec("watch", ["watch", "--broker", address], foreground=True))
     return specs

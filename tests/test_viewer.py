@@ -258,3 +258,15 @@ def _reachable(url: str) -> bool:
         return True
     except (urllib.error.URLError, OSError):
         return False
+
+
+def test_anjeon_up_starts_the_console_on_loopback_before_the_foreground_table():
+    from anjeon.siteconfig import SiteConfig
+    from anjeon.upspec import build_specs
+
+    specs = build_specs(SiteConfig(), cores=2, with_watch=True, viewer_port=8080, config_path="site.yaml")
+    viewer = next(s for s in specs if s.name == "viewer")
+    assert viewer.argv[:2] == ["viewer", "--broker"] and "8080" in viewer.argv and "site.yaml" in viewer.argv
+    assert "--bind" not in viewer.argv  # loopback by default: no login needed, nothing exposed
+    assert specs[-1].name == "watch"
+    assert "viewer" not in [s.name for s in build_specs(SiteConfig(), cores=2, with_watch=False)]
