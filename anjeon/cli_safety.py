@@ -67,7 +67,7 @@ def safety(broker: BrokerAddress, config_path: Path, store: str | None, history_
 
     try:
         service = SafetyService(SafetyServiceConfig(broker=broker, safety=site.safety, history_bind=history_bind,
-                                                    name=name))
+                                                    name=name, config_path=config_path))
     except TrackerMissing as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

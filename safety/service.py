@@ -52,6 +52,7 @@ class SafetyServiceConfig:
     safety: SafetyConfig
     history_bind: str = ""  # default: tcp://*:<broker base port + 5>
     name: str = ""
+    config_path: Path | None = None  # re-read when it changes (the console's zone editor saves into it)
 
     @property
     def history_endpoint(self) -> str:
@@ -85,6 +86,8 @@ class SafetyService:
         self.heartbeat = HeartbeatClient(self._ctx, config.broker, self.proc, "safety",
                                          config.name or default_name("safety"), self._info, log)
         self._pub: zmq.Socket | None = None
+        self._sub: zmq.Socket | None = None
+        self._config_mtime = self._mtime()
 
     def _info(self) -> dict[str, Any]:
         return {"drops": self.drops.snapshot(), "results": self.results.count, "events": self.events,
@@ -103,7 +106,7 @@ class SafetyService:
 
     def serve(self, stop: threading.Event) -> None:
         cfg = self.config
-        sub = configure(self._ctx.socket(zmq.SUB), rcvhwm=200)
+        sub = self._sub = configure(self._ctx.socket(zmq.SUB), rcvhwm=200)
         sub.connect(cfg.broker.endpoint(RESULTS_OUT))
         for cam in self.cameras:
             sub.setsockopt(zmq.SUBSCRIBE, wire.topic(wire.IMAGE_PREFIX, cam))
@@ -135,6 +138,7 @@ class SafetyService:
                 self._release(time.monotonic())
                 if time.monotonic() >= next_idle:
                     self._end_quiet_cameras()
+                    self._reload_if_changed()
                     next_idle = time.monotonic() + IDLE_CHECK
         finally:
             self.heartbeat.stop()
@@ -168,6 +172,47 @@ class SafetyService:
                 tracked, transitions = cam.engine.process(obs)
                 for tr in transitions:
                     self._emit(tr, tracked, jpeg, cam.engine)
+
+    def _mtime(self) -> int:
+        try:
+            return self.config.config_path.stat().st_mtime_ns if self.config.config_path else 0
+        except OSError:
+            return 0
+
+    def _reload_if_changed(self) -> None:
+        """Apply an edited site config without a restart: only cameras whose zones/rules changed get new
+        engines; their open events carry over to rules of the same name (like a restart, docs/safety.md).
+        A config that does not validate is refused with its error and the running rules stay."""
+        mtime = self._mtime()
+        if not mtime or mtime == self._config_mtime:
+            return
+        self._config_mtime = mtime
+        from anjeon.siteconfig import ConfigError, load_site_config
+
+        try:
+            site = load_site_config(self.config.config_path)
+        except ConfigError as exc:
+            log.warning("config changed but is invalid, keeping the running rules: %s", exc)
+            return
+        new = site.safety.cameras if site.safety is not None else {}
+        now = time.time()
+        for cam in set(self.cameras) - set(new):
+            self._sub.setsockopt(zmq.UNSUBSCRIBE, wire.topic(wire.IMAGE_PREFIX, cam))
+            del self.cameras[cam]
+        for cam, rules in new.items():
+            old = self.cameras.get(cam)
+            if old is not None and old.engine.rules == rules:
+                continue
+            engine = CameraEngine(cam, rules, PersonTracker().update)
+            if old is None:
+                self._sub.setsockopt(zmq.SUBSCRIBE, wire.topic(wire.IMAGE_PREFIX, cam))
+                self.cameras[cam] = _Camera(engine)
+            else:
+                engine.resume(old.engine.open_events(), now)
+                old.engine = engine
+        self.config.safety.cameras = dict(new)
+        log.info("reloaded %s: %d camera(s), %d rule(s)", self.config.config_path, len(self.cameras),
+                 sum(len(c.engine.rules.rules) for c in self.cameras.values()))
 
     def _end_quiet_cameras(self) -> None:
         now = time.time()

@@ -43,6 +43,9 @@ class Console:
     def __init__(self, system: System, tmp: Path, bus_jpg: str) -> None:
         self.system, self.tmp = system, tmp
         self.config = write_config(tmp / "site.yaml", "gate", RULES, tmp / "events.db")
+        # Comments the zone editor must keep when it rewrites the file.
+        self.config.write_text("# site of the console test\n" + self.config.read_text().replace(
+            "  cameras:\n", "  cameras:  # one entry per camera\n"), encoding="utf-8")
         system.broker()
         system.worker("w1", "person", "--device", "cpu")
         self.safety, self.history_port = start_safety(system, "safety", self.config)
@@ -204,6 +207,39 @@ def test_api_documents_itself_and_rejects_bad_input(console, page):
     assert api.get(console.url + "/api/events?limit=0").status == 422
     assert api.put(console.url + "/api/zones/gate", data={"zones": {"z": [[0, 0], [1, 1]]}}).status == 422
     assert console.viewer.alive
+
+
+WALKWAY = [(0.42, 0.32), (0.78, 0.32), (0.78, 0.66), (0.42, 0.66)]  # where vtest.avi's people walk
+
+
+def test_a_zone_drawn_in_the_editor_is_saved_and_its_rule_fires(console, page):
+    page.goto(console.url + "/#/zones")
+    page.locator("#zcam").wait_for(timeout=30_000)
+    page.select_option("#zcam", "yard")
+    wait_for(lambda: page.evaluate("() => document.querySelector('#zcanvas')?.width > 300"), 30, "the yard frame")
+    page.fill("#zname", "walkway")
+    page.click("#znew")
+    box = page.locator("#zcanvas").bounding_box()
+    for x, y in WALKWAY:
+        page.mouse.click(box["x"] + x * box["width"], box["y"] + y * box["height"])
+    page.click("#zfinish")
+    page.click("#zaddrule")
+    page.select_option("#zrules select[data-f=zone]", "walkway")
+    set_lang(page, "en")
+    shot(page, "zones-en")
+    page.click("#zsave")
+    wait_for(lambda: "Saved" in page.inner_text("#zmsg"), 30, "the save confirmed")
+    text = console.config.read_text(encoding="utf-8")
+    assert text.startswith("# site of the console test") and "# one entry per camera" in text
+    assert "walkway" in text and text.index("gate:") < text.index("yard:")  # order kept, new camera appended
+    assert (console.config.parent / "site.yaml.bak").read_text(encoding="utf-8").count("walkway") == 0
+    set_lang(page, "ko")
+    shot(page, "zones-ko")
+    set_lang(page, "en")
+    # The running safety service picks the change up by itself; people walking through raise an alarm.
+    page.goto(console.url + "/#/live")
+    page.locator("#alarm-list li", has_text="yard").first.wait_for(timeout=150_000)
+    assert console.safety.alive and "reloaded" in console.safety.output()
 
 
 def viewer_cli(*args: str, input_text: str = "") -> subprocess.CompletedProcess:
