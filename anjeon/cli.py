@@ -156,9 +156,13 @@ def _site_cameras(path: Path) -> list:
 
 @main.command()
 @broker_option
-@click.option("--model", default="person",
-              help="Built-in model ('person': offline YOLOv8s person detector; 'null': decode only) "
-                   "or a path to any model ultralytics loads (.pt, .onnx, ...).")
+@click.option("--model", "models", default=("person",), multiple=True,
+              help="Built-in model ('person': offline YOLOv8s person detector; 'helmet': head boxes labelled "
+                   "With/Without Helmet; 'null': decode only) or a path to any model ultralytics loads "
+                   "(.pt, .onnx, ...). Repeatable: every model runs on every frame, detections published together.")
+@click.option("--class-map", "class_map", multiple=True, metavar="CLASS=LABEL[,LABEL...]",
+              help="Publish these model labels as this anjeon class (repeatable), e.g. person=Normal,Fall "
+                   "for a model of your own; safety's rules read the classes 'person' and 'head'.")
 @click.option("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0, ...")
 @click.option("--batch", default=1, type=click.IntRange(1, 256),
               help="Largest micro-batch: the worker takes what is waiting, up to this many frames.")
@@ -171,16 +175,16 @@ def _site_cameras(path: Path) -> list:
               help="Torch CPU threads (0: all cores this process may use).")
 @click.option("--render", is_flag=True, help="Also publish a JPEG with the boxes drawn (topic ann/CAMERA/).")
 @name_option
-def worker(broker: BrokerAddress, model: str, device: str, batch: int, credit: int, max_age: float, threads: int,
-           render: bool, name: str) -> None:
+def worker(broker: BrokerAddress, models: tuple[str, ...], class_map: tuple[str, ...], device: str, batch: int,
+           credit: int, max_age: float, threads: int, render: bool, name: str) -> None:
     """Run detection on frames from the broker and publish the results."""
-    from anjeon.inference.models import ModelError, load_detector
+    from anjeon.inference.models import ModelError, load_detectors, parse_class_map
     from anjeon.inference.worker import Worker, WorkerConfig
 
-    config = WorkerConfig(broker=broker, model=model, device=device, batch=batch, credit=credit, max_age=max_age,
-                          threads=threads or available_cores(), render=render, name=name)
+    config = WorkerConfig(broker=broker, model="+".join(models), device=device, batch=batch, credit=credit,
+                          max_age=max_age, threads=threads or available_cores(), render=render, name=name)
     try:
-        detector = load_detector(model, device, config.threads)
+        detector = load_detectors(models, device, config.threads, parse_class_map(class_map))
     except ModelError as exc:
         raise click.ClickException(str(exc)) from None
     run_until_signal(Worker(config, detector).serve)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from anjeon.protocol.endpoints import DEFAULT_BASE_PORT
 from anjeon.protocol.wire import CAMERA_ID
@@ -31,10 +31,37 @@ class BrokerSection:
     max_age: float = _bounded(1.0, 0.01, 60.0, "seconds a pending frame may wait for a worker")
 
 
+def _model_names(value: Any, error: Callable[[str], ConfigError]) -> tuple[str, ...]:
+    """`model: person` or `model: [person, helmet]`: every model runs on every frame."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        raise error(f"must be a model name or path, or a non-empty list of them, got {value!r}")
+    if len(set(names)) != len(names):
+        raise error(f"lists a model twice: {value!r}")
+    return tuple(names)
+
+
+def _class_names(value: Any, error: Callable[[str], ConfigError]) -> dict[str, tuple[str, ...]]:
+    """`classes: {person: [person, Normal, Fall]}`: anjeon class -> the model labels published as it."""
+    if not isinstance(value, dict):
+        raise error(f"must map an anjeon class to a list of model labels, got {value!r}")
+    out: dict[str, tuple[str, ...]] = {}
+    for cls, labels in value.items():
+        labels = [labels] if isinstance(labels, str) else labels
+        if not isinstance(cls, str) or "=" in cls or not isinstance(labels, list) or not labels or not all(
+                isinstance(x, str) and x and "," not in x for x in labels):
+            raise error(f"{cls!r}: must be a class name mapped to a non-empty list of labels (no ',' or '=')")
+        out[cls] = tuple(labels)
+    return out
+
+
 @dataclass
 class WorkersSection:
     count: int = _bounded(1, 0, 64, "worker processes to start on this machine")
-    model: str = _bounded("person", doc="built-in model name or a model file path")
+    model: tuple[str, ...] = field(default=("person",), metadata={
+        "parse": _model_names, "doc": "built-in model name or model file path, or a list of them"})
+    classes: dict[str, tuple[str, ...]] = field(default_factory=dict, metadata={
+        "parse": _class_names, "doc": "anjeon class -> model labels, e.g. person: [person, Normal, Fall]"})
     device: str = _bounded("auto", doc="auto, cpu, cuda:0, ...")
     batch: int = _bounded(1, 1, 256, "largest micro-batch")
     threads: int = _bounded(0, 0, 256, "torch threads per worker (0: split this machine's cores)")
@@ -108,6 +135,9 @@ class _Reader:
         return cls(**values)
 
     def value(self, f: dataclasses.Field, value: Any, path: tuple) -> Any:
+        parse = f.metadata.get("parse")
+        if parse is not None:  # a field with its own shape (a name or a list of names, a mapping)
+            return parse(value, lambda message: self.error(path, message))
         kind = type(f.default)
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)

