@@ -42,7 +42,7 @@ cameras:
   yard: synthetic
 """)
     log = open(tmp_path / "up.log", "wb")
-    up = subprocess.Popen([sys.executable, "-m", "anjeon", "up", "--config", str(site)], stdout=log,
+    up = subprocess.Popen([sys.executable, "-m", "anjeon", "up", "--config", str(site), "--viewer-port", "0"], stdout=log,
                           stderr=subprocess.STDOUT, cwd=ROOT, stdin=subprocess.DEVNULL)
     try:
         sub = Subscriber(system.ctx, base + 3, ())
@@ -65,7 +65,7 @@ cameras:
 def test_up_restarts_a_service_that_dies(tmp_path, bus_jpg, system):
     base = free_base_port()
     up = subprocess.Popen([sys.executable, "-m", "anjeon", "up", "--bind", "127.0.0.1", "--base-port", str(base),
-                           "--model", "null", "--camera", f"gate={bus_jpg}"], stdout=subprocess.DEVNULL,
+                           "--model", "null", "--camera", f"gate={bus_jpg}", "--viewer-port", "0"], stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL, cwd=ROOT, stdin=subprocess.DEVNULL)
     try:
         sub = Subscriber(system.ctx, base + 3, ())

@@ -64,15 +64,15 @@ class Console:
 
 
 @pytest.fixture(scope="module")
-def console(tmp_path_factory, bus_jpg):
+def console(tmp_path_factory, bus_jpg, request):
     tmp = tmp_path_factory.mktemp("console")
     system = System(tmp)
+    failed_before = request.session.testsfailed
     try:
         yield Console(system, tmp, bus_jpg)
-    except BaseException:
-        print(system.logs())
-        raise
     finally:
+        if request.session.testsfailed > failed_before:  # the processes' logs explain a failure
+            print(system.logs())
         system.close()
 
 
