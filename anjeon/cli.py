@@ -224,7 +224,7 @@ def watch(broker: BrokerAddress, cameras: tuple[str, ...], json_lines: bool, rec
 @click.option("--camera", "cameras", multiple=True, callback=_cameras, metavar="NAME=SOURCE",
               help="A camera (repeatable), added to those of the config.")
 @click.option("--workers", type=click.IntRange(0, 64), help="Worker processes to start here [config or 1].")
-@click.option("--model", help="Model for the workers [config or person].")
+@click.option("--model", "models", multiple=True, help="Model for the workers, repeatable [config or person].")
 @click.option("--device", help="Device for the workers [config or auto].")
 @click.option("--batch", type=click.IntRange(1, 256), help="Micro-batch size [config or 1].")
 @click.option("--base-port", type=int, help="Broker base port [config or 5550].")
@@ -237,7 +237,7 @@ def watch(broker: BrokerAddress, cameras: tuple[str, ...], json_lines: bool, rec
               help="Where services log when --watch owns the terminal.")
 @click.option("--viewer-port", default=8080, type=click.IntRange(0, 65535),
               help="Serve the web console on http://127.0.0.1:PORT/ (0: do not start it).")
-def up(config_path: Path | None, cameras, workers, model, device, batch, base_port, bind, fps, loop,
+def up(config_path: Path | None, cameras, workers, models, device, batch, base_port, bind, fps, loop,
        with_watch: bool, log_dir: Path, viewer_port: int) -> None:
     """Start broker, workers and edges on this machine; Ctrl-C or SIGTERM stops them all."""
     from .siteconfig import CameraSection, ConfigError, SiteConfig, load_site_config
@@ -248,7 +248,8 @@ def up(config_path: Path | None, cameras, workers, model, device, batch, base_po
         site = load_site_config(config_path) if config_path else SiteConfig()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    for field_name, value in (("count", workers), ("model", model), ("device", device), ("batch", batch)):
+    for field_name, value in (("count", workers), ("model", tuple(models) or None), ("device", device),
+                              ("batch", batch)):
         if value is not None:
             setattr(site.workers, field_name, value)
     if base_port is not None:
