@@ -40,8 +40,8 @@ $(BIN)/.installed: pyproject.toml Makefile
 venv: $(BIN)/.installed
 
 demo: venv
-	@echo "Starting broker, 1 worker, edge 'demo' ($(DEMO_SOURCE)), the web console (http://127.0.0.1:8080/) and the live table; logs in logs/. Ctrl-C stops all."
-	$(BIN)/anjeon up --camera demo=$(DEMO_SOURCE) --loop --watch
+	@echo "Starting broker, 1 worker, edge 'demo' ($(DEMO_SOURCE)), safety rules (deploy/demo.yaml), the web console (http://127.0.0.1:8080/) and the live table; logs in logs/. Ctrl-C stops all."
+	$(BIN)/anjeon up --config deploy/demo.yaml --camera demo=$(DEMO_SOURCE) --loop --watch
 
 test: venv
 	./scripts/test-deps.sh

@@ -35,6 +35,8 @@ def build_specs(site: SiteConfig, cores: int, with_watch: bool, viewer_port: int
                 "--transport", cam.transport, "--stall-timeout", str(cam.stall_timeout)]
         argv += (["--loop"] if cam.loop else []) + ([] if cam.realtime else ["--fast"])
         specs.append(ServiceSpec(f"edge-{cam_id}", argv))
+    if site.safety is not None and config_path:  # rules and events for the cameras the config describes
+        specs.append(ServiceSpec("safety", ["safety", "--broker", address, "--config", config_path]))
     if viewer_port:  # the web console on loopback; its --config gives it the zones to draw and edit
         argv = ["viewer", "--broker", address, "--port", str(viewer_port)]
         specs.append(ServiceSpec("viewer", argv + (["--config", config_path] if config_path else [])))

@@ -40,6 +40,14 @@ cameras:
     source: {bus_jpg}
     fps: 5
   yard: synthetic
+safety:
+  store: {tmp_path / "events.db"}
+  cameras:
+    gate:
+      zones:
+        all: [[0, 0], [1, 0], [1, 1], [0, 1]]
+      rules:
+        - {{type: intrusion, zone: all}}
 """)
     log = open(tmp_path / "up.log", "wb")
     up = subprocess.Popen([sys.executable, "-m", "anjeon", "up", "--config", str(site), "--viewer-port", "0"], stdout=log,
@@ -49,6 +57,9 @@ cameras:
         results = sub.results(20, timeout=90)
         assert {r["camera"] for r in results} == {"gate", "yard"}
         sub.status_where(lambda s: len([w for w in s["workers"].values() if w["online"]]) == 2, 30, "2 workers")
+        # The config has a safety section, so `up` runs the safety service too.
+        sub.status_where(lambda s: [p for p in s["subscribers"].values() if p["role"] == "safety" and p["online"]],
+                         60, "the safety service online")
         children = processes_mentioning(f"127.0.0.1:{base}")
         assert len(children) >= 4  # 2 workers, 2 edges (the broker is given --base-port)
         up.send_signal(signal.SIGTERM)
@@ -59,7 +70,7 @@ cameras:
             up.kill()
         log.close()
     text = (tmp_path / "up.log").read_text()
-    assert "stopped 5 service(s)" in text and "had to be killed" not in text, text
+    assert "stopped 6 service(s)" in text and "had to be killed" not in text, text
 
 
 def test_up_restarts_a_service_that_dies(tmp_path, bus_jpg, system):
