@@ -37,7 +37,8 @@ def test_intrusion_on_sample_video_no_falls_snapshots_bus_history_restart(system
     safety, history_port = start_safety(system, "safety-1", config)
     sub = system.subscriber(b"evt/")
     time.sleep(1.0)  # let the subscription reach the publisher before events flow
-    system.edge("edge", f"walk={SAMPLE}", fps=5)
+    # Looped: on a slow machine the first part can outlast the 80 s clip, and the restart needs people walking.
+    system.edge("edge", f"walk={SAMPLE}", fps=5, extra=("--loop",))
 
     live: list[dict] = []
 
