@@ -79,8 +79,8 @@ class HeartbeatClient:
             while not self._stop.is_set():
                 now = time.monotonic()
                 if now >= next_beat:
-                    self._beat(sock)
-                    next_beat = now + self._interval
+                    # A beat the socket refused (not connected yet) is retried soon, not a whole interval later.
+                    next_beat = now + (self._interval if self._beat(sock) else min(0.1, self._interval))
                 if sock.poll(max(0.0, next_beat - time.monotonic()) * 1000, zmq.POLLIN):
                     while sock.poll(0, zmq.POLLIN):
                         if self._handle_ack(sock.recv_multipart()):
@@ -108,7 +108,7 @@ class HeartbeatClient:
         finally:
             sock.close(0)
 
-    def _beat(self, sock: zmq.Socket) -> None:
+    def _beat(self, sock: zmq.Socket) -> bool:
         try:
             info = self._info()
         except Exception:  # a reporting bug must not stop the beats
@@ -117,8 +117,9 @@ class HeartbeatClient:
         info["process"] = self._meter.sample()
         try:
             sock.send(heartbeat(self._proc, self._role, self._name, info), zmq.NOBLOCK)
+            return True
         except zmq.Again:
-            pass  # not connected: IMMEDIATE refuses to queue, which is what we want
+            return False  # not connected: IMMEDIATE refuses to queue, which is what we want
 
     def _handle_ack(self, frames: list[bytes]) -> bool:
         try:

@@ -109,7 +109,9 @@ def test_everyone_resumes_after_the_broker_restarts(system, bus_jpg):
     edge = system.edge("edge1", f"cam={bus_jpg}", fps=10)
     sub = system.subscriber()
     sub.results(5, timeout=60)
-    first_run = sub.status_where(lambda s: s.get("broker"), 10, "a status")
+    # Heartbeats answered first, so the worker has a broker to lose (not one it never reached).
+    first_run = sub.status_where(lambda s: worker_procs(s).get("w1", {}).get("online") and s.get("broker"), 30,
+                                 "the worker registered by its heartbeats")
     broker.signal(signal.SIGKILL)
     broker.popen.wait(10)
     time.sleep(5.0)  # longer than the 3 s liveness, so every client notices the loss
