@@ -1,7 +1,7 @@
 """Run anjeon's benchmarks side by side and write docs/benchmarks.md.
 
-    .venv/bin/python -m benchmarks.run_all            # everything (~25 min on a 2-core machine)
-    .venv/bin/python -m benchmarks.run_all freshness  # one of: freshness overhead scaling transport memory
+    .venv/bin/python -m benchmarks.run_all            # everything (~28 min on a 2-core machine)
+    .venv/bin/python -m benchmarks.run_all freshness  # one of: freshness overhead scaling transport memory viewer
 
 Results go to docs/benchmarks/*.json and *.png; docs/benchmarks.md is
 regenerated from every JSON present. Figures are ratios measured in one run
@@ -288,9 +288,20 @@ def bench_memory(seconds: float) -> None:
     say(f"memory: {s['rss_mb_start_end']}")
 
 
+def bench_viewer(seconds: float) -> None:
+    from .viewer import run  # needs the viewer extra (Playwright) and Debian's /usr/bin/chromium
+
+    results = run(seconds)
+    save("viewer", results)
+    for r in results["rows"]:
+        say(f"viewer: {r['cameras']} cameras: page load {r['page_load_ms_median']:.0f} ms, frame age p50 "
+            f"{r['frame_age_ms']['p50']} ms (pipeline {r['pipeline_latency_ms']['p50']} ms), viewer CPU "
+            f"{r['viewer_cpu_pct_per_camera']} % of a core per camera")
+
+
 BENCHES = {"freshness": bench_freshness, "overhead": bench_overhead, "scaling": bench_scaling,
-           "transport": bench_transport, "memory": bench_memory}
-DEFAULT_SECONDS = {"freshness": 60, "overhead": 30, "scaling": 20, "transport": 10, "memory": 60}
+           "transport": bench_transport, "memory": bench_memory, "viewer": bench_viewer}
+DEFAULT_SECONDS = {"freshness": 60, "overhead": 30, "scaling": 20, "transport": 10, "memory": 60, "viewer": 25}
 
 
 @click.command()

@@ -82,6 +82,8 @@ function onFrame(meta, bitmap) {
   tile.dataset.seq = String(meta.seq);
   // Frame age at paint (capture -> now), for the benchmark; only meaningful with synchronized clocks.
   tile.dataset.age = String(Date.now() / 1000 - meta.t_capture);
+  // Every paint, for benchmarks/viewer.py: it defines window.__anjeonPaints = [] and drains it; unset, no cost.
+  window.__anjeonPaints?.push({ camera: meta.camera, seq: meta.seq, t_capture: meta.t_capture, painted: Date.now() / 1000 });
   if (ui.single === meta.camera) {
     const big = $("#single-tile");
     big.dataset.boxes = String(paint($("canvas", big), bitmap, meta, cam, alarmZones(meta.camera)));
