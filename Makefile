@@ -23,7 +23,7 @@ export YOLO_CONFIG_DIR := $(CURDIR)/.cache/ultralytics
 help:
 	@echo "make demo   set up .venv and run broker + worker + edge + live table on the sample (Ctrl-C stops)"
 	@echo "make test   set up .venv and run the test suite"
-	@echo "make bench  run the benchmarks side by side and regenerate docs/benchmarks.md (~25 min)"
+	@echo "make bench  run the benchmarks side by side and regenerate docs/benchmarks.md (~30 min)"
 	@echo "make clean  remove .venv and caches"
 
 # Rebuilt only when the dependencies change (pyproject.toml or this file).
