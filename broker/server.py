@@ -109,6 +109,10 @@ class Broker:
                 self._dispatch()
                 now = time.monotonic()
                 if now >= next_tick:
+                    # Expiring on the tick, not every loop turn: the scan is over all cameras, and a frame
+                    # that slips past by < TICK is still dropped by the worker's own --max-age.
+                    for frame in self.scheduler.expire():
+                        self.flows[frame.header.camera].drops["expired"] += 1
                     if self._sweep():
                         next_status = now  # tell subscribers at once when something went offline
                     next_tick = now + TICK
@@ -186,8 +190,6 @@ class Broker:
 
     def _dispatch(self) -> None:
         sock = self._socks[FRAMES_OUT]
-        for cam_frame in self.scheduler.expire():
-            self.flows[cam_frame.header.camera].drops["expired"] += 1
         while (picked := self.scheduler.next()) is not None:
             slot, frame = picked
             h = frame.header
