@@ -9,7 +9,7 @@ from anjeon.edge.sources import mask_url
 from anjeon.protocol import wire
 from anjeon.protocol.endpoints import AddressError, BrokerAddress, CONTROL, FRAMES_IN, RESULTS_OUT
 from anjeon.protocol.stats import DropCounter
-from anjeon.viewer.freshness import FreshnessGate
+from anjeon.protocol.freshness import IMPLAUSIBLE, NEWER, STALE, FreshnessGate, FreshnessRule, StreamFreshness
 
 
 def frame(**over):
@@ -119,10 +119,68 @@ def test_drop_counter_logs_once_per_reason(caplog):
 
 def test_freshness_gate_drops_the_past():
     gate = FreshnessGate()
-    assert gate.admit(frame(seq=5))
-    assert not gate.admit(frame(seq=4))  # late result of an older frame
-    assert not gate.admit(frame(seq=5))  # duplicate
-    assert gate.admit(frame(seq=6))
-    assert gate.admit(frame(camera="other", seq=1))  # cameras are independent
-    assert gate.admit(frame(run="r2", seq=1, t_capture=2000.0))  # the edge restarted
-    assert not gate.admit(frame(run="r1", seq=99, t_capture=1500.0))  # straggler of the old run
+    t = 1000.0  # receiver's clock; results arrive 0.1 s apart in these tests
+
+    def admit(camera="gate", run="r1", seq=1, t_capture=1000.0, at=None):
+        nonlocal t
+        t = t + 0.1 if at is None else at
+        return gate.admit(camera, run, seq, t_capture, now=t)
+
+    assert admit(seq=5, t_capture=1000.5) == NEWER
+    assert admit(seq=4, t_capture=1000.4) == STALE  # late result of an older frame
+    assert admit(seq=5, t_capture=1000.5) == STALE  # duplicate
+    assert admit(seq=6, t_capture=1000.6) == NEWER
+    assert admit(camera="other", seq=1) == NEWER  # cameras are independent
+    assert admit(run="r2", seq=1, t_capture=1000.8) == NEWER  # the edge restarted
+    assert admit(run="r1", seq=99, t_capture=1000.7) == STALE  # straggler of the old run
+
+
+def test_forged_sequence_jump_is_ignored():
+    s = StreamFreshness(clock=lambda: 0.0)
+    assert s.admit("r", 10, 100.0, now=0.0) == NEWER
+    assert s.admit("r", 2**62, 100.1, now=0.1) == IMPLAUSIBLE  # 2**62 frames in 0.1 s
+    assert s.last.seq == 10  # the reference did not move
+    for i in range(1, 30):  # the real camera goes on at 10 fps
+        assert s.admit("r", 10 + i, 100.0 + i / 10, now=i / 10) == NEWER
+    # Dropped frames are a plausible jump: 20 frames skipped in 2 s of capture time.
+    assert s.admit("r", 60, 104.9, now=5.0) == NEWER
+
+
+def test_capture_time_from_the_future_is_ignored():
+    s = StreamFreshness()
+    assert s.admit("r", 1, 100.0, now=0.0) == NEWER
+    # Same run or another, a capture time far beyond the receiver's elapsed time is forged.
+    assert s.admit("r", 2, 1e12, now=0.1) == IMPLAUSIBLE
+    assert s.admit("x", 1, 200.0, now=0.2) == IMPLAUSIBLE
+    assert s.admit("r", 2, float("nan"), now=0.3) == IMPLAUSIBLE
+    assert s.admit("r", 2, float("inf"), now=0.3) == IMPLAUSIBLE
+    assert s.admit("r", 2, 100.1, now=0.4) == NEWER
+
+
+def test_a_run_that_stops_sending_times_out():
+    rule = FreshnessRule(timeout=3.0)
+    s = StreamFreshness(rule)
+    assert s.admit("old", 500, 100.0, now=0.0) == NEWER
+    # The edge restarted with a clock 60 s behind: its new run looks older at first ...
+    assert s.admit("new", 1, 40.0, now=1.0) == STALE
+    # ... and takes over once the old run has been silent for the timeout.
+    assert s.admit("new", 2, 40.1, now=3.5) == NEWER
+    assert s.admit("old", 501, 100.1, now=3.6) != NEWER  # the old run cannot take the camera back
+
+
+def test_a_forged_first_reference_blocks_for_at_most_the_timeout():
+    s = StreamFreshness(FreshnessRule(timeout=3.0))
+    assert s.admit("r", 2**62, 100.0, now=0.0) == NEWER  # nothing to compare the first message with
+    assert s.admit("r", 5, 100.5, now=0.5) == STALE
+    assert s.admit("r", 6, 103.1, now=3.1) == NEWER  # later capture time wins after the timeout
+    assert s.admit("r", 7, 103.2, now=3.2) == NEWER
+    # A straggler older on both counts stays stale even after a silence.
+    assert s.admit("r", 3, 99.0, now=10.0) == STALE
+
+
+def test_freshness_gate_is_bounded():
+    gate = FreshnessGate(max_cameras=100)
+    for i in range(20_000):
+        gate.admit(f"fake{i}", "r", 1, 100.0, now=i * 1e-3)
+    assert len(gate) == 100 and gate.evicted == 19_900
+    assert gate.last("fake19999") is not None and gate.last("fake0") is None
