@@ -174,15 +174,19 @@ def _site_cameras(path: Path) -> list:
 @click.option("--threads", default=0, type=click.IntRange(0, 256),
               help="Torch CPU threads (0: all cores this process may use).")
 @click.option("--render", is_flag=True, help="Also publish a JPEG with the boxes drawn (topic ann/CAMERA/).")
+@click.option("--max-megapixels", type=click.FloatRange(0.01, 1000), default=None,
+              help="Refuse JPEGs that declare more pixels than this, before decoding "
+                   "[ANJEON_MAX_MEGAPIXELS or 40].")
 @name_option
 def worker(broker: BrokerAddress, models: tuple[str, ...], class_map: tuple[str, ...], device: str, batch: int,
-           credit: int, max_age: float, threads: int, render: bool, name: str) -> None:
+           credit: int, max_age: float, threads: int, render: bool, max_megapixels: float | None, name: str) -> None:
     """Run detection on frames from the broker and publish the results."""
     from anjeon.inference.models import ModelError, load_detectors, parse_class_map
     from anjeon.inference.worker import Worker, WorkerConfig
 
     config = WorkerConfig(broker=broker, model="+".join(models), device=device, batch=batch, credit=credit,
-                          max_age=max_age, threads=threads or available_cores(), render=render, name=name)
+                          max_age=max_age, threads=threads or available_cores(), render=render, name=name,
+                          max_megapixels=max_megapixels)
     try:
         detector = load_detectors(models, device, config.threads, parse_class_map(class_map))
     except ModelError as exc:

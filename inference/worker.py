@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import zmq
 
-from anjeon.protocol import wire
+from anjeon.protocol import imaging, wire
 from anjeon.protocol.annotate import draw
 from anjeon.protocol.endpoints import FRAMES_OUT, RESULTS_IN, BrokerAddress
 from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL, HeartbeatClient, default_name
@@ -47,6 +47,7 @@ class WorkerConfig:
     threads: int = 1  # torch threads (the CLI defaults it to the cores this process may use)
     render: bool = False
     name: str = ""
+    max_megapixels: float | None = None  # None: ANJEON_MAX_MEGAPIXELS or 40 MP (protocol/imaging.py)
 
     @property
     def capacity(self) -> int:
@@ -74,6 +75,7 @@ class Worker:
         self.proc = wire.new_id()
         self._ctx = ctx or zmq.Context.instance()
         self.drops = DropCounter(log)
+        self._pixel_cap = imaging.max_pixels(config.max_megapixels)
         self.stats = WorkerStats()
         self.name = config.name or default_name("worker")
         self.heartbeat = HeartbeatClient(self._ctx, config.broker, self.proc, "worker", self.name, self._info, log)
@@ -175,9 +177,10 @@ class Worker:
             self.drops.drop("too_old", f"camera {h.camera}: {age:.2f} s > --max-age {self.config.max_age}",
                             camera=h.camera)
             return False
-        image = cv2.imdecode(np.frombuffer(job.jpeg.buffer, np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            self.drops.drop("corrupt_jpeg", f"camera {h.camera} seq {h.seq}", camera=h.camera)
+        try:  # the size guard reads the JPEG's header first: a 600-byte file must not cost 400 MB
+            image = imaging.decode_jpeg(job.jpeg.buffer, self._pixel_cap)
+        except wire.ProtocolError as exc:
+            self.drops.drop(exc.reason, f"camera {h.camera} seq {h.seq}: {exc}", camera=h.camera)
             return False
         h.age = age
         h.stamp("decoded")

@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 
 from anjeon.protocol.annotate import draw
-from anjeon.protocol.wire import Detection
+from anjeon.protocol.imaging import decode_jpeg
+from anjeon.protocol.wire import Detection, ProtocolError
 
 from .config import CameraRules
 from .geometry import Line, Zone
@@ -44,8 +45,9 @@ def write_snapshot(folder: Path, jpeg: bytes | None, obs: Observation, rows: tup
     """Write FOLDER/CAMERA/EVENT.jpg and return its path; '' when there is no picture to draw on."""
     if jpeg is None:
         return ""
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
+    try:  # size guard before decoding: a tiny JPEG claiming 12000x12000 would cost 400 MB here
+        image = decode_jpeg(jpeg)
+    except ProtocolError:
         return ""
     target = folder / event.camera / f"{event.id}.jpg"
     target.parent.mkdir(parents=True, exist_ok=True)

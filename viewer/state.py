@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from anjeon.protocol import wire
+from anjeon.protocol import imaging, wire
 
 from .freshness import FreshnessGate
 
@@ -87,6 +87,7 @@ def parse_image_message(frames: list[bytes]) -> Frame:
     f = wire.FrameHeader.from_map(header)
     if not frames[2].startswith(b"\xff\xd8"):
         raise wire.ProtocolError("not_jpeg", f"camera {f.camera}: picture is not a JPEG")
+    imaging.check_jpeg(frames[2])  # the browser decodes it: refuse a picture that claims 12000x12000
     meta = {"camera": f.camera, "run": f.run, "seq": f.seq, "t_capture": f.t_capture, "width": f.width,
             "height": f.height, "worker": str(header.get("worker", "")), "model": str(header.get("model", "")),
             "detections": detections}

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import cv2
-import numpy as np
 import zmq
 
-from anjeon.protocol import wire
+from anjeon.protocol import imaging, wire
 from anjeon.protocol.annotate import draw
 from anjeon.protocol.endpoints import RESULTS_OUT, BrokerAddress
 from anjeon.protocol.heartbeat import HeartbeatClient, default_name
@@ -152,9 +151,10 @@ class Watch:
         if self.recorded >= self.config.record_limit:
             self.drops.drop("record_limit", f"--record-limit {self.config.record_limit} reached; not saving more")
             return
-        image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            self.drops.drop("corrupt_jpeg", f"camera {result.frame.camera}", camera=result.frame.camera)
+        try:
+            image = imaging.decode_jpeg(jpeg)
+        except wire.ProtocolError as exc:
+            self.drops.drop(exc.reason, f"camera {result.frame.camera}: {exc}", camera=result.frame.camera)
             return
         f = result.frame
         folder = self.config.record / f.camera
