@@ -16,6 +16,7 @@ from anjeon import __version__
 from anjeon.protocol.endpoints import DEFAULT_BASE_PORT, AddressError, BrokerAddress, check_base_port
 from anjeon.protocol.wire import DEFAULT_MAX_FRAME_BYTES, ProtocolError, check_camera_id
 
+from .cli_observe import metrics_options, start_metrics
 from .runtime import available_cores, run_until_signal, setup_logging
 
 CONTEXT = {"auto_envvar_prefix": "ANJEON", "show_default": True, "help_option_names": ["-h", "--help"],
@@ -63,8 +64,13 @@ name_option = click.option("--name", default="", help="Name shown in status and 
 @click.group(context_settings=CONTEXT)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               help="How much to log (to stderr).")
+@click.option("--keys", "keys_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="CURVE key folder (anjeon keys init; docs/security.md). Without it the bus is plaintext.")
+@click.option("--key", "key_name", default="",
+              help="Key pair of --keys this process uses [by command: broker, edge, worker, safety, subscriber].")
 @click.version_option(__version__, prog_name="anjeon")
-def main(log_level: str) -> None:
+@click.pass_context
+def main(ctx: click.Context, log_level: str, keys_dir: Path | None, key_name: str) -> None:
     """anjeon (안전): cameras stream to a pool of inference workers through one broker;
     any number of watchers see the results live.
 
@@ -76,6 +82,9 @@ def main(log_level: str) -> None:
                                anjeon watch --broker tcp://HOST    (anywhere)
     """
     setup_logging(log_level)
+    from .cli_keys import use_process_keys
+
+    use_process_keys(ctx.invoked_subcommand, keys_dir, key_name)
 
 
 @main.command()
@@ -86,6 +95,7 @@ def main(log_level: str) -> None:
               help="Seconds a frame may wait in the broker for a free worker before it is dropped.")
 @click.option("--max-frame-bytes", default=DEFAULT_MAX_FRAME_BYTES, type=click.IntRange(1024, 48 * 1024 * 1024),
               help="Largest JPEG accepted from an edge; larger ones are dropped and counted.")
+@metrics_options
 def broker(bind: str, base_port: int, max_age: float, max_frame_bytes: int) -> None:
     """Run the broker: the one process everything else connects to."""
     from anjeon.broker.server import BindError, Broker, BrokerConfig
@@ -95,6 +105,7 @@ def broker(bind: str, base_port: int, max_age: float, max_frame_bytes: int) -> N
         server.bind()
     except BindError as exc:
         raise click.ClickException(str(exc)) from None
+    start_metrics("broker", server)
     run_until_signal(server.serve)
 
 
@@ -120,6 +131,7 @@ def broker(bind: str, base_port: int, max_age: float, max_frame_bytes: int) -> N
 @click.option("--stall-timeout", default=10.0, type=click.FloatRange(1, 3600),
               help="Seconds without a frame before a live camera counts as lost (frozen) and is reopened.")
 @name_option
+@metrics_options
 def edge(broker: BrokerAddress, cameras: list[tuple[str, str]], config_path: Path | None, fps: float, width: int,
          quality: int, loop: bool, fast: bool, transport: str, stall_timeout: float, name: str) -> None:
     """Capture cameras and stream their newest frames to the broker."""
@@ -134,7 +146,9 @@ def edge(broker: BrokerAddress, cameras: list[tuple[str, str]], config_path: Pat
                                     transport=transport, stall_timeout=stall_timeout))
     if not configs:
         raise click.UsageError("no cameras: give --camera NAME=SOURCE or --config SITE.yaml with a cameras: section")
-    run_until_signal(Edge(EdgeConfig(broker=broker, cameras=configs, name=name)).serve)
+    service = Edge(EdgeConfig(broker=broker, cameras=configs, name=name))
+    start_metrics("edge", service)
+    run_until_signal(service.serve)
 
 
 def _site_cameras(path: Path) -> list:
@@ -178,6 +192,7 @@ def _site_cameras(path: Path) -> list:
               help="Refuse JPEGs that declare more pixels than this, before decoding "
                    "[ANJEON_MAX_MEGAPIXELS or 40].")
 @name_option
+@metrics_options
 def worker(broker: BrokerAddress, models: tuple[str, ...], class_map: tuple[str, ...], device: str, batch: int,
            credit: int, max_age: float, threads: int, render: bool, max_megapixels: float | None, name: str) -> None:
     """Run detection on frames from the broker and publish the results."""
@@ -191,7 +206,9 @@ def worker(broker: BrokerAddress, models: tuple[str, ...], class_map: tuple[str,
         detector = load_detectors(models, device, config.threads, parse_class_map(class_map))
     except ModelError as exc:
         raise click.ClickException(str(exc)) from None
-    run_until_signal(Worker(config, detector).serve)
+    service = Worker(config, detector)
+    start_metrics("worker", service)
+    run_until_signal(service.serve)
 
 
 @main.command()
@@ -304,10 +321,14 @@ def config_validate(path: Path) -> None:
 from .cli_loadtest import loadtest  # noqa: E402
 
 main.add_command(loadtest)
-from .cli_safety import events, safety  # noqa: E402
+from .cli_safety import ack, events, safety  # noqa: E402
 
 main.add_command(safety)
 main.add_command(events)
+main.add_command(ack)
+from .cli_keys import keys  # noqa: E402
+
+main.add_command(keys)
 from .cli_viewer import viewer  # noqa: E402
 
 main.add_command(viewer)

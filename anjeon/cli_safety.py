@@ -1,4 +1,4 @@
-"""`anjeon safety` (the rules service) and `anjeon events` (stored events: list, filter, JSON, CSV)."""
+"""`anjeon safety` (the rules service), `anjeon events` (stored events: list, filter, JSON, CSV) and `anjeon ack`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import click
 
 from anjeon.protocol.endpoints import DEFAULT_BASE_PORT, AddressError, BrokerAddress
 
+from .cli_observe import metrics_options, start_metrics
 from .runtime import run_until_signal
 
 
@@ -48,8 +49,9 @@ def _when(_ctx, param, value: str | None) -> float | None:
               help="Site config YAML with a safety: section (zones, lines, rules, store, alerts).")
 @click.option("--store", help="SQLite event store [config's safety.store, else data/events.db].")
 @click.option("--history-bind", default="", metavar="tcp://IFACE:PORT",
-              help="Where to answer history queries [tcp://*:BASEPORT+5].")
+              help="Where to answer history queries, acks and clips [tcp://127.0.0.1:BASEPORT+5: loopback; give tcp://0.0.0.0:PORT (with keys) for a console on another host].")
 @click.option("--name", default="", help="Name shown in status (default: safety@HOST:PID).")
+@metrics_options
 def safety(broker: BrokerAddress, config_path: Path, store: str | None, history_bind: str, name: str) -> None:
     """Run the safety rules on live detections: events, snapshots, alerts."""
     from .siteconfig import ConfigError, load_site_config
@@ -73,13 +75,47 @@ def safety(broker: BrokerAddress, config_path: Path, store: str | None, history_
     except OSError as exc:
         raise click.ClickException(f"cannot open the event store {site.safety.store}: {exc}") from None
     try:
+        start_metrics("safety", service)
         run_until_signal(service.serve)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 CSV_COLUMNS = ("id", "camera", "rule", "type", "zone", "line", "severity", "state", "started", "ended", "duration",
-               "peak", "tracks", "snapshot")
+               "peak", "tracks", "snapshot", "ack_by", "ack_at", "ack_note", "response_s", "outcome", "outcome_reason",
+               "clip_state", "clip")
+
+
+def csv_row(row: dict) -> list:
+    """One event as a CSV row: acknowledgement, response time and clip flattened into columns."""
+    ack, clip = row.get("ack") or {}, row.get("clip") or {}
+    flat = {**row, "tracks": " ".join(map(str, row.get("tracks") or [])), "ack_by": ack.get("by", ""),
+            "ack_at": ack.get("at", ""), "ack_note": ack.get("note", ""), "response_s": ack.get("response", ""),
+            "outcome": ack.get("outcome", ""), "outcome_reason": ack.get("reason", ""),
+            "clip_state": clip.get("state", ""), "clip": clip.get("path", "")}
+    return [flat.get(c, "") if flat.get(c) is not None else "" for c in CSV_COLUMNS]
+
+
+def _rows(db: Path, history: str | None, query: dict, limit: int):
+    """Matching events newest first, page by page (any number, never all in memory)."""
+    if history:
+        import zmq
+
+        from anjeon.safety.bus import iterate_history
+
+        source = iterate_history(zmq.Context.instance(), history, {**query, "limit": min(limit, 1000)})
+    else:
+        from anjeon.safety.store import EventStore, Query, QueryError
+
+        try:
+            store = EventStore(db, readonly=True)
+            source = store.iterate(Query.from_map({k: v for k, v in query.items() if v is not None}))
+        except QueryError as exc:
+            raise click.ClickException(str(exc)) from None
+    for n, row in enumerate(source):
+        if n >= limit:
+            return
+        yield row
 
 
 @click.command()
@@ -91,45 +127,72 @@ CSV_COLUMNS = ("id", "camera", "rule", "type", "zone", "line", "severity", "stat
 @click.option("--since", callback=_when, help="Events active at or after this time (unix s, ISO, or 10m/2h/1d ago).")
 @click.option("--until", callback=_when, help="Events started at or before this time.")
 @click.option("--state", type=click.Choice(["", "open", "ended"]), default="", help="Only open or ended events.")
-@click.option("--limit", default=100, type=click.IntRange(1, 10000), help="Newest this many.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")
+@click.option("--limit", default=100, type=click.IntRange(1, 100_000_000), help="Newest this many (paged: any number).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (with ack and clip).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row (ack, response time, outcome, clip).")
 def events(db: Path, history: str | None, camera: str, rule: str, since: float | None, until: float | None, state: str,
            limit: int, as_json: bool, as_csv: bool) -> None:
     """List stored safety events, newest first."""
-    query = {"camera": camera, "rule": rule, "since": since, "until": until, "state": state, "limit": limit}
-    if history:
-        import zmq
+    import sqlite3
 
-        from anjeon.safety.bus import query_history
+    from anjeon.protocol.wire import ProtocolError
 
-        try:
-            rows = query_history(zmq.Context.instance(), history, query)
-        except (TimeoutError, RuntimeError) as exc:
-            raise click.ClickException(str(exc)) from None
-    else:
-        import sqlite3
-
-        from anjeon.safety.store import EventStore, Query
-
-        try:
-            store = EventStore(db, readonly=True)
-            rows = store.query(Query.from_map(query))
-            store.close()
-        except (FileNotFoundError, sqlite3.Error) as exc:
-            raise click.ClickException(f"cannot read events from {db}: {exc}") from None
-    if as_json:
-        for row in rows:
-            click.echo(json.dumps(row))
-    elif as_csv:
-        writer = csv.writer(sys.stdout)
+    query = {"camera": camera, "rule": rule, "since": since, "until": until, "state": state}
+    n = 0
+    writer = csv.writer(sys.stdout) if as_csv else None
+    if writer is not None:
         writer.writerow(CSV_COLUMNS)
-        for row in rows:
-            writer.writerow([" ".join(map(str, row[c])) if c == "tracks" else row.get(c) for c in CSV_COLUMNS])
-    else:
-        click.echo(f"{'STARTED':19}  {'CAMERA':12} {'RULE':22} {'STATE':6} {'DUR s':>7} {'PEAK':>4}  TRACKS  ID")
-        for row in rows:
-            started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["started"]))
-            click.echo(f"{started:19}  {row['camera']:12} {row['rule']:22} {row['state']:6} {row['duration']:7.1f} "
-                       f"{row['peak']:4d}  {','.join(map(str, row['tracks'])) or '-'}  {row['id']}")
-        click.echo(f"({len(rows)} event(s))", err=True)
+    elif not as_json:
+        click.echo(f"{'STARTED':19}  {'CAMERA':12} {'RULE':22} {'STATE':6} {'DUR s':>7} {'PEAK':>4}  "
+                   f"{'ACK':16} {'CLIP':9} TRACKS  ID")
+    try:
+        for row in _rows(db, history, query, limit):
+            n += 1
+            if as_json:
+                click.echo(json.dumps(row, ensure_ascii=False))
+            elif writer is not None:
+                writer.writerow(csv_row(row))
+            else:
+                click.echo(_line(row))
+    except (TimeoutError, RuntimeError, ProtocolError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except (FileNotFoundError, sqlite3.Error) as exc:
+        raise click.ClickException(f"cannot read events from {db}: {exc}") from None
+    if not as_json and not as_csv:
+        click.echo(f"({n} event(s))", err=True)
+
+
+def _line(row: dict) -> str:
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["started"]))
+    ack = row.get("ack")
+    acked = "-"
+    if ack:
+        acked = f"{ack['by'][:8]} {ack['response']:.0f}s" + ({"false_alarm": " FA", "resolved": " ok"}
+                                                                .get(ack.get("outcome") or "", ""))
+    clip = (row.get("clip") or {}).get("state", "-")
+    return (f"{started:19}  {row['camera']:12} {row['rule']:22} {row['state']:6} {row['duration']:7.1f} "
+            f"{row['peak']:4d}  {acked:16} {clip:9} {','.join(map(str, row['tracks'])) or '-'}  {row['id']}")
+
+
+@click.command()
+@click.argument("event_id")
+@click.option("--history", required=True, metavar="tcp://HOST:PORT", help="The running safety service.")
+@click.option("--by", required=True, help="Who acknowledges (recorded with the time and the response time).")
+@click.option("--note", default="", help="A note kept with the acknowledgement.")
+@click.option("--false-alarm", "false_alarm", metavar="REASON", default="", help="Mark it a false alarm, saying why.")
+@click.option("--resolved", is_flag=True, help="Mark it resolved.")
+def ack(event_id: str, history: str, by: str, note: str, false_alarm: str, resolved: bool) -> None:
+    """Acknowledge a stored event (first ack is recorded); mark it a false alarm or resolved."""
+    import zmq
+
+    from anjeon.protocol.wire import ProtocolError
+    from anjeon.safety.bus import acknowledge
+
+    if false_alarm and resolved:
+        raise click.UsageError("an event is either a false alarm or resolved, not both")
+    outcome = "false_alarm" if false_alarm else "resolved" if resolved else ""
+    try:
+        event = acknowledge(zmq.Context.instance(), history, event_id, by, note, outcome, false_alarm)
+    except (TimeoutError, RuntimeError, ProtocolError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(event, ensure_ascii=False))

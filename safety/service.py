@@ -4,7 +4,8 @@ Sockets:
   SUB    <- broker results-out: img/CAM/ for each configured camera (detections + the exact JPEG,
             which becomes the event's snapshot).
   PUB    -> broker results-in: evt/CAM/ event transitions (see bus.py).
-  ROUTER    bound on --history-bind: history queries.
+  ROUTER    bound on --history-bind (loopback by default): history, acks, clips, on its own thread
+            (safety/history.py) with its own SQLite connections, never on the rules' thread.
   DEALER -> broker control: heartbeats (role "safety"), like every process.
 
 Order of work for a transition: snapshot written, event committed to SQLite,
@@ -23,7 +24,7 @@ from typing import Any
 
 import zmq
 
-from anjeon.protocol import wire
+from anjeon.protocol import metrics, security, wire
 from anjeon.protocol.endpoints import RESULTS_IN, RESULTS_OUT, BrokerAddress
 from anjeon.protocol.heartbeat import HeartbeatClient, default_name
 from anjeon.protocol.sockets import configure
@@ -37,7 +38,8 @@ from .incident import Transition
 from .observation import Observation
 from .reorder import Reorderer
 from .snapshot import write_snapshot
-from .store import EventStore, Query
+from .history import HistoryServer
+from .store import EventStore
 from .tracker import PersonTracker
 
 log = logging.getLogger("anjeon.safety")
@@ -50,13 +52,13 @@ IDLE_CHECK = 1.0  # seconds between checks that end events of cameras that went 
 class SafetyServiceConfig:
     broker: BrokerAddress
     safety: SafetyConfig
-    history_bind: str = ""  # default: tcp://*:<broker base port + 5>
+    history_bind: str = ""  # default: tcp://127.0.0.1:<broker base port + 5> (loopback)
     name: str = ""
     config_path: Path | None = None  # re-read when it changes (the console's zone editor saves into it)
 
     @property
     def history_endpoint(self) -> str:
-        return self.history_bind or f"tcp://*:{self.broker.base_port + bus.HISTORY_OFFSET}"
+        return self.history_bind or f"tcp://{bus.DEFAULT_HISTORY_HOST}:{self.broker.base_port + bus.HISTORY_OFFSET}"
 
     @property
     def snapshot_dir(self) -> Path:
@@ -88,11 +90,12 @@ class SafetyService:
         self._pub: zmq.Socket | None = None
         self._sub: zmq.Socket | None = None
         self._config_mtime = self._mtime()
+        self.history = HistoryServer(self._ctx, config.history_endpoint, self.store.path, self.drops)
 
     def _info(self) -> dict[str, Any]:
         return {"drops": self.drops.snapshot(), "results": self.results.count, "events": self.events,
                 "open": sum(len(c.engine.open_events()) for c in self.cameras.values()),
-                "alerts": self.alerts.stats()}
+                "alerts": self.alerts.stats(), "history": self.history.stats()}
 
     def _resume_open_events(self) -> None:
         now = time.time()
@@ -107,20 +110,18 @@ class SafetyService:
     def serve(self, stop: threading.Event) -> None:
         cfg = self.config
         sub = self._sub = configure(self._ctx.socket(zmq.SUB), rcvhwm=200)
-        sub.connect(cfg.broker.endpoint(RESULTS_OUT))
+        security.connect(sub, cfg.broker.endpoint(RESULTS_OUT))
         for cam in self.cameras:
             sub.setsockopt(zmq.SUBSCRIBE, wire.topic(wire.IMAGE_PREFIX, cam))
         self._pub = configure(self._ctx.socket(zmq.PUB), sndhwm=1000)
-        self._pub.connect(cfg.broker.endpoint(RESULTS_IN))
-        history = configure(self._ctx.socket(zmq.ROUTER))
-        try:
-            history.bind(cfg.history_endpoint)
-        except zmq.ZMQError as exc:
-            raise RuntimeError(f"cannot bind the history socket {cfg.history_endpoint}: {exc}") from None
+        security.connect(self._pub, cfg.broker.endpoint(RESULTS_IN))
+        # CURVE server on the history socket when keys are set (same context as the socket it guards).
+        self._guard = security.guard(self._ctx, security.host_of(cfg.history_endpoint), "the safety history socket")
+        self._guard.secure(self.history.socket, security.HISTORY)
+        self.history.start()  # raises RuntimeError naming the address when it cannot bind
         self.heartbeat.start()
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
-        poller.register(history, zmq.POLLIN)
         log.info("safety %s: %d camera(s), %d rule(s), store %s, history on %s", self.proc, len(self.cameras),
                  sum(len(c.engine.rules.rules) for c in self.cameras.values()), cfg.safety.store, cfg.history_endpoint)
         next_idle = time.monotonic() + IDLE_CHECK
@@ -133,8 +134,6 @@ class SafetyService:
                             self._receive(sub.recv_multipart(zmq.NOBLOCK))
                         except zmq.Again:
                             break
-                if history in ready:
-                    self._answer(history)
                 self._release(time.monotonic())
                 if time.monotonic() >= next_idle:
                     self._end_quiet_cameras()
@@ -143,7 +142,9 @@ class SafetyService:
         finally:
             self.heartbeat.stop()
             self.alerts.stop()
-            for sock in (sub, self._pub, history):
+            self.history.stop()
+            self._guard.stop()
+            for sock in (sub, self._pub):
                 sock.close(0)
             self.store.close()
             log.info("safety stopped after %d results, %d event transitions", self.results.count, self.events)
@@ -160,6 +161,7 @@ class SafetyService:
         if cam is None:
             return
         f = result.frame
+        metrics.observe_latency(f.camera, f.t_capture, f.ts)
         if not cam.reorder.push(f.run, f.seq, f.t_capture, (Observation.from_result(result), frames[2]),
                                 time.monotonic()):
             self.drops.drop("late", f"camera {f.camera}: a result older than one already evaluated", camera=f.camera)
@@ -227,24 +229,10 @@ class SafetyService:
         self.store.save(ev)  # committed before anyone hears of it
         data = ev.to_dict()
         self.events += 1
+        metrics.count_event(ev.rule, tr.kind)
         log.info("event %s %s %s camera %s tracks %s peak %d", tr.kind, ev.type, ev.id, ev.camera, ev.tracks, ev.peak)
         try:
             self._pub.send_multipart(bus.event_message(tr.kind, data), zmq.NOBLOCK)
         except zmq.Again:
             self.drops.drop("event_backpressure", "the results bus is not taking events")
         self.alerts.send(tr.kind, data)
-
-    def _answer(self, history: zmq.Socket) -> None:
-        for _ in range(100):
-            try:
-                frames = history.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            envelope, body = frames[:-1], frames[-1]
-            try:
-                request = wire.unpack(body, bus.EVENTS_QUERY)
-                reply = {"v": wire.VERSION, "kind": bus.EVENTS, "events": self.store.query(Query.from_map(request))}
-            except wire.ProtocolError as exc:
-                self.drops.drop(exc.reason, f"history request: {exc}")
-                reply = {"v": wire.VERSION, "kind": bus.ERROR, "error": str(exc)}
-            history.send_multipart([*envelope, wire.pack(reply)])

@@ -1,0 +1,212 @@
+"""The history socket, answered on its own thread with its own SQLite connections.
+
+The rules thread never sees a query: a page of 1000 events or a 5 MB clip is
+read here, from a read-only connection (WAL: readers never block the
+writer), and acknowledgements are written here on a second connection to the
+``acks`` table only. Every answer header stays under the wire's header limit
+by construction (``PAGE_BUDGET``): events are added until the next would not
+fit, and the answer's cursor continues after the last one sent. Requests and
+answers: docs/protocol.md, "The history socket".
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import msgpack
+import zmq
+
+from anjeon.protocol import wire
+from anjeon.protocol.sockets import configure
+from anjeon.protocol.stats import DropCounter
+
+from . import bus
+from .store import Ack, EventStore, Query, QueryError, encode_cursor
+
+log = logging.getLogger("anjeon.safety.history")
+
+PAGE_BUDGET = 56 * 1024  # bytes of events per answer: the 64 KiB header limit less room for the envelope
+MAX_TRACKS_SENT = 1000  # an event with more track ids is sent with its list cut (and says so)
+MAX_CLIP_BYTES = 48 * 1024 * 1024  # under the socket's 64 MiB ceiling; clips are capped far below this
+POLL_MS = 200
+
+
+def fit_event(event: dict[str, Any]) -> bytes:
+    """The packed event, its track list cut if the event alone would not fit a page."""
+    packed = msgpack.packb(event, use_bin_type=True)
+    if len(packed) > PAGE_BUDGET // 4:
+        event = {**event, "tracks": event.get("tracks", [])[:MAX_TRACKS_SENT], "tracks_truncated": True}
+        for key in ("note", "reason"):  # bounded at 500 characters when stored; cut again only if still huge
+            if event.get("ack") and len(str(event["ack"].get(key, ""))) > 500:
+                event["ack"] = {**event["ack"], key: str(event["ack"][key])[:500]}
+        packed = msgpack.packb(event, use_bin_type=True)
+    return packed
+
+
+def page_answer(rows: list[dict[str, Any]], more: bool, total: int | None) -> bytes:
+    """Pack as many rows as fit the budget into one `events` answer, with the cursor after the last one."""
+    body: list[bytes] = []
+    used = 0
+    for row in rows:
+        packed = fit_event(row)
+        if body and used + len(packed) > PAGE_BUDGET:
+            more = True
+            break
+        body.append(packed)
+        used += len(packed)
+    last = rows[len(body) - 1] if body else None
+    nxt = encode_cursor(last["started"], last["id"]) if more and last is not None else None
+    # Assemble the map by hand so each event is packed once: {"v", "kind", "events": [...], "next", "total"}.
+    head = msgpack.packb({"v": wire.VERSION, "kind": bus.EVENTS, "next": nxt, "total": total}, use_bin_type=True)
+    events_key = msgpack.packb("events", use_bin_type=True)
+    items = bytearray()
+    items += _map_header(4 + 1) + head[1:]  # head is a fixmap of 4; re-prefix it as a map of 5
+    items += events_key + _array_header(len(body)) + b"".join(body)
+    return bytes(items)
+
+
+def _map_header(n: int) -> bytes:
+    return bytes([0x80 | n]) if n < 16 else b"\xde" + n.to_bytes(2, "big")
+
+
+def _array_header(n: int) -> bytes:
+    if n < 16:
+        return bytes([0x90 | n])
+    return b"\xdc" + n.to_bytes(2, "big") if n < 65536 else b"\xdd" + n.to_bytes(4, "big")
+
+
+class HistoryServer:
+    """Owns the bound ROUTER after ``start``; ``storage`` reports what retention last found."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str, store_path: Path, drops: DropCounter,
+                 storage: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.endpoint, self._store_path, self._drops = endpoint, store_path, drops
+        self._storage = storage or (lambda: {})
+        self._sock = configure(ctx.socket(zmq.ROUTER))
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.answered = 0
+        self.errors = 0
+
+    @property
+    def socket(self) -> zmq.Socket:
+        """The ROUTER before ``start`` (security setup adds CURVE options here, before the bind)."""
+        return self._sock
+
+    def start(self) -> None:
+        try:
+            self._sock.bind(self.endpoint)
+        except zmq.ZMQError as exc:
+            self._sock.close(0)
+            raise RuntimeError(f"cannot bind the history socket {self.endpoint}: {exc}") from None
+        # The socket moves to the history thread here and is used by no one else from now on.
+        self._thread = threading.Thread(target=self._run, name="history", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        else:
+            self._sock.close(0)
+
+    def stats(self) -> dict[str, int]:
+        return {"answered": self.answered, "errors": self.errors}
+
+    def _run(self) -> None:
+        reader = EventStore(self._store_path, readonly=True)
+        writer: EventStore | None = None
+        try:
+            while not self._stop.is_set():
+                if not self._sock.poll(POLL_MS):
+                    continue
+                try:
+                    frames = self._sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    continue
+                envelope, body = frames[:-1], frames[-1]
+                if not envelope:
+                    continue
+                if writer is None and _kind(body) == bus.ACK:
+                    writer = EventStore(self._store_path)
+                reply = self._handle(body, reader, writer)
+                try:
+                    self._sock.send_multipart([*envelope, *reply], zmq.NOBLOCK)
+                except zmq.ZMQError as exc:  # the asker is gone or its queue is full
+                    self._drops.drop("history_unsent", f"history answer not sent: {exc}")
+        finally:
+            reader.close()
+            if writer is not None:
+                writer.close()
+            self._sock.close(0)
+
+    def _handle(self, body: bytes, reader: EventStore, writer: EventStore | None) -> list[bytes]:
+        try:
+            request = wire.unpack(body, bus.EVENTS_QUERY, bus.ACK, bus.CLIP_QUERY, bus.STORAGE_QUERY)
+            kind = request["kind"]
+            if kind == bus.EVENTS_QUERY:
+                q = Query.from_map(request)
+                rows, more = reader.page(q)
+                reply = [page_answer(rows, more, reader.count(q) if q.total else None)]
+            elif kind == bus.ACK:
+                assert writer is not None
+                event = writer.acknowledge(Ack.from_map(request))
+                log.info("event %s acknowledged by %s%s", event.get("id"), request.get("by"),
+                         f" ({request.get('outcome')})" if request.get("outcome") else "")
+                reply = [wire.pack({"v": wire.VERSION, "kind": bus.ACKED, "event": _small(event)})]
+            elif kind == bus.CLIP_QUERY:
+                reply = self._clip(reader, request)
+            else:
+                reply = [wire.pack({"v": wire.VERSION, "kind": bus.STORAGE, **self._storage()})]
+            self.answered += 1
+            return reply
+        except wire.ProtocolError as exc:
+            self._drops.drop(exc.reason, f"history request: {exc}")
+            return self._error(str(exc))
+        except QueryError as exc:
+            self._drops.drop("bad_query", f"history request: {exc}")
+            return self._error(str(exc))
+        except KeyError as exc:
+            return self._error(f"no event {exc.args[0]!r}")
+        except (sqlite3.Error, OSError) as exc:  # a locked, full or vanished store: say so, keep serving
+            self._drops.drop("history_store", f"history request: {exc}")
+            return self._error(f"the event store failed: {exc}")
+
+    def _clip(self, reader: EventStore, request: dict[str, Any]) -> list[bytes]:
+        event_id = request.get("event")
+        if not isinstance(event_id, str) or not event_id or len(event_id) > 64:
+            raise QueryError("a clip query names its event")
+        clip = reader.clip_of(event_id)
+        if clip is None:
+            raise KeyError(event_id)
+        if clip["state"] != "ready":
+            return self._error(f"the clip of event {event_id} is {clip['state']}"
+                               + (f": {clip['error']}" if clip["error"] else ""), state=clip["state"])
+        path = Path(clip["path"])  # written by this service's encoder, never named by a client
+        size = path.stat().st_size
+        if size > MAX_CLIP_BYTES:
+            return self._error(f"the clip of event {event_id} is {size} bytes, over {MAX_CLIP_BYTES}")
+        data = path.read_bytes()
+        header = {"v": wire.VERSION, "kind": bus.CLIP, "event": event_id, "state": "ready",
+                  "mime": bus.CLIP_MIME, "size": len(data)}
+        return [wire.pack(header), data]
+
+    def _error(self, message: str, **extra: Any) -> list[bytes]:
+        self.errors += 1
+        return [wire.pack({"v": wire.VERSION, "kind": bus.ERROR, "error": message, **extra})]
+
+
+def _small(event: dict[str, Any]) -> dict[str, Any]:
+    return msgpack.unpackb(fit_event(event), raw=False) if event else {}
+
+
+def _kind(body: bytes) -> str:
+    try:
+        m = msgpack.unpackb(body, raw=False) if len(body) <= wire.MAX_HEADER_BYTES else None
+    except Exception:  # any garbage: _handle will say what is wrong
+        return ""
+    return m.get("kind", "") if isinstance(m, dict) else ""
