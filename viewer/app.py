@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from anjeon.protocol import wire
 
+from . import evidence
 from .auth import COOKIE, SESSION_SECONDS, Auth
 from .bus import Bus
 from .live import Client, Hub
@@ -44,6 +45,8 @@ class LoginIn(BaseModel):
 class AckIn(BaseModel):
     by: str = Field(default="", max_length=64, description="who acknowledges (the session's user when logged in)")
     note: str = Field(default="", max_length=500)
+    outcome: str = Field(default="", pattern="^(false_alarm|resolved|)$", description="false_alarm needs a reason")
+    reason: str = Field(default="", max_length=500)
 
 
 class ZonesIn(BaseModel):
@@ -137,12 +140,17 @@ def create_app(state: ConsoleState, hub: Hub, bus: Bus, auth: Auth | None, confi
     @app.post("/api/alarms/{event_id}/ack", tags=["alarms"])
     async def acknowledge(event_id: str, body: AckIn, request: Request) -> dict[str, Any]:
         who = getattr(request.state, "user", "") or body.by.strip() or "operator"
+        try:  # stored with the event by the safety service first (viewer/evidence.py); the viewer only caches it
+            stored = await evidence.send_ack(bus, event_id, who, body.note, body.outcome, body.reason)
+        except evidence.HistoryUnavailable as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        state.remember_history([stored])
         try:
             ack = state.acknowledge(event_id, who, body.note)
         except KeyError:
             raise HTTPException(404, f"no event {event_id!r}") from None
         hub.changed("alarms")
-        return {"event": ack.event, "by": ack.by, "at": ack.at, "note": ack.note}
+        return {"event": ack.event, "by": ack.by, "at": ack.at, "note": ack.note, "stored": stored.get("ack")}
 
     async def history(camera: str, rule: str, since: float | None, until: float | None, state_: str,
                       limit: int) -> list[dict[str, Any]]:
@@ -237,6 +245,7 @@ def create_app(state: ConsoleState, hub: Hub, bus: Bus, auth: Auth | None, confi
     async def login_page() -> Response:
         return FileResponse(STATIC / "login.html")
 
+    app.include_router(evidence.router(bus))  # clips, storage (viewer/evidence.py)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

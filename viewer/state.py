@@ -198,8 +198,11 @@ class ConsoleState:
         return ack
 
     def with_ack(self, event: dict[str, Any]) -> dict[str, Any]:
+        stored = event.get("ack") if isinstance(event.get("ack"), dict) else None
         ack = self.acks.get(str(event.get("id")))
-        return {**event, "ack": asdict(ack) if ack else None}
+        if stored is not None or ack is None:  # the safety store's record (outcome, response time) wins
+            return {**event, "ack": stored}
+        return {**event, "ack": asdict(ack)}
 
     def alarm_list(self) -> list[dict[str, Any]]:
         return [self.with_ack(e) for e in sorted(self.alarms.values(), key=lambda e: -float(e.get("started") or 0))]
