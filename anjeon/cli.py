@@ -85,6 +85,9 @@ def main(ctx: click.Context, log_level: str, keys_dir: Path | None, key_name: st
     from .cli_keys import use_process_keys
 
     use_process_keys(ctx.invoked_subcommand, keys_dir, key_name)
+    from .cli_keys import use_process_keys
+
+    use_process_keys(ctx.invoked_subcommand, keys_dir, key_name)
 
 
 @main.command()
@@ -326,6 +329,9 @@ from .cli_safety import ack, events, safety  # noqa: E402
 main.add_command(safety)
 main.add_command(events)
 main.add_command(ack)
+from .cli_keys import keys  # noqa: E402
+
+main.add_command(keys)
 from .cli_keys import keys  # noqa: E402
 
 main.add_command(keys)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import zmq
 
-from anjeon.protocol import wire
+from anjeon.protocol import security, wire
 from anjeon.protocol.endpoints import (CONTROL, FRAMES_IN, FRAMES_OUT, RESULTS_IN, RESULTS_OUT,
                                        DEFAULT_BASE_PORT, bind_endpoint)
 from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
@@ -61,6 +61,7 @@ class Broker:
         self._started = time.monotonic()
         self._meter = ProcessMeter()
         self._socks: dict[str, zmq.Socket] = {}
+        self.guard: security.Guard | None = None  # CURVE + rights per role (plaintext without keys)
 
     # -- life cycle -------------------------------------------------------------
     def bind(self) -> None:
@@ -75,8 +76,10 @@ class Broker:
         # A frame for a worker that vanished must raise, not disappear silently.
         specs[FRAMES_OUT].setsockopt(zmq.ROUTER_MANDATORY, 1)
         self._socks = specs
+        self.guard = security.guard(self._ctx, c.bind, "the broker")
         for name, sock in specs.items():
             endpoint = bind_endpoint(c.bind, c.base_port, name)
+            self.guard.secure(sock, name)
             try:
                 sock.bind(endpoint)
             except zmq.ZMQError as exc:
@@ -89,6 +92,9 @@ class Broker:
         for sock in self._socks.values():
             sock.close(0)
         self._socks = {}
+        if self.guard is not None:
+            self.guard.stop()
+            self.guard = None
 
     def serve(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set. Call bind() first."""
@@ -130,6 +136,9 @@ class Broker:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
+            if denial := self.guard.denial(frames[0], FRAMES_IN):
+                self.drops.drop("forbidden", denial)
+                continue
             self._accept_frame(frames)
 
     def _accept_frame(self, frames: list[zmq.Frame]) -> None:
@@ -164,10 +173,13 @@ class Broker:
     def _on_workers(self, sock: zmq.Socket) -> None:
         for _ in range(DRAIN):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            ident, body = frames[0], frames[-1]
+            if denial := self.guard.denial(frames[-1], FRAMES_OUT):
+                self.drops.drop("forbidden", denial)
+                continue
+            ident, body = frames[0].bytes, frames[-1].bytes
             try:
                 msg = wire.unpack(body, wire.READY, wire.CREDIT)
                 proc = msg.get("proc")
@@ -216,6 +228,9 @@ class Broker:
             except zmq.Again:
                 return
             topic = frames[0].bytes
+            if denial := self.guard.denial(frames[0], RESULTS_IN, topic):
+                self.drops.drop("forbidden", denial)
+                continue
             if topic.startswith(wire.RESULT_PREFIX.encode()):
                 cam = wire.camera_of_topic(topic)
                 if cam in self.flows:
@@ -229,33 +244,39 @@ class Broker:
         upstream = self._socks[RESULTS_IN]
         for _ in range(DRAIN):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            upstream.send_multipart(frames)
+            if denial := self.guard.denial(frames[0], RESULTS_OUT):
+                self.drops.drop("forbidden", denial)
+                continue
+            upstream.send_multipart(frames, copy=False)
 
     # -- heartbeats and status -------------------------------------------------------------
     def _on_control(self, sock: zmq.Socket) -> None:
         ack = wire.pack({"v": wire.VERSION, "kind": wire.HEARTBEAT_ACK, "broker": self.run_id})
         for _ in range(DRAIN):
             try:
-                frames = sock.recv_multipart(zmq.NOBLOCK)
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
             try:
-                hb = wire.unpack(frames[-1], wire.HEARTBEAT)
+                hb = wire.unpack(frames[-1].bytes, wire.HEARTBEAT)
                 proc, role, name, info = hb.get("proc"), hb.get("role"), hb.get("name"), hb.get("info", {})
                 if not (isinstance(proc, str) and isinstance(role, str) and isinstance(info, dict)):
                     raise wire.ProtocolError("malformed", "heartbeat without proc, role or info")
             except wire.ProtocolError as exc:
                 self.drops.drop(exc.reason, f"on the control socket: {exc}")
                 continue
+            if denial := self.guard.heartbeat_denial(frames[-1], role):
+                self.drops.drop("forbidden", denial)
+                continue
             if self.registry.beat(proc, role, str(name or proc), info):
                 log.info("%s %s online", role, name)
             if role == "worker":
                 self.scheduler.touch(proc)
             try:
-                sock.send_multipart([frames[0], ack], zmq.NOBLOCK)
+                sock.send_multipart([frames[0].bytes, ack], zmq.NOBLOCK)
             except zmq.ZMQError:
                 pass
 

@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import zmq
 
-from anjeon.protocol import wire
+from anjeon.protocol import security, wire
 from anjeon.protocol.endpoints import FRAMES_IN, BrokerAddress
 from anjeon.protocol.heartbeat import HeartbeatClient, default_name
 from anjeon.protocol.sockets import configure
@@ -94,7 +94,7 @@ class Edge:
         install_log_masking()  # before any camera logs: no password may reach a log line
         quiet_native_logs()
         push = configure(self._ctx.socket(zmq.PUSH), sndhwm=SEND_HWM, immediate=True)
-        push.connect(self.config.broker.endpoint(FRAMES_IN))
+        security.connect(push, self.config.broker.endpoint(FRAMES_IN))
         for out in self.cameras.values():
             out.capture.start()
         self.heartbeat.start()

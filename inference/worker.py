@@ -24,6 +24,7 @@ from anjeon.protocol import imaging, wire
 from anjeon.protocol.annotate import draw
 from anjeon.protocol.endpoints import FRAMES_OUT, RESULTS_IN, BrokerAddress
 from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL, HeartbeatClient, default_name
+from anjeon.protocol import security
 from anjeon.protocol.sockets import configure
 from anjeon.protocol.stats import DropCounter, RateMeter
 
@@ -92,9 +93,9 @@ class Worker:
     def serve(self, stop: threading.Event) -> None:
         cfg = self.config
         dealer = configure(self._ctx.socket(zmq.DEALER), immediate=True, rcvhwm=max(4, 2 * cfg.capacity))
-        dealer.connect(cfg.broker.endpoint(FRAMES_OUT))
+        security.connect(dealer, cfg.broker.endpoint(FRAMES_OUT))
         pub = configure(self._ctx.socket(zmq.PUB), sndhwm=1000)
-        pub.connect(cfg.broker.endpoint(RESULTS_IN))
+        security.connect(pub, cfg.broker.endpoint(RESULTS_IN))
         self.heartbeat.start()
         log.info("worker %s: model %s on %s, batch %d, credit %d, max age %.2f s", self.proc, self.detector.name,
                  self.detector.device, cfg.batch, cfg.capacity, cfg.max_age)

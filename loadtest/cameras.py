@@ -20,6 +20,7 @@ from anjeon.edge.synthetic import SyntheticSource
 from anjeon.protocol import wire
 from anjeon.protocol.endpoints import FRAMES_IN, BrokerAddress
 from anjeon.protocol.heartbeat import HeartbeatClient
+from anjeon.protocol import security
 from anjeon.protocol.sockets import configure
 
 log = logging.getLogger("anjeon.loadtest")
@@ -91,7 +92,7 @@ class SyntheticCameras:
 
     def _run(self) -> None:
         push = configure(self._ctx.socket(zmq.PUSH), sndhwm=2, immediate=True)
-        push.connect(self.broker.endpoint(FRAMES_IN))
+        security.connect(push, self.broker.endpoint(FRAMES_IN))
         n_cams, pool = len(self.camera_ids), self.pool
         seqs = dict.fromkeys(self.camera_ids, 0)
         start, k, rate = time.monotonic(), 0, self.fps

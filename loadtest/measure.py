@@ -17,6 +17,7 @@ import zmq
 
 from anjeon.protocol import wire
 from anjeon.protocol.endpoints import RESULTS_OUT, BrokerAddress
+from anjeon.protocol import security
 from anjeon.protocol.sockets import configure
 from anjeon.viewer.freshness import FreshnessGate
 
@@ -76,7 +77,7 @@ class Collector:
 
     def _run(self) -> None:
         sub = configure(self._ctx.socket(zmq.SUB), rcvhwm=100_000)
-        sub.connect(self.broker.endpoint(RESULTS_OUT))
+        security.connect(sub, self.broker.endpoint(RESULTS_OUT))
         sub.setsockopt(zmq.SUBSCRIBE, wire.RESULT_PREFIX.encode())
         sub.setsockopt(zmq.SUBSCRIBE, wire.STATUS_TOPIC)
         self._ready.set()

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import zmq
 
+from . import security
 from .endpoints import CONTROL, BrokerAddress
 from .sockets import configure
 from .stats import ProcessMeter
@@ -67,7 +68,7 @@ class HeartbeatClient:
 
     def _open(self) -> zmq.Socket:
         sock = configure(self._ctx.socket(zmq.DEALER), sndhwm=2, rcvhwm=10, immediate=True)
-        sock.connect(self._address.endpoint(CONTROL))
+        security.connect(sock, self._address.endpoint(CONTROL))
         return sock
 
     def _run(self) -> None:

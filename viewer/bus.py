@@ -17,7 +17,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from anjeon.protocol import wire
+from anjeon.protocol import security, wire
 from anjeon.protocol.endpoints import RESULTS_OUT, BrokerAddress
 from anjeon.protocol.sockets import configure
 from anjeon.protocol.stats import DropCounter, RateMeter
@@ -50,7 +50,7 @@ class Bus:
 
     async def run(self) -> None:
         sub = configure(self.ctx.socket(zmq.SUB), rcvhwm=50)
-        sub.connect(self.broker.endpoint(RESULTS_OUT))
+        security.connect(sub, self.broker.endpoint(RESULTS_OUT))
         for prefix in (wire.IMAGE_PREFIX.encode(), wire.STATUS_TOPIC, EVENT_PREFIX):
             sub.setsockopt(zmq.SUBSCRIBE, prefix)
         try:
@@ -97,7 +97,7 @@ class Bus:
         sock = self.ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         try:
-            sock.connect(self.history)
+            security.connect(sock, self.history, server=security.HISTORY_KEY)
             await sock.send(wire.pack({"v": wire.VERSION, "kind": EVENTS_QUERY, **query}))
             if not await sock.poll(timeout * 1000):
                 raise TimeoutError(f"no answer from the safety service at {self.history} within {timeout:.0f} s "

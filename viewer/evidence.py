@@ -16,7 +16,7 @@ import zmq
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from anjeon.protocol import wire
+from anjeon.protocol import security, wire
 
 ACK, ACKED = "ack", "acked"
 CLIP_QUERY, CLIP = "clip_query", "clip"
@@ -41,7 +41,7 @@ async def history_request(bus: Any, message: dict[str, Any], expect: str,
     sock = bus.ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     try:
-        sock.connect(bus.history)
+        security.connect(sock, bus.history, server=security.HISTORY_KEY)
         await sock.send(wire.pack({"v": wire.VERSION, **message}))
         if not await sock.poll(timeout * 1000):
             raise HistoryUnavailable(504, f"no answer from the safety service at {bus.history} within "

@@ -24,6 +24,7 @@ from anjeon.protocol import imaging, wire
 from anjeon.protocol.annotate import draw
 from anjeon.protocol.endpoints import RESULTS_OUT, BrokerAddress
 from anjeon.protocol.heartbeat import HeartbeatClient, default_name
+from anjeon.protocol import security
 from anjeon.protocol.sockets import configure
 from anjeon.protocol.stats import DropCounter, RateMeter
 
@@ -87,7 +88,7 @@ class Watch:
     def serve(self, stop: threading.Event) -> None:
         cfg = self.config
         sub = configure(self._ctx.socket(zmq.SUB), rcvhwm=1000)
-        sub.connect(cfg.broker.endpoint(RESULTS_OUT))
+        security.connect(sub, cfg.broker.endpoint(RESULTS_OUT))
         self._subscribe(sub)
         self.heartbeat.start()
         started = time.monotonic()

@@ -1,0 +1,440 @@
+"""CURVE on the bus: key folders, the allowlist with roles, the ZAP authenticator and the rights per role.
+
+Without keys every socket is plaintext and everything is allowed (a lab on
+loopback). With a key folder (``anjeon --keys DIR``, env ANJEON_KEYS, or the
+site config's ``security: keys:``) every bound socket is a CURVE server and
+every client a CURVE client with its own key pair. A ZAP authenticator, living
+in the same ZeroMQ context as the sockets it guards, admits only public keys
+listed in DIR/allowlist.txt, and only on the sockets their role may use; the
+broker then checks every received message against the role of the key that
+sent it (``rights``), so a key revoked in the allowlist stops working at once,
+even on a connection made before. docs/security.md is the user's side of this.
+
+The allowlist is a text file, one key per line::
+
+    # public key (z85, 40 chars)              name       role[,role...]
+    rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7  gate-edge  edge
+
+It is re-read when it changes. A line that does not parse is refused (that key
+is not admitted) and logged as an error; an unreadable or missing file admits
+nobody until it is fixed. Nothing ever falls back to "allow any".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+import stat
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+
+from .endpoints import CONTROL, FRAMES_IN, FRAMES_OUT, RESULTS_IN, RESULTS_OUT
+
+log = logging.getLogger("anjeon.security")
+
+ROLES = ("edge", "worker", "subscriber", "safety")
+ALLOWLIST = "allowlist.txt"
+SERVER_KEY = "broker"  # the broker's key pair in a key folder: broker.key (public), broker.key_secret
+HISTORY_KEY = "safety"  # the safety service serves history under its own key pair
+HISTORY = "history"  # ZAP domain of the safety service's history socket
+KEYS_ENV, KEY_NAME_ENV = "ANJEON_KEYS", "ANJEON_KEY"
+RELOAD_INTERVAL = 1.0  # seconds between checks of the allowlist file
+
+# Who may connect to which socket (checked by the ZAP handler at the handshake).
+SOCKET_ROLES: dict[str, frozenset[str]] = {
+    FRAMES_IN: frozenset({"edge"}),
+    FRAMES_OUT: frozenset({"worker"}),
+    RESULTS_IN: frozenset({"worker", "safety"}),
+    RESULTS_OUT: frozenset({"subscriber", "safety"}),
+    CONTROL: frozenset(ROLES),
+    HISTORY: frozenset({"subscriber"}),
+}
+# Who may publish which topic on results-in (checked per message). Not listed: nobody
+# (status/ is the broker's own, published straight to results-out).
+TOPIC_ROLES: dict[bytes, str] = {b"res/": "worker", b"img/": "worker", b"ann/": "worker",
+                                 b"evt/": "safety", b"trk/": "safety"}
+# The role a heartbeat claims -> the key role it needs.
+HEARTBEAT_ROLES = {"edge": "edge", "worker": "worker", "safety": "safety", "viewer": "subscriber",
+                   "watch": "subscriber", "subscriber": "subscriber"}
+# `anjeon COMMAND` -> the key pair it uses from the folder unless --key names another.
+COMMAND_KEYS = {"broker": SERVER_KEY, "edge": "edge", "worker": "worker", "safety": "safety",
+                "viewer": "subscriber", "watch": "subscriber", "events": "subscriber", "loadtest": "loadtest"}
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_Z85 = re.compile(r"^[0-9a-zA-Z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}$")
+
+
+class SecurityError(RuntimeError):
+    """Keys or an allowlist that cannot be used; the message is one sentence for the user."""
+
+
+# ---------------------------------------------------------------- keys and the allowlist
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    name: str
+    public: bytes  # z85, 40 bytes
+    secret: bytes
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name or ""):
+        raise SecurityError(f"key name {name!r}: use 1-64 letters, digits, '_', '.' or '-'")
+    return name
+
+
+def load_public(folder: Path, name: str) -> bytes:
+    path = folder / f"{name}.key"
+    try:
+        public, _ = zmq.auth.load_certificate(path)
+    except (OSError, ValueError) as exc:
+        raise SecurityError(f"cannot read the public key {path}: {exc}") from None
+    return public
+
+
+def load_pair(folder: Path, name: str) -> KeyPair:
+    path = folder / f"{check_name(name)}.key_secret"
+    try:
+        public, secret = zmq.auth.load_certificate(path)
+    except (OSError, ValueError) as exc:
+        raise SecurityError(f"cannot read the key pair {path}: {exc} (make one with `anjeon keys add`)") from None
+    if not secret:
+        raise SecurityError(f"{path} holds no secret key")
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning("SECURITY: %s is readable by other users (mode %o); chmod 600 it", path, mode & 0o777)
+    return KeyPair(name, public, secret)
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    roles: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Allowlist:
+    entries: dict[str, Entry] = field(default_factory=dict)  # z85 public key -> who it is
+    errors: tuple[str, ...] = ()  # lines that were refused, for the log
+
+    def roles(self, public_z85: str) -> frozenset[str]:
+        entry = self.entries.get(public_z85)
+        return entry.roles if entry else frozenset()
+
+
+def parse_allowlist(text: str, source: str = ALLOWLIST) -> Allowlist:
+    """Parse the allowlist; a bad line is refused on its own (its key is not admitted), never guessed at."""
+    entries: dict[str, Entry] = {}
+    errors: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        if len(parts) != 3:
+            errors.append(f"{source}:{number}: expected 'PUBLIC_KEY NAME ROLE[,ROLE]', got {len(parts)} fields")
+            continue
+        key, name, roles_text = parts
+        roles = frozenset(roles_text.split(","))
+        if not _Z85.match(key):
+            errors.append(f"{source}:{number}: {key[:12]!r}... is not a 40-character z85 public key")
+        elif not _NAME.match(name):
+            errors.append(f"{source}:{number}: bad name {name!r}")
+        elif not roles or not roles <= set(ROLES):
+            errors.append(f"{source}:{number}: roles {roles_text!r}: each must be one of {', '.join(ROLES)}")
+        elif key in entries:
+            errors.append(f"{source}:{number}: key listed twice (as {entries[key].name} and {name}); both refused")
+            entries[key] = Entry(entries[key].name, frozenset())
+        else:
+            entries[key] = Entry(name, roles)
+    return Allowlist({k: e for k, e in entries.items() if e.roles}, tuple(errors))
+
+
+def format_allowlist_line(public: bytes, name: str, roles: list[str] | tuple[str, ...]) -> str:
+    return f"{public.decode('ascii')}  {name}  {','.join(roles)}"
+
+
+class AllowlistFile:
+    """The allowlist as currently on disk; ``current`` is swapped whole, so readers on other threads are safe."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: tuple | None = None
+        self.reloads = self.failures = 0
+        self.current = self._load(initial=True)
+
+    def _read_stamp(self) -> tuple | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _load(self, initial: bool = False) -> Allowlist:
+        self._stamp = self._read_stamp()
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            if initial:
+                raise SecurityError(f"cannot read the allowlist {self.path}: {exc}") from None
+            self.failures += 1
+            log.error("SECURITY: cannot read the allowlist %s (%s): admitting NOBODY until it is fixed",
+                      self.path, exc)
+            return Allowlist()
+        allowlist = parse_allowlist(text, str(self.path))
+        for error in allowlist.errors:
+            log.error("SECURITY: allowlist line refused, that key is NOT admitted: %s", error)
+        if allowlist.errors:
+            self.failures += 1
+        return allowlist
+
+    def reload_if_changed(self) -> bool:
+        if self._read_stamp() == self._stamp:
+            return False
+        self.current = self._load()
+        self.reloads += 1
+        log.info("allowlist %s reloaded: %d key(s)", self.path, len(self.current.entries))
+        return True
+
+
+# ---------------------------------------------------------------- the process's keys (client side)
+
+
+@dataclass
+class Keyring:
+    """A key folder and this process's own key pair in it."""
+
+    folder: Path
+    own: KeyPair
+    _servers: dict[str, bytes] = field(default_factory=dict)
+
+    def server_public(self, server: str = SERVER_KEY) -> bytes:
+        if server not in self._servers:
+            self._servers[server] = load_public(self.folder, server)
+        return self._servers[server]
+
+    @property
+    def allowlist_path(self) -> Path:
+        return self.folder / ALLOWLIST
+
+
+_process_keys: Keyring | None = None
+
+
+def use_keys(folder: str | Path | None, name: str) -> Keyring | None:
+    """Load this process's keys (None: plaintext); every later ``connect`` and ``Guard`` uses them."""
+    global _process_keys
+    if not folder:
+        _process_keys = None
+        return None
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise SecurityError(f"key folder {path} does not exist (make one with `anjeon keys init {path}`)")
+    _process_keys = Keyring(path, load_pair(path, name))
+    return _process_keys
+
+
+def process_keys() -> Keyring | None:
+    return _process_keys
+
+
+def connect(sock: zmq.Socket, endpoint: str, server: str = SERVER_KEY, keys: Keyring | None = None) -> None:
+    """Connect a client socket, as a CURVE client of ``server``'s public key when this process has keys."""
+    keys = keys or _process_keys
+    if keys is not None:
+        sock.curve_secretkey = keys.own.secret
+        sock.curve_publickey = keys.own.public
+        sock.curve_serverkey = keys.server_public(server)
+    sock.connect(endpoint)
+
+
+# ---------------------------------------------------------------- the server side
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # '*', an interface name or a host name: reachable from elsewhere
+
+
+def user_id(frame: zmq.Frame) -> str | None:
+    """The ZAP User-Id of the peer that sent ``frame`` (received with copy=False), or None."""
+    try:
+        value = frame.get("User-Id")
+    except (zmq.ZMQError, AttributeError, TypeError):
+        return None
+    return value or None
+
+
+class _Admission:
+    """The ZAP callback for one socket: admit a key iff the allowlist gives it a role allowed there."""
+
+    def __init__(self, allowlist: AllowlistFile, domain: str) -> None:
+        self._allowlist, self._domain = allowlist, domain
+        self._refused: set[bytes] = set()
+
+    def callback(self, _domain: str, key: bytes) -> bool:
+        roles = self._allowlist.current.roles(key.decode("ascii", "replace"))
+        if roles & SOCKET_ROLES[self._domain]:
+            return True
+        if key not in self._refused and len(self._refused) < 1000:  # logged once per key, bounded
+            self._refused.add(key)
+            why = f"its role {','.join(sorted(roles))} may not use it" if roles else "it is not in the allowlist"
+            log.warning("SECURITY: refused a CURVE client on %s: %s (key %s)", self._domain, why,
+                        key[:8].decode("ascii", "replace"))
+        return False
+
+
+class RoleAuthenticator(ThreadAuthenticator):
+    """pyzmq's ZAP thread whose User-Id is NAME:ROLES:PUBLICKEY from the allowlist."""
+
+    def __init__(self, ctx: zmq.Context, allowlist: AllowlistFile) -> None:
+        super().__init__(ctx, log=logging.getLogger("anjeon.security.zap"))
+        self.allowlist = allowlist
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        key = zmq.utils.z85.encode(client_public_key).decode("ascii")
+        entry = self.allowlist.current.entries.get(key)
+        name, roles = (entry.name, ",".join(sorted(entry.roles))) if entry else ("?", "")
+        return f"{name}:{roles}:{key}"
+
+
+class Guard:
+    """What a process that binds sockets needs: CURVE server options, the ZAP thread, the rights.
+
+    Plaintext (no keys): ``secure`` does nothing and every ``denial`` is None, but binding an
+    address other people can reach says loudly that anyone there can watch and inject.
+    """
+
+    def __init__(self, ctx: zmq.Context, keys: Keyring | None, bind_host: str, what: str) -> None:
+        self.keys, self.what = keys, what
+        self.denied = 0
+        self._auth: RoleAuthenticator | None = None
+        self.allowlist: AllowlistFile | None = None
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        if keys is None:
+            if not is_loopback(bind_host):
+                log.warning("SECURITY WARNING: %s binds %s WITHOUT keys: anyone who can reach these ports can "
+                            "watch every camera, inject frames, results and alarms (see docs/security.md; "
+                            "`anjeon keys init DIR`, then --keys DIR)", what, bind_host or "*")
+            return
+        self.allowlist = AllowlistFile(keys.allowlist_path)
+        self._auth = RoleAuthenticator(ctx, self.allowlist)
+        self._auth.start()
+        self._watcher = threading.Thread(target=self._watch, name="allowlist-watch", daemon=True)
+        self._watcher.start()
+        log.info("%s: CURVE on, %d key(s) in %s", what, len(self.allowlist.current.entries), keys.allowlist_path)
+
+    @property
+    def enabled(self) -> bool:
+        return self._auth is not None
+
+    def secure(self, sock: zmq.Socket, domain: str) -> zmq.Socket:
+        """Make ``sock`` a CURVE server admitting the roles of ``domain``; call before bind."""
+        if self._auth is None:
+            return sock
+        self._auth.configure_curve_callback(domain, _Admission(self.allowlist, domain))
+        sock.zap_domain = domain.encode()
+        sock.curve_secretkey = self.keys.own.secret
+        sock.curve_publickey = self.keys.own.public
+        sock.curve_server = True
+        return sock
+
+    def _watch(self) -> None:
+        while not self._stop.wait(RELOAD_INTERVAL):
+            try:
+                self.allowlist.reload_if_changed()
+            except Exception:  # the watcher must survive anything; the old list stays only if reading raised
+                log.exception("SECURITY: allowlist reload failed")
+
+    def roles(self, frame: zmq.Frame) -> frozenset[str] | None:
+        """Roles of the key that sent ``frame`` as the allowlist says *now*; None in plaintext."""
+        if self._auth is None:
+            return None
+        uid = user_id(frame)
+        if uid is None:
+            return frozenset()
+        parts = uid.split(":", 2)  # NAME:ROLES:KEY; the z85 key itself may contain ':'
+        return self.allowlist.current.roles(parts[2]) if len(parts) == 3 else frozenset()
+
+    def denial(self, frame: zmq.Frame, domain: str, topic: bytes | None = None) -> str | None:
+        """Why the message whose first frame is ``frame`` may not be taken on ``domain``; None: allowed.
+
+        results-in is judged by topic (TOPIC_ROLES); results-out takes only subscriptions.
+        """
+        roles = self.roles(frame)
+        if roles is None:
+            return None
+        if not roles:
+            reason = "a key that is not (or no longer) in the allowlist"
+        elif domain == RESULTS_IN:
+            need = next((r for p, r in TOPIC_ROLES.items() if (topic or b"").startswith(p)), None)
+            reason = None if need in roles else f"topic {(topic or b'')[:24]!r} needs role {need or 'broker'}"
+        elif domain == RESULTS_OUT:
+            data = frame.bytes
+            reason = None if data[:1] in (b"\x00", b"\x01") else "subscribers may only subscribe"
+        else:
+            reason = None if roles & SOCKET_ROLES[domain] else f"role {','.join(sorted(roles))} may not use {domain}"
+        if reason is not None:
+            self.denied += 1
+            return f"{domain}: {reason} (from {self.peer(frame)})"
+        return None
+
+    def heartbeat_denial(self, frame: zmq.Frame, claimed_role: str) -> str | None:
+        """A heartbeat may only claim a role its key has (a subscriber cannot appear as a worker)."""
+        roles = self.roles(frame)
+        if roles is None:
+            return None
+        if HEARTBEAT_ROLES.get(claimed_role) in roles:
+            return None
+        self.denied += 1
+        return f"control: a heartbeat claims role {claimed_role[:20]!r} with a key of role(s) " \
+               f"{','.join(sorted(roles)) or 'none'} (from {self.peer(frame)})"
+
+    def peer(self, frame: zmq.Frame) -> str:
+        """The key's name for logs and status: bound to the connection, unlike anything in a message."""
+        uid = user_id(frame) if self._auth is not None else None
+        return uid.split(":", 1)[0] if uid else "unauthenticated"
+
+    def stats(self) -> dict:
+        if self.allowlist is None:
+            return {"curve": False}
+        return {"curve": True, "keys": len(self.allowlist.current.entries), "denied": self.denied,
+                "reloads": self.allowlist.reloads, "allowlist_errors": self.allowlist.failures}
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(2 * RELOAD_INTERVAL)
+            self._watcher = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+
+
+def guard(ctx: zmq.Context, bind_host: str, what: str, keys: Keyring | None = None) -> Guard:
+    """The Guard of a binding process, with this process's keys unless others are given."""
+    return Guard(ctx, keys or _process_keys, bind_host, what)
+
+
+def host_of(endpoint: str) -> str:
+    """The host part of tcp://HOST:PORT (for the plaintext warning)."""
+    rest = endpoint.split("://", 1)[-1]
+    return rest.rsplit(":", 1)[0] if ":" in rest else rest
+
+
+def secret_file_mode(path: Path) -> None:
+    os.chmod(path, 0o600)
