@@ -3,9 +3,17 @@
 An ``Incident`` turns the debounced offenders of one rule on one camera into
 transitions. It opens an event when offenders appear (outside the cooldown
 and within the rule's hours), updates it when new tracks join or the count
-peaks, and ends it once no offender was seen for ``end_after`` seconds; the
+peaks, and ends it once no offender was seen for ``end_after`` seconds of
+capture time **and** on at least two consecutive results (debounce.py's
+``absent_long_enough``): at a low rate one missing result is no end. The
 event's end is the last time an offender was seen, so the inertia does not
 inflate durations.
+
+Every decision is on the camera's capture time, never the safety host's
+clock: an edge whose clock is off by minutes still gets events of the right
+length. A camera that stops sending is ended by ``idle(t)``, where the service
+supplies ``t`` in the same capture-time scale (last capture time plus the
+time elapsed since, measured on its own monotonic clock).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from .config import RuleSpec
+from .debounce import absent_long_enough
 
 Kind = Literal["start", "update", "end"]
 
@@ -77,27 +86,47 @@ class Incident:
     camera: str
     spec: RuleSpec
     event: Event | None = None
-    _last_active: float = 0.0
+    _last_active: float | None = None  # capture time an offender was last seen; None: not yet (resumed)
+    _missed: int = 0  # consecutive results without offenders
     _last_end: float | None = None
 
-    def resume(self, event: Event, now: float) -> None:
-        """Carry on an event that was open when the service stopped: no duplicate if the condition persists."""
-        self.event, self._last_active = event, now
+    def resume(self, event: Event) -> None:
+        """Carry on an event that was open when the service stopped: no duplicate if the condition persists.
+
+        Its quiet time starts at the first result seen after the restart (capture time, the edge's clock),
+        not at the safety host's clock, so a skewed edge neither ends it early nor keeps it open."""
+        self.event, self._last_active, self._missed = event, None, 0
+
+    def _end(self, last_active: float) -> Transition:
+        ev = self.event
+        ev.ended = ev.updated = max(last_active, ev.started)
+        self.event, self._last_end = None, ev.ended
+        return Transition("end", ev)
+
+    def idle(self, t: float) -> Transition | None:
+        """No results at all (the camera went quiet): end after end_after; no results are coming to count."""
+        if self.event is None:
+            return None
+        last = self._last_active if self._last_active is not None else self.event.updated
+        return self._end(last) if t - last >= self.spec.end_after else None
 
     def update(self, t: float, offenders: dict[Any, float], tracks: set[int], count: int, rows: tuple[int, ...],
                run: str = "", seq: int = 0) -> Transition | None:
-        """``offenders``: debounced key -> since; ``tracks``/``count``/``rows``: who and how many, for the record."""
+        """One result: ``offenders``: debounced key -> since; ``tracks``/``count``/``rows``: who and how many."""
         hours = self.spec.hours
         if offenders and hours is not None and not hours.contains(_local_minute(t)):
             offenders = {}
         ev = self.event
         if not offenders:
-            if ev is not None and t - self._last_active >= self.spec.end_after:
-                ev.ended = ev.updated = max(self._last_active, ev.started)
-                self.event, self._last_end = None, ev.ended
-                return Transition("end", ev)
+            if ev is None:
+                return None
+            if self._last_active is None:  # resumed: quiet from the first result after the restart
+                self._last_active = t
+            self._missed += 1
+            if absent_long_enough(t - self._last_active, self._missed, self.spec.end_after):
+                return self._end(self._last_active)
             return None
-        self._last_active = t
+        self._last_active, self._missed = t, 0
         if ev is None:
             if self._last_end is not None and t - self._last_end < self.spec.cooldown:
                 return None

@@ -1,12 +1,18 @@
 """Per-camera re-ordering of results by (edge run, sequence number).
 
 Several workers answer frames of one camera, so results arrive out of order;
-tracking and durations need them in capture order. Each result waits up to
-``window`` seconds (our clock) for earlier ones, then is released in order.
-A result older than one already released is late and dropped (counted); a
-new run id (the edge restarted, its sequence starts again) is accepted when
-its capture time is newer. The buffer is bounded: past ``max_pending`` the
-oldest is released at once.
+tracking and durations need them in capture order. A result is released once
+nothing earlier can still usefully come: when it is the direct successor of
+the last released one (same run, next sequence number), when ``max_behind``
+newer results of the camera are already waiting behind it (in results: at
+30 results/s a worker more than that far behind is dropped rather than
+delaying every other result), or after ``window`` seconds on our own
+monotonic clock (in time: at one result a second nothing is held longer than
+that). So the buffer is bounded by ``max_behind`` too. Whether a result is newer than the last released one is the
+protocol's one freshness rule (protocol/freshness.py): a forged sequence jump
+or a capture time that contradicts elapsed time is refused as
+``implausible``, an older one as ``stale`` (counted by the service as
+``late``), and a silent run times out so a restarted edge takes over.
 """
 
 from __future__ import annotations
@@ -16,14 +22,9 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from anjeon.protocol.freshness import NEWER, FreshnessRule, Mark
+
 T = TypeVar("T")
-
-
-@dataclass
-class _Released:
-    run: str
-    seq: int
-    t_capture: float
 
 
 @dataclass(order=True)
@@ -37,51 +38,61 @@ class _Pending(Generic[T]):
 
 
 class Reorderer(Generic[T]):
-    def __init__(self, window: float = 0.3, max_pending: int = 64) -> None:
-        self.window, self.max_pending = window, max_pending
+    def __init__(self, window: float = 0.3, max_behind: int = 8,
+                 rule: FreshnessRule | None = None) -> None:
+        self.window, self.max_behind = window, max_behind
+        self.rule = rule or FreshnessRule()
         self._heap: list[_Pending[T]] = []
-        self._released: _Released | None = None
+        self._released: Mark | None = None
         self._run_start: dict[str, float] = {}  # run -> earliest capture time seen (bounded below)
         self._tie = itertools.count()
-        self.late = 0
+        self.late = 0  # refused as stale (older than what was released)
+        self.implausible = 0  # refused by the freshness rule (forged sequence or capture time)
 
-    def _is_late(self, run: str, seq: int, t_capture: float) -> bool:
-        last = self._released
-        if last is None:
-            return False
-        if run == last.run:
-            return seq <= last.seq
-        return t_capture <= last.t_capture
+    def _verdict(self, run: str, seq: int, t_capture: float, now: float) -> str:
+        verdict = self.rule.verdict(self._released, run, seq, t_capture, now)
+        if verdict != NEWER:
+            if verdict == "implausible":
+                self.implausible += 1
+            else:
+                self.late += 1
+        return verdict
 
-    def push(self, run: str, seq: int, t_capture: float, item: T, now: float) -> bool:
-        """Queue a result; False (and counted) when it is older than what was already released."""
-        if self._is_late(run, seq, t_capture):
-            self.late += 1
-            return False
+    def push(self, run: str, seq: int, t_capture: float, item: T, now: float) -> str:
+        """Queue a result; the freshness verdict: anything but NEWER was refused (and counted)."""
+        verdict = self._verdict(run, seq, t_capture, now)
+        if verdict != NEWER:
+            return verdict
         start = self._run_start.setdefault(run, t_capture)
         if len(self._run_start) > 16:  # only a few runs are ever in flight at once
             for old in sorted(self._run_start, key=self._run_start.get)[:-8]:
                 if old != run:
                     del self._run_start[old]
         heapq.heappush(self._heap, _Pending((start, seq, next(self._tie)), now, run, seq, t_capture, item))
-        return True
+        return verdict
 
-    def pop_ready(self, now: float) -> list[T]:
+    def _due(self, head: _Pending[T], now: float, force: bool) -> bool:
+        if force:
+            return True
+        last = self._released
+        successor = last is not None and head.run == last.run and head.seq == last.seq + 1
+        return successor or now - head.arrived >= self.window or len(self._heap) > self.max_behind
+
+    def pop_ready(self, now: float, force: bool = False) -> list[T]:
         out: list[T] = []
-        while self._heap:
-            head = self._heap[0]
-            if now - head.arrived < self.window and len(self._heap) <= self.max_pending:
-                break
-            heapq.heappop(self._heap)
-            if self._is_late(head.run, head.seq, head.t_capture):  # overtaken while waiting (buffer overflow)
-                self.late += 1
+        while self._heap and self._due(self._heap[0], now, force):
+            head = heapq.heappop(self._heap)
+            if self._verdict(head.run, head.seq, head.t_capture, now) != NEWER:  # overtaken while waiting
                 continue
-            self._released = _Released(head.run, head.seq, head.t_capture)
+            self._released = Mark(head.run, head.seq, head.t_capture, now)
             out.append(head.item)
         return out
 
     def flush(self) -> list[T]:
-        return self.pop_ready(float("inf"))
+        """Release everything now (as if the window had passed for all), e.g. at shutdown or in tests."""
+        if not self._heap:
+            return []
+        return self.pop_ready(max(p.arrived for p in self._heap) + self.window, force=True)
 
     def __len__(self) -> int:
         return len(self._heap)

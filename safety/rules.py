@@ -9,11 +9,12 @@ cooldowns are the engine's business, so these stay small and testable.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Hashable, Protocol
+from typing import ClassVar, Hashable, Protocol
 
 import numpy as np
 
 from .config import LineSpec, RuleSpec
+from .debounce import START_RESULTS
 from .geometry import Line, Zone, anchors
 from .heads import match_heads
 from .observation import NO_HELMET_LABELS, Observation
@@ -33,6 +34,10 @@ class Candidate:
 
 class Rule(Protocol):
     spec: RuleSpec
+    # Results that must show the condition before it counts (debounce.py): 2, so that no single noisy
+    # result starts an event; 1 where the condition itself already spans results (a line crossing is a
+    # confirmed track seen on both sides).
+    evidence_results: int
 
     def candidates(self, obs: Observation) -> dict[Hashable, Candidate]: ...
 
@@ -53,6 +58,7 @@ class ZonePresence:
     """intrusion and dwell: a person (confirmed track) stands in the zone; the debouncer adds 'for N s'."""
 
     spec: RuleSpec
+    evidence_results: ClassVar[int] = START_RESULTS
     zone: Zone
 
     def candidates(self, obs: Observation) -> dict[Hashable, Candidate]:
@@ -64,6 +70,7 @@ class Crowding:
     """More than max_people people in the zone; counts unconfirmed detections too (a count needs no identity)."""
 
     spec: RuleSpec
+    evidence_results: ClassVar[int] = START_RESULTS
     zone: Zone
 
     def candidates(self, obs: Observation) -> dict[Hashable, Candidate]:
@@ -78,6 +85,7 @@ class Helmet:
     """A person in the zone whose head (matched one to one) is bare."""
 
     spec: RuleSpec
+    evidence_results: ClassVar[int] = START_RESULTS
     zone: Zone
 
     def candidates(self, obs: Observation) -> dict[Hashable, Candidate]:
@@ -104,6 +112,7 @@ class Fall:
     """
 
     spec: RuleSpec
+    evidence_results: ClassVar[int] = START_RESULTS
     zone: Zone | None
     _tracks: dict[int, _Posture] = field(default_factory=dict)
 
@@ -137,6 +146,7 @@ class LineCrossing:
     """A track that was on the allowed side and is now on the restricted side, within the line's span."""
 
     spec: RuleSpec
+    evidence_results: ClassVar[int] = 1
     line: Line
     _side: dict[int, tuple[int, float]] = field(default_factory=dict)  # track -> (last nonzero side, when)
     _crossed: set[int] = field(default_factory=set)

@@ -36,11 +36,13 @@ from .config import SafetyConfig
 from .engine import CameraEngine
 from .incident import Transition
 from .observation import Observation
+from .rate import CaptureClock
 from .reorder import Reorderer
 from .snapshot import write_snapshot
 from .history import HistoryServer
 from .store import EventStore
 from .tracker import PersonTracker
+from .tracks import tracks_message
 
 log = logging.getLogger("anjeon.safety")
 
@@ -69,7 +71,7 @@ class SafetyServiceConfig:
 class _Camera:
     engine: CameraEngine
     reorder: Reorderer[tuple[Observation, bytes]] = field(default_factory=lambda: Reorderer(REORDER_WINDOW))
-    last_result: float = 0.0
+    clock: CaptureClock = field(default_factory=CaptureClock)  # capture time <-> our monotonic, for quiet cameras
 
 
 class SafetyService:
@@ -98,11 +100,14 @@ class SafetyService:
                 "alerts": self.alerts.stats(), "history": self.history.stats()}
 
     def _resume_open_events(self) -> None:
-        now = time.time()
+        started = time.monotonic()
         for ev in self.store.open_events():
             cam = self.cameras.get(ev.camera)
             if cam is not None:
-                cam.engine.resume([ev], now)
+                cam.engine.resume([ev])
+                # A camera that never sends again: its resumed events end once it has been quiet (our clock)
+                # for long enough past their last stored update (its capture time).
+                cam.clock.mark(ev.updated, started)
         resumed = sum(len(c.engine.open_events()) for c in self.cameras.values())
         if resumed:
             log.info("resumed %d open event(s) from %s", resumed, self.store.path)
@@ -162,18 +167,29 @@ class SafetyService:
             return
         f = result.frame
         metrics.observe_latency(f.camera, f.t_capture, f.ts)
-        if not cam.reorder.push(f.run, f.seq, f.t_capture, (Observation.from_result(result), frames[2]),
-                                time.monotonic()):
+        verdict = cam.reorder.push(f.run, f.seq, f.t_capture, (Observation.from_result(result), frames[2]),
+                                   time.monotonic())
+        if verdict == "stale":
             self.drops.drop("late", f"camera {f.camera}: a result older than one already evaluated", camera=f.camera)
+        elif verdict != "newer":
+            self.drops.drop(verdict, f"camera {f.camera}: run/seq/capture time contradict elapsed time "
+                            "(protocol/freshness.py)", camera=f.camera)
 
     def _release(self, now: float) -> None:
         for cam in self.cameras.values():
             for obs, jpeg in cam.reorder.pop_ready(now):
                 self.results.add()
-                cam.last_result = now
+                cam.clock.mark(obs.t, now)
                 tracked, transitions = cam.engine.process(obs)
+                self._publish_tracks(tracked, cam.engine)
                 for tr in transitions:
                     self._emit(tr, tracked, jpeg, cam.engine)
+
+    def _publish_tracks(self, obs: Observation, engine: CameraEngine) -> None:
+        try:
+            self._pub.send_multipart(tracks_message(obs, engine.view), zmq.NOBLOCK)
+        except zmq.Again:
+            self.drops.drop("tracks_backpressure", "the results bus is not taking track state")
 
     def _mtime(self) -> int:
         try:
@@ -197,7 +213,6 @@ class SafetyService:
             log.warning("config changed but is invalid, keeping the running rules: %s", exc)
             return
         new = site.safety.cameras if site.safety is not None else {}
-        now = time.time()
         for cam in set(self.cameras) - set(new):
             self._sub.setsockopt(zmq.UNSUBSCRIBE, wire.topic(wire.IMAGE_PREFIX, cam))
             del self.cameras[cam]
@@ -210,22 +225,25 @@ class SafetyService:
                 self._sub.setsockopt(zmq.SUBSCRIBE, wire.topic(wire.IMAGE_PREFIX, cam))
                 self.cameras[cam] = _Camera(engine)
             else:
-                engine.resume(old.engine.open_events(), now)
+                engine.resume(old.engine.open_events())
+                engine.rate = old.engine.rate  # same camera, same measured result rate
                 old.engine = engine
         self.config.safety.cameras = dict(new)
         log.info("reloaded %s: %d camera(s), %d rule(s)", self.config.config_path, len(self.cameras),
                  sum(len(c.engine.rules.rules) for c in self.cameras.values()))
 
     def _end_quiet_cameras(self) -> None:
-        now = time.time()
+        at = time.monotonic()
         for cam in self.cameras.values():
-            for tr in cam.engine.idle(now):
-                self._emit(tr, None, None, cam.engine)
+            now = cam.clock.quiet_now(at, cam.engine.rate.interval)  # capture time, None while results flow
+            if now is not None:
+                for tr in cam.engine.idle(now):
+                    self._emit(tr, None, None, cam.engine)
 
     def _emit(self, tr: Transition, obs: Observation | None, jpeg: bytes | None, engine: CameraEngine) -> None:
         ev = tr.event
         if tr.kind == "start" and obs is not None:
-            ev.snapshot = write_snapshot(self.config.snapshot_dir, jpeg, obs, tr.rows, ev, engine.rules)
+            ev.snapshot = write_snapshot(self.config.snapshot_dir, jpeg, tr.rows, ev, engine.rules, engine.view)
         self.store.save(ev)  # committed before anyone hears of it
         data = ev.to_dict()
         self.events += 1

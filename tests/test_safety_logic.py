@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from anjeon.safety.config import Hours, LineSpec, RuleSpec, CameraRules
-from anjeon.safety.debounce import Debouncer
+from anjeon.safety.debounce import Debouncer, start_slack
 from anjeon.safety.engine import CameraEngine
 from anjeon.safety.geometry import Line, Zone, anchors, is_simple_polygon
 from anjeon.safety.heads import match_heads
@@ -149,16 +149,39 @@ def test_hostile_safety_config_names_line_and_field(text, expected):
 
 # ------------------------------------------------------------------ debounce, incidents, re-ordering
 
-def test_debouncer_min_duration_and_grace():
-    d = Debouncer(min_duration=1.0, grace=0.5)
+def test_debouncer_min_duration_and_end_after():
+    d = Debouncer(min_duration=1.0, end_after=0.5)
     assert d.update(0.0, {"a"}) == {}
     assert d.update(0.4, {"a"}) == {}
-    assert d.update(0.7, set()) == {}  # missed for a while, but seen again within the grace period
+    assert d.update(0.7, set()) == {}  # missed for a while, but seen again before end_after
     assert d.update(0.85, {"a"}) == {}
     assert d.update(1.0, {"a"}) == {"a": 0.0}
-    d.update(2.0, set())  # gone for 1 s: forgotten
+    d.update(2.0, set())  # gone for 1 s, but on one result only: not over yet
+    assert len(d) == 1
+    d.update(2.1, set())  # a second result without it: forgotten
     assert len(d) == 0
-    assert d.update(2.1, {"a"}) == {}
+    assert d.update(2.2, {"a"}) == {}
+
+
+def test_debouncer_needs_two_results_and_forgives_half_an_interval():
+    d = Debouncer(min_duration=0.0, end_after=2.0)
+    assert d.update(0.0, {"a"}, interval=1.0) == {}  # one result is never evidence
+    assert d.update(1.0, {"a"}, interval=1.0) == {"a": 0.0}
+    slow = Debouncer(min_duration=2.0, end_after=2.0)
+    for t in (0.0, 1.05):
+        assert slow.update(t, {"a"}, interval=1.0) == {}
+    assert slow.update(1.55, {"a"}, interval=1.0) == {"a": 0.0}  # 1.55 >= 2.0 - 0.5: jitter between results
+    assert start_slack(2.0, 10.0) == 1.0 and start_slack(1.0, None) == 0.0  # never more than half min_duration
+
+
+def test_one_missing_result_is_no_end_at_a_low_rate():
+    inc = Incident("cam", RuleSpec("crowding", name="c", zone="z", end_after=2.0))
+    assert inc.update(0.0, {"crowd": 0.0}, set(), 3, ()).kind == "start"
+    assert inc.update(2.0, {}, set(), 0, ()) is None  # 2 s without, but only one result (0.5/s)
+    assert inc.update(4.0, {"crowd": 0.0}, set(), 3, ()) is None  # back: the same event
+    assert inc.update(6.0, {}, set(), 0, ()) is None
+    end = inc.update(8.0, {}, set(), 0, ())
+    assert end.kind == "end" and end.event.ended == 4.0
 
 
 def test_incident_start_update_end_cooldown():
@@ -169,7 +192,7 @@ def test_incident_start_update_end_cooldown():
     upd = inc.update(11.0, {1: 9.0, 2: 10.5}, {1, 2}, 2, (0, 1))
     assert upd.kind == "update" and upd.event.tracks == [1, 2] and upd.event.peak == 2
     assert inc.update(11.5, {}, set(), 0, ()) is None  # inertia
-    end = inc.update(12.1, {}, set(), 0, ())
+    end = inc.update(12.1, {}, set(), 0, ())  # 1.1 s and two results without an offender
     assert end.kind == "end" and end.event.ended == 11.0 and end.event.duration == pytest.approx(1.0)
     assert inc.update(14.0, {3: 14.0}, {3}, 1, ()) is None  # cooldown: 5 s after the end
     assert inc.update(16.5, {3: 14.0}, {3}, 1, ()).kind == "start"
@@ -189,20 +212,39 @@ def test_incident_hours_gate():
 def test_reorderer_orders_drops_late_and_follows_new_runs():
     r: Reorderer[int] = Reorderer(window=0.3)
     for seq, arrive in [(2, 0.0), (1, 0.05), (4, 0.1), (3, 0.2)]:
-        assert r.push("a", seq, 100 + seq, seq, arrive)
+        assert r.push("a", seq, 100 + seq, seq, arrive) == "newer"
     assert r.pop_ready(0.25) == []
     assert r.pop_ready(0.6) == [1, 2, 3, 4]
-    assert not r.push("a", 3, 103, 3, 0.7) and r.late == 1  # arrived after 4 was released
-    assert r.push("b", 0, 200, 10, 0.8)  # edge restarted: new run, newer capture time
-    assert not r.push("c", 0, 50, 11, 0.8)  # another run whose frames are older than what was released... after b
+    assert r.push("a", 3, 103, 3, 0.7) == "stale" and r.late == 1  # arrived after 4 was released
+    assert r.push("b", 0, 104.5, 10, 0.8) == "newer"  # edge restarted: new run, newer capture time
     assert r.flush() == [10]
+    assert r.push("c", 0, 50, 11, 0.9) == "stale"  # another run whose frames are older than what was released
 
 
-def test_reorderer_is_bounded():
-    r: Reorderer[int] = Reorderer(window=100.0, max_pending=8)
-    for seq in range(20):
-        r.push("a", seq, seq, seq, 0.0)
-    assert r.pop_ready(0.0) == list(range(12)) and len(r) == 8
+def test_reorderer_releases_a_direct_successor_at_once():
+    r: Reorderer[int] = Reorderer(window=10.0)
+    r.push("a", 1, 1.0, 1, 0.0)
+    assert r.pop_ready(0.0) == [] and r.pop_ready(10.0) == [1]
+    r.push("a", 2, 2.0, 2, 11.0)
+    assert r.pop_ready(11.0) == [2]  # nothing can come between 1 and 2: no wait
+    r.push("a", 5, 5.0, 5, 12.0)
+    assert r.pop_ready(12.0) == []  # 3 and 4 may still be on their way
+
+
+def test_reorderer_is_bounded_in_results():
+    r: Reorderer[int] = Reorderer(window=100.0, max_behind=8)
+    for seq in range(0, 40, 2):
+        r.push("a", seq, seq / 10, seq, 0.0)
+    assert r.pop_ready(0.0) == list(range(0, 24, 2)) and len(r) == 8
+
+
+def test_reorderer_refuses_a_forged_sequence_jump():
+    r: Reorderer[int] = Reorderer(window=0.0)
+    r.push("a", 1, 100.0, 1, 0.0)
+    assert r.pop_ready(0.0) == [1]
+    assert r.push("a", 2 ** 62, 100.1, 99, 0.1) == "implausible" and r.implausible == 1
+    assert r.push("a", 2, 100.1, 2, 0.1) == "newer"  # the real next frame is not frozen out
+    assert r.pop_ready(0.1) == [2]
 
 
 # ------------------------------------------------------------------ rules through the engine
@@ -313,7 +355,7 @@ def test_resume_after_restart_does_not_duplicate():
     run(first, [obs(k / 10, {1: person(0.4, 0.4)}) for k in range(20)])
     (open_event,) = first.open_events()
     second = engine(spec)  # the service restarted
-    second.resume([open_event], now=2.5)
+    second.resume([open_event])
     events = run(second, [obs(2.5 + k / 10, {9: person(0.4, 0.4)}) for k in range(20)])
     assert events[0][0] == "update" and all(e[0] != "start" for e in events)
     assert second.open_events()[0].id == open_event.id
@@ -330,6 +372,6 @@ def test_tracker_keeps_ids_through_dropped_frames():
         t = k / 10
         o = Observation("cam", "r", k, t, W, H, boxes=np.array([person(0.1 + 0.01 * k, 0.5), person(0.8, 0.9)]),
                         labels=("Normal", "Normal"), confidence=np.array([0.8, 0.5]))
-        tracked = tracker.update(o)
+        tracked = tracker.update(o, 0.1)
         seen |= {int(i) for i in tracked.ids if i >= 0}
     assert seen == {0, 1}
