@@ -102,6 +102,11 @@ class SafetyConfig:
     snapshots: str = ""  # default: a `snapshots` folder beside the store
     cameras: dict[str, CameraRules] = field(default_factory=dict)
     alerts: tuple[AlertSpec, ...] = ()
+    # Evidence (safety/evidence_config.py): clip settings (None: off), per-camera overrides, retention, reports.
+    clips: Any = None
+    camera_clips: dict[str, Any] = field(default_factory=dict)
+    retention: Any = None
+    reports: Any = None
 
 
 # ---------------------------------------------------------------- parsing
@@ -233,7 +238,7 @@ def _rule(p: _Parse, value: Any, path: tuple, cam: CameraRules) -> RuleSpec:
 
 
 def _camera(p: _Parse, value: Any, path: tuple) -> CameraRules:
-    data = p.mapping(value, path, ("zones", "lines", "rules"))
+    data = p.mapping(value, path, ("zones", "lines", "rules", "clips"))  # clips: safety/evidence_config.py
     zones = {k: _polygon(p, v, path + ("zones", k)) for k, v in p.items(data.get("zones"), path + ("zones",), "zone").items()}
     lines = {k: _line(p, v, path + ("lines", k)) for k, v in p.items(data.get("lines"), path + ("lines",), "line").items()}
     cam = CameraRules(zones=zones, lines=lines)
@@ -276,7 +281,7 @@ def _alert(p: _Parse, value: Any, path: tuple) -> AlertSpec:
 def parse_safety(data: Any, error: ErrorFn, path: tuple = ("safety",)) -> SafetyConfig:
     """Validate the `safety:` mapping; ``error(path, message)`` builds the exception to raise."""
     p = _Parse(error)
-    data = p.mapping(data, path, ("store", "snapshots", "cameras", "alerts"))
+    data = p.mapping(data, path, ("store", "snapshots", "cameras", "alerts", "clips", "retention", "reports"))
     config = SafetyConfig(store=p.text(data.get("store", "data/events.db"), path + ("store",)),
                           snapshots=p.text(data.get("snapshots", ""), path + ("snapshots",)))
     cameras = data.get("cameras") or {}
@@ -291,4 +296,7 @@ def parse_safety(data: Any, error: ErrorFn, path: tuple = ("safety",)) -> Safety
     if not isinstance(alerts, list) or len(alerts) > MAX_ITEMS:
         raise p.error(path + ("alerts",), f"must be a list of at most {MAX_ITEMS} alert sinks")
     config.alerts = tuple(_alert(p, a, path + ("alerts", str(i))) for i, a in enumerate(alerts))
+    from .evidence_config import parse_evidence
+
+    parse_evidence(p, data, config, path)
     return config

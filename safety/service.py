@@ -39,6 +39,8 @@ from .observation import Observation
 from .rate import CaptureClock
 from .reorder import Reorderer
 from .snapshot import write_snapshot
+from .clips import ClipRecorder, fail_unfinished
+from .evidence_config import camera_clip_specs
 from .history import HistoryServer
 from .store import EventStore
 from .tracker import PersonTracker
@@ -65,6 +67,11 @@ class SafetyServiceConfig:
     @property
     def snapshot_dir(self) -> Path:
         return Path(self.safety.snapshots) if self.safety.snapshots else Path(self.safety.store).parent / "snapshots"
+
+    @property
+    def clip_dir(self) -> Path:
+        folder = self.safety.clips.folder if self.safety.clips is not None else ""
+        return Path(folder) if folder else Path(self.safety.store).parent / "clips"
 
 
 @dataclass
@@ -93,11 +100,14 @@ class SafetyService:
         self._sub: zmq.Socket | None = None
         self._config_mtime = self._mtime()
         self.history = HistoryServer(self._ctx, config.history_endpoint, self.store.path, self.drops)
+        if fail_unfinished(self.store):  # clips cut short by a stop are failed, not left "recording"
+            log.info("clips left recording by the previous run are marked failed")
+        self.clips = ClipRecorder(config.clip_dir, self.store.path, camera_clip_specs(config.safety), self.drops.drop)
 
     def _info(self) -> dict[str, Any]:
         return {"drops": self.drops.snapshot(), "results": self.results.count, "events": self.events,
                 "open": sum(len(c.engine.open_events()) for c in self.cameras.values()),
-                "alerts": self.alerts.stats(), "history": self.history.stats()}
+                "alerts": self.alerts.stats(), "history": self.history.stats(), "clips": self.clips.stats.to_dict()}
 
     def _resume_open_events(self) -> None:
         started = time.monotonic()
@@ -124,6 +134,7 @@ class SafetyService:
         self._guard = security.guard(self._ctx, security.host_of(cfg.history_endpoint), "the safety history socket")
         self._guard.secure(self.history.socket, security.HISTORY)
         self.history.start()  # raises RuntimeError naming the address when it cannot bind
+        self.clips.start()
         self.heartbeat.start()
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
@@ -148,6 +159,7 @@ class SafetyService:
             self.heartbeat.stop()
             self.alerts.stop()
             self.history.stop()
+            self.clips.stop()
             self._guard.stop()
             for sock in (sub, self._pub):
                 sock.close(0)
@@ -181,6 +193,7 @@ class SafetyService:
                 self.results.add()
                 cam.clock.mark(obs.t, now)
                 tracked, transitions = cam.engine.process(obs)
+                self.clips.offer(obs.camera, tracked, jpeg)  # a bounded append; encoding is on its own thread
                 self._publish_tracks(tracked, cam.engine)
                 for tr in transitions:
                     self._emit(tr, tracked, jpeg, cam.engine)
@@ -229,6 +242,9 @@ class SafetyService:
                 engine.rate = old.engine.rate  # same camera, same measured result rate
                 old.engine = engine
         self.config.safety.cameras = dict(new)
+        if site.safety is not None:  # clip settings as edited (per camera; a new camera starts its ring)
+            self.config.safety.clips, self.config.safety.camera_clips = site.safety.clips, site.safety.camera_clips
+        self.clips.set_specs(camera_clip_specs(self.config.safety))
         log.info("reloaded %s: %d camera(s), %d rule(s)", self.config.config_path, len(self.cameras),
                  sum(len(c.engine.rules.rules) for c in self.cameras.values()))
 
@@ -244,8 +260,11 @@ class SafetyService:
         ev = tr.event
         if tr.kind == "start" and obs is not None:
             ev.snapshot = write_snapshot(self.config.snapshot_dir, jpeg, tr.rows, ev, engine.rules, engine.view)
+        clip = self.clips.on_transition(tr, engine.rules, self.store)  # {state, path} or None (clips off)
         self.store.save(ev)  # committed before anyone hears of it
         data = ev.to_dict()
+        if clip is not None:
+            data["clip"] = clip
         self.events += 1
         metrics.count_event(ev.rule, tr.kind)
         log.info("event %s %s %s camera %s tracks %s peak %d", tr.kind, ev.type, ev.id, ev.camera, ev.tracks, ev.peak)
