@@ -259,10 +259,12 @@ def watch(broker: BrokerAddress, cameras: tuple[str, ...], json_lines: bool, rec
               help="Show the live table here; the services then log to --log-dir.")
 @click.option("--log-dir", default="logs", type=click.Path(file_okay=False, path_type=Path),
               help="Where services log when --watch owns the terminal.")
+@click.option("--metrics-port", "metrics_port", default=0, type=click.IntRange(0, 65000),
+              help="Serve Prometheus metrics from every service, on consecutive ports from this one (0: off).")
 @click.option("--viewer-port", default=8080, type=click.IntRange(0, 65535),
               help="Serve the web console on http://127.0.0.1:PORT/ (0: do not start it).")
 def up(config_path: Path | None, cameras, workers, models, device, batch, base_port, bind, fps, loop,
-       with_watch: bool, log_dir: Path, viewer_port: int) -> None:
+       with_watch: bool, log_dir: Path, viewer_port: int, metrics_port: int) -> None:
     """Start broker, workers and edges on this machine; Ctrl-C or SIGTERM stops them all."""
     from .siteconfig import CameraSection, ConfigError, SiteConfig, load_site_config
     from .supervisor import Supervisor
@@ -290,6 +292,11 @@ def up(config_path: Path | None, cameras, workers, models, device, batch, base_p
         click.echo("note: not starting the web console: pip install 'anjeon[viewer]' (make venv) to get it", err=True)
         viewer_port = 0
     specs = build_specs(site, available_cores(), with_watch, viewer_port, str(config_path or ""))
+    if metrics_port:
+        from .upspec import assign_metrics_ports
+
+        for service, port in assign_metrics_ports(specs, metrics_port).items():
+            click.echo(f"metrics: {service} http://127.0.0.1:{port}/metrics", err=True)
     if viewer_port:
         click.echo(f"web console: http://127.0.0.1:{viewer_port}/", err=True)
     code = 0

@@ -9,6 +9,8 @@ import click
 
 from anjeon.protocol.endpoints import DEFAULT_BASE_PORT, AddressError, BrokerAddress
 
+from .cli_observe import metrics_flags, metrics_options
+
 INSTALL_HINT = "the web console needs the viewer extra: pip install 'anjeon[viewer]' (or `make venv` in the repo)"
 
 
@@ -45,6 +47,7 @@ def viewer_available() -> bool:
 @click.option("--acks", "acks_path", type=click.Path(dir_okay=False, path_type=Path), default="data/acks.jsonl",
               help="Where acknowledgements (who, when) are recorded, one JSON line each.")
 @click.option("--name", default="", help="Name shown in status (default: viewer@HOST:PID).")
+@metrics_options
 def viewer(broker: BrokerAddress, port: int, bind: str, users_path: Path | None, add_user: str | None,
            config_path: Path | None, history: str, acks_path: Path, name: str) -> None:
     """Serve the web console: live cameras with boxes and zones, health, alarms, history, zone editor."""
@@ -86,6 +89,7 @@ def viewer(broker: BrokerAddress, port: int, bind: str, users_path: Path | None,
                + ("  (login required)" if users else ""), err=True)
     try:
         serve(ViewerConfig(broker=broker, port=port, bind=bind, history=history, config_path=config_path,
-                           users=users, acks_path=acks_path, name=name))
+                           users=users, acks_path=acks_path, name=name, metrics_port=metrics_flags()[0],
+                           metrics_host=metrics_flags()[1]))
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None

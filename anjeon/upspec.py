@@ -43,3 +43,12 @@ def build_specs(site: SiteConfig, cores: int, with_watch: bool, viewer_port: int
     if with_watch:
         specs.append(ServiceSpec("watch", ["watch", "--broker", address], foreground=True))
     return specs
+
+
+def assign_metrics_ports(specs: list[ServiceSpec], first_port: int) -> dict[str, int]:
+    """Give every service but the foreground watcher its own --metrics-port, in order from ``first_port``."""
+    ports = {}
+    for spec in (s for s in specs if not s.foreground):
+        ports[spec.name] = first_port + len(ports)
+        spec.argv += ["--metrics-port", str(ports[spec.name])]
+    return ports

@@ -21,6 +21,7 @@ class Peer:
     last_seen: float  # broker's monotonic clock
     info: dict[str, Any] = field(default_factory=dict)
     online: bool = True
+    beats: int = 0  # heartbeats received (a metric)
 
 
 class Registry:
@@ -37,6 +38,7 @@ class Registry:
             self.peers[proc] = Peer(proc, role, name, now, now, info)
             return True
         came_back = not peer.online
+        peer.beats += 1
         peer.last_seen, peer.info, peer.online, peer.role, peer.name = now, info, True, role, name
         return came_back
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import zmq
 
-from anjeon.protocol import imaging, wire
+from anjeon.protocol import imaging, metrics, wire
 from anjeon.protocol.annotate import draw
 from anjeon.protocol.endpoints import FRAMES_OUT, RESULTS_IN, BrokerAddress
 from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL, HeartbeatClient, default_name
@@ -164,6 +164,7 @@ class Worker:
         s = self.stats
         s.infer_ms = elapsed if s.batches == 0 else 0.9 * s.infer_ms + 0.1 * elapsed
         s.batches += 1
+        metrics.observe_batch(len(fresh), elapsed / 1000.0)
         inferred = time.time()
         for job, dets in zip(fresh, detections):
             job.header.ts["inferred"] = inferred
@@ -191,6 +192,7 @@ class Worker:
     def _publish(self, pub: zmq.Socket, job: Job, dets: list[wire.Detection]) -> None:
         h = job.header
         h.stamp("published")
+        metrics.observe_latency(h.camera, h.t_capture, h.ts, now=h.ts["published"])
         result = wire.Result(frame=h, worker=self.proc, model=self.detector.name, detections=dets)
         body = result.to_wire()
         try:

@@ -50,6 +50,7 @@ class HeartbeatClient:
         self._thread: threading.Thread | None = None
         self.connected = threading.Event()
         self.broker_run: str | None = None  # instance id of the broker that last answered
+        self.beats_sent = self.acks = self.reconnects = 0  # exported as metrics (protocol/metrics.py)
         self._meter = ProcessMeter()
 
     @property
@@ -85,7 +86,9 @@ class HeartbeatClient:
                 if sock.poll(max(0.0, next_beat - time.monotonic()) * 1000, zmq.POLLIN):
                     while sock.poll(0, zmq.POLLIN):
                         if self._handle_ack(sock.recv_multipart()):
+                            self.acks += 1
                             if not self.connected.is_set():
+                                self.reconnects += self.acks > 1  # the first answer ever is no reconnect
                                 self._log.info("broker at %s %s", self._address,
                                                "answers again" if warned_unreachable else "connected")
                             last_ack = time.monotonic()
@@ -118,6 +121,7 @@ class HeartbeatClient:
         info["process"] = self._meter.sample()
         try:
             sock.send(heartbeat(self._proc, self._role, self._name, info), zmq.NOBLOCK)
+            self.beats_sent += 1
             return True
         except zmq.Again:
             return False  # not connected: IMMEDIATE refuses to queue, which is what we want

@@ -50,6 +50,11 @@ class DropCounter:
         with self._lock:
             return sum(self._counts.values())
 
+    def read(self) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """snapshot() and by_camera() taken together, so they agree (metrics subtract one from the other)."""
+        with self._lock:
+            return dict(self._counts), {cam: dict(c) for cam, c in self._cameras.items()}
+
 
 class RateMeter:
     """Events per second over the last sampling period.

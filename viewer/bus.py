@@ -17,7 +17,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from anjeon.protocol import security, wire
+from anjeon.protocol import metrics, security, wire
 from anjeon.protocol.endpoints import RESULTS_OUT, BrokerAddress
 from anjeon.protocol.sockets import configure
 from anjeon.protocol.stats import DropCounter, RateMeter
@@ -73,6 +73,7 @@ class Bus:
                 frame = parse_image_message(frames)
                 if self.state.add_frame(frame):
                     self.stats.results.add()
+                    metrics.observe_latency(frame.camera, frame.meta["t_capture"], now=frame.received)
                     self.hub.frame(frame.camera)
                 else:
                     self.stats.drops.drop("stale", f"camera {frame.camera}: older than the frame held",

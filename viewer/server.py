@@ -17,7 +17,7 @@ from typing import AsyncIterator
 
 import zmq
 
-from anjeon.protocol import wire
+from anjeon.protocol import metrics, wire
 from anjeon.protocol.endpoints import BrokerAddress
 from anjeon.protocol.heartbeat import HeartbeatClient, default_name
 
@@ -40,6 +40,8 @@ class ViewerConfig:
     users: dict[str, str] | None = None  # None: no login (loopback only)
     acks_path: Path | None = None
     name: str = ""
+    metrics_port: int = 0  # Prometheus /metrics (0: off; protocol/metrics.py)
+    metrics_host: str = "127.0.0.1"
 
 
 def build(config: ViewerConfig):
@@ -52,6 +54,8 @@ def build(config: ViewerConfig):
                                 config.name or default_name("viewer"),
                                 lambda: {"drops": bus.stats.drops.snapshot(), "results": bus.stats.results.count,
                                          **hub.stats()}, log)
+    metrics.start_metrics(config.metrics_port, config.metrics_host, "viewer", metrics.ViewerCollector(state, hub, bus),
+                          metrics.HeartbeatCollector("viewer", heartbeat))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app) -> AsyncIterator[None]:
