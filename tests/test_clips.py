@@ -149,17 +149,25 @@ def test_clip_covers_pre_to_post_roll_plays_in_chromium_and_ack_is_stored(clip_s
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROME_ARGS)
         try:
             page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(url + "/#/history", wait_until="domcontentloaded", timeout=60_000)
-            page.evaluate("""(id) => { const v = document.createElement('video'); v.id = 'clip-under-test';
-                v.muted = true; v.src = `/api/events/${id}/clip.mp4`; document.body.appendChild(v); v.play(); }""",
-                          event["id"])
-            page.wait_for_function("() => { const v = document.getElementById('clip-under-test');"
-                                   " return v.error || v.readyState >= 2; }", timeout=30_000)
-            state = page.evaluate("() => { const v = document.getElementById('clip-under-test');"
+            # The History row opens the event drawer, whose player loads the clip by event id.
+            page.click(f"#history-table tr[data-event='{event['id']}'] td:nth-child(2)", timeout=60_000)
+            video = "#event-drawer video.clip"
+            page.wait_for_function(f"() => {{ const v = document.querySelector('{video}');"
+                                   " return v && (v.error || v.readyState >= 2); }", timeout=30_000)
+            state = page.evaluate(f"() => {{ const v = document.querySelector('{video}');"
                                   " return {d: v.duration, e: v.error && v.error.code, t: v.currentTime}; }")
             assert state["e"] is None and state["d"] == pytest.approx(want, abs=1.0), state
-            page.wait_for_function("() => document.getElementById('clip-under-test').currentTime > 0.5",
-                                   timeout=30_000)
+            page.wait_for_function(f"() => document.querySelector('{video}').currentTime > 0.5", timeout=30_000)
+            assert page.get_attribute("#event-drawer a.clip-download", "href").endswith("clip.mp4?download=1")
+            # The alarm panel opens the same drawer.
+            page.click("#event-drawer form button")
+            page.click(f"#alarm-list li[data-event='{event['id']}'] .event-button", timeout=30_000)
+            page.wait_for_function(f"() => {{ const v = document.querySelector('{video}');"
+                                   " return v && v.readyState >= 2 && v.duration > 0; }", timeout=30_000)
+            assert not errors, errors
         finally:
             browser.close()
     # Download: the whole file, as stored.
