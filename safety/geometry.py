@@ -8,6 +8,7 @@ a zone on the ground is entered by feet, not by a raised arm.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,13 +61,17 @@ class Zone:
     name: str
     points: tuple[Point, ...]
 
+    @functools.cached_property
+    def _edges(self) -> tuple[np.ndarray, ...]:
+        poly = np.asarray(self.points, float)
+        x1, y1 = poly[:, 0], poly[:, 1]
+        return x1, y1, np.roll(x1, -1), np.roll(y1, -1)  # computed once: the rules test every result
+
     def contains(self, pts: np.ndarray) -> np.ndarray:
         if len(pts) == 0:
             return np.zeros(0, bool)
-        poly = np.asarray(self.points, float)
         x, y = pts[:, 0:1], pts[:, 1:2]  # N x 1 against the M edges
-        x1, y1 = poly[:, 0], poly[:, 1]
-        x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
+        x1, y1, x2, y2 = self._edges
         straddles = (y1 > y) != (y2 > y)
         with np.errstate(divide="ignore", invalid="ignore"):
             x_at = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
