@@ -64,13 +64,15 @@ name_option = click.option("--name", default="", help="Name shown in status and 
 @click.group(context_settings=CONTEXT)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
               help="How much to log (to stderr).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              help="text for people; json: one object per line (time, level, process, role, camera, event...).")
 @click.option("--keys", "keys_dir", type=click.Path(file_okay=False, path_type=Path),
               help="CURVE key folder (anjeon keys init; docs/security.md). Without it the bus is plaintext.")
 @click.option("--key", "key_name", default="",
               help="Key pair of --keys this process uses [by command: broker, edge, worker, safety, subscriber].")
 @click.version_option(__version__, prog_name="anjeon")
 @click.pass_context
-def main(ctx: click.Context, log_level: str, keys_dir: Path | None, key_name: str) -> None:
+def main(ctx: click.Context, log_level: str, log_format: str, keys_dir: Path | None, key_name: str) -> None:
     """anjeon (안전): cameras stream to a pool of inference workers through one broker;
     any number of watchers see the results live.
 
@@ -81,7 +83,7 @@ def main(ctx: click.Context, log_level: str, keys_dir: Path | None, key_name: st
                                anjeon edge --broker tcp://HOST --camera gate=rtsp://...
                                anjeon watch --broker tcp://HOST    (anywhere)
     """
-    setup_logging(log_level)
+    setup_logging(log_level, log_format, ctx.invoked_subcommand or "")
     from .cli_keys import use_process_keys
 
     use_process_keys(ctx.invoked_subcommand, keys_dir, key_name)

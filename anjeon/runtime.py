@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 from typing import Callable
 
 
-def setup_logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+def setup_logging(level: str, fmt: str = "text", role: str = "") -> None:
+    from anjeon.protocol.logs import configure
+
+    configure(level, fmt, role)
+    # Children of `anjeon up` are new processes: they read the same format from the environment.
+    os.environ["ANJEON_LOG_FORMAT"] = fmt
 
 
 def run_until_signal(serve: Callable[[threading.Event], None]) -> None:

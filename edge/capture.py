@@ -16,6 +16,8 @@ from typing import Callable
 
 import numpy as np
 
+from anjeon.protocol.logs import fields
+
 from .sources import Pacer, Source, SourceError, mask_url, parse_source
 from .stream import StreamOptions
 
@@ -137,9 +139,10 @@ class Capture:
         if self.captured:
             self.reconnects += 1
             log.info("camera %s reconnected to %s (reconnect %d)", self.config.id, self.description,
-                     self.reconnects)
+                     self.reconnects, extra=fields(camera=self.config.id, state="streaming"))
         else:
-            log.info("camera %s streaming from %s", self.config.id, self.description)
+            log.info("camera %s streaming from %s", self.config.id, self.description,
+                     extra=fields(camera=self.config.id, state="streaming"))
         self.state, self.error = "streaming", ""
         logged_errors.clear()  # a new outage logs its reasons again
         return source
@@ -173,4 +176,5 @@ class Capture:
         self.state, self.error = state, message
         if message not in logged:  # once per kind, not once per retry
             logged.add(message)
-            log.warning("camera %s: %s; retrying with backoff", self.config.id, message)
+            log.warning("camera %s: %s; retrying with backoff", self.config.id, message,
+                        extra=fields(camera=self.config.id, state=state))

@@ -15,6 +15,8 @@ import threading
 import time
 from collections import Counter
 
+from .logs import fields
+
 
 class DropCounter:
     def __init__(self, logger: logging.Logger) -> None:
@@ -32,7 +34,8 @@ class DropCounter:
                 self._cameras.setdefault(camera, Counter())[reason] += n
         if first:
             suffix = f": {detail}" if detail else ""
-            self._log.warning("dropping %s%s (logged once; counted in status)", reason.replace("_", " "), suffix)
+            self._log.warning("dropping %s%s (logged once; counted in status)", reason.replace("_", " "), suffix,
+                              extra=fields(camera=camera, reason=reason))
 
     def __getitem__(self, reason: str) -> int:
         with self._lock:

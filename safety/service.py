@@ -27,6 +27,7 @@ import zmq
 from anjeon.protocol import metrics, security, wire
 from anjeon.protocol.endpoints import RESULTS_IN, RESULTS_OUT, BrokerAddress
 from anjeon.protocol.heartbeat import HeartbeatClient, default_name
+from anjeon.protocol.logs import fields
 from anjeon.protocol.sockets import configure
 from anjeon.protocol.stats import DropCounter, RateMeter
 
@@ -267,7 +268,8 @@ class SafetyService:
             data["clip"] = clip
         self.events += 1
         metrics.count_event(ev.rule, tr.kind)
-        log.info("event %s %s %s camera %s tracks %s peak %d", tr.kind, ev.type, ev.id, ev.camera, ev.tracks, ev.peak)
+        log.info("event %s %s %s camera %s tracks %s peak %d", tr.kind, ev.type, ev.id, ev.camera, ev.tracks, ev.peak,
+                 extra=fields(camera=ev.camera, event=ev.id, rule=ev.rule, transition=tr.kind))
         try:
             self._pub.send_multipart(bus.event_message(tr.kind, data), zmq.NOBLOCK)
         except zmq.Again:
