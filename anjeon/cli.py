@@ -100,12 +100,21 @@ def main(ctx: click.Context, log_level: str, log_format: str, keys_dir: Path | N
               help="Seconds a frame may wait in the broker for a free worker before it is dropped.")
 @click.option("--max-frame-bytes", default=DEFAULT_MAX_FRAME_BYTES, type=click.IntRange(1024, 48 * 1024 * 1024),
               help="Largest JPEG accepted from an edge; larger ones are dropped and counted.")
+@click.option("--max-credit", default=16, type=click.IntRange(1, 1024),
+              help="Most frames one worker may hold at once, whatever it announces (raise for big GPU batches).")
+@click.option("--max-cameras", default=4096, type=click.IntRange(1, 100_000),
+              help="Most cameras tracked; a new one beyond it replaces one silent for a while, else is dropped.")
+@click.option("--max-peers", default=1024, type=click.IntRange(1, 100_000),
+              help="Most processes (edges, workers, subscribers) in the registry.")
 @metrics_options
-def broker(bind: str, base_port: int, max_age: float, max_frame_bytes: int) -> None:
+def broker(bind: str, base_port: int, max_age: float, max_frame_bytes: int, max_credit: int, max_cameras: int,
+           max_peers: int) -> None:
     """Run the broker: the one process everything else connects to."""
     from anjeon.broker.server import BindError, Broker, BrokerConfig
 
-    server = Broker(BrokerConfig(bind=bind, base_port=base_port, max_age=max_age, max_frame_bytes=max_frame_bytes))
+    server = Broker(BrokerConfig(bind=bind, base_port=base_port, max_age=max_age, max_frame_bytes=max_frame_bytes,
+                                 max_credit=max_credit, max_cameras=max_cameras, max_peers=max_peers,
+                                 max_pending=max_cameras))
     try:
         server.bind()
     except BindError as exc:

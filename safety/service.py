@@ -16,6 +16,7 @@ snapshot or event that does not exist yet.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,8 +42,9 @@ from .rate import CaptureClock
 from .reorder import Reorderer
 from .snapshot import write_snapshot
 from .clips import ClipRecorder, fail_unfinished
-from .evidence_config import camera_clip_specs
+from .evidence_config import RetentionSpec, camera_clip_specs
 from .history import HistoryServer
+from .retention import Retention
 from .store import EventStore
 from .tracker import PersonTracker
 from .tracks import tracks_message
@@ -100,15 +102,24 @@ class SafetyService:
         self._pub: zmq.Socket | None = None
         self._sub: zmq.Socket | None = None
         self._config_mtime = self._mtime()
-        self.history = HistoryServer(self._ctx, config.history_endpoint, self.store.path, self.drops)
+        self.retention = Retention(config.safety.retention or RetentionSpec(), self.store.path, config.snapshot_dir,
+                                   config.clip_dir)
+        self.history = HistoryServer(self._ctx, config.history_endpoint, self.store.path, self.drops,
+                                     self.retention.report)
         if fail_unfinished(self.store):  # clips cut short by a stop are failed, not left "recording"
             log.info("clips left recording by the previous run are marked failed")
-        self.clips = ClipRecorder(config.clip_dir, self.store.path, camera_clip_specs(config.safety), self.drops.drop)
+        self.clips = ClipRecorder(config.clip_dir, self.store.path, camera_clip_specs(config.safety), self._evidence_failed)
+
+    def _evidence_failed(self, reason: str, detail: str) -> None:
+        """A clip, snapshot or row that could not be written (a full disk): counted, shown in status, never fatal."""
+        self.drops.drop(reason, detail)
+        self.retention.write_failed(reason, detail)
 
     def _info(self) -> dict[str, Any]:
         return {"drops": self.drops.snapshot(), "results": self.results.count, "events": self.events,
                 "open": sum(len(c.engine.open_events()) for c in self.cameras.values()),
-                "alerts": self.alerts.stats(), "history": self.history.stats(), "clips": self.clips.stats.to_dict()}
+                "alerts": self.alerts.stats(), "history": self.history.stats(), "clips": self.clips.stats.to_dict(),
+                "storage": {k: v for k, v in self.retention.report().items() if k in ("write_errors", "last_error")}}
 
     def _resume_open_events(self) -> None:
         started = time.monotonic()
@@ -136,6 +147,7 @@ class SafetyService:
         self._guard.secure(self.history.socket, security.HISTORY)
         self.history.start()  # raises RuntimeError naming the address when it cannot bind
         self.clips.start()
+        self.retention.start()  # checks at once, then every check_minutes
         self.heartbeat.start()
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
@@ -161,6 +173,7 @@ class SafetyService:
             self.alerts.stop()
             self.history.stop()
             self.clips.stop()
+            self.retention.stop()
             self._guard.stop()
             for sock in (sub, self._pub):
                 sock.close(0)
@@ -260,9 +273,15 @@ class SafetyService:
     def _emit(self, tr: Transition, obs: Observation | None, jpeg: bytes | None, engine: CameraEngine) -> None:
         ev = tr.event
         if tr.kind == "start" and obs is not None:
-            ev.snapshot = write_snapshot(self.config.snapshot_dir, jpeg, tr.rows, ev, engine.rules, engine.view)
+            try:
+                ev.snapshot = write_snapshot(self.config.snapshot_dir, jpeg, tr.rows, ev, engine.rules, engine.view)
+            except OSError as exc:  # a full disk: the event goes on without its picture
+                self._evidence_failed("snapshot_failed", f"event {ev.id}: {exc}")
         clip = self.clips.on_transition(tr, engine.rules, self.store)  # {state, path} or None (clips off)
-        self.store.save(ev)  # committed before anyone hears of it
+        try:
+            self.store.save(ev)  # committed before anyone hears of it
+        except sqlite3.Error as exc:  # a full disk never stops the rules or the alerts; the next transition re-saves
+            self._evidence_failed("store_failed", f"event {ev.id} ({tr.kind}): {exc}")
         data = ev.to_dict()
         if clip is not None:
             data["clip"] = clip

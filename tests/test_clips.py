@@ -167,6 +167,12 @@ def test_clip_covers_pre_to_post_roll_plays_in_chromium_and_ack_is_stored(clip_s
             page.click(f"#alarm-list li[data-event='{event['id']}'] .event-button", timeout=30_000)
             page.wait_for_function(f"() => {{ const v = document.querySelector('{video}');"
                                    " return v && v.readyState >= 2 && v.duration > 0; }", timeout=30_000)
+            # The System page shows what the safety service stores and the days it covers.
+            page.click("#event-drawer form button")
+            page.goto(url + "/#/system", wait_until="domcontentloaded")
+            page.wait_for_selector("#storage-card[data-used]", timeout=30_000)
+            assert int(page.get_attribute("#storage-card", "data-used")) > 0
+            assert "MB" in page.inner_text("#storage-card")
             assert not errors, errors
         finally:
             browser.close()

@@ -90,3 +90,27 @@ export function openEvent(ev, { api, who, done = () => {} }) {
   dlg.showModal();
   return dlg;
 }
+
+const STORAGE_WORDS = {
+  en: { storage: "Evidence storage", covered: "days covered", events: "events", snapshots: "snapshots",
+    clips: "clips", free: "free", deleted: "deleted by retention", errors: "write errors" },
+  ko: { storage: "증거 저장소", covered: "일 보관", events: "이벤트", snapshots: "스냅샷", clips: "영상",
+    free: "여유", deleted: "보존 정책 삭제", errors: "쓰기 오류" },
+};
+const sw = (key) => (STORAGE_WORDS[lang] || STORAGE_WORDS.en)[key];
+const mb = (n) => (typeof n === "number" ? `${(n / 1e6).toFixed(1)} MB` : "-");
+
+// The System page's storage card: what the safety service stores, the days it covers, and write failures
+// (a full disk shows here while the rules and alerts go on).
+export async function storageCard(api) {
+  let s;
+  try { s = await api("/api/storage"); } catch (err) { return el("div", { className: "card storage", id: "storage-card" }, sw("storage"), el("b", { className: "small" }, err.message)); }
+  const b = s.bytes || {};
+  const used = (b.events || 0) + (b.snapshots || 0) + (b.clips || 0);
+  const d = s.deleted || {};
+  return el("div", { className: "card storage", id: "storage-card", dataset: { days: String(s.days ?? ""), used: String(used) } },
+    sw("storage"), el("b", {}, `${mb(used)} · ${typeof s.days === "number" ? s.days.toFixed(1) : "-"} ${sw("covered")}`),
+    el("div", { className: "small" }, `${sw("events")} ${mb(b.events)} · ${sw("snapshots")} ${mb(b.snapshots)} · ${sw("clips")} ${mb(b.clips)} · ${sw("free")} ${mb(s.disk?.free)}`),
+    el("div", { className: "small" }, `${sw("deleted")}: ${d.clips ?? 0} / ${d.snapshots ?? 0} / ${d.events ?? 0}`),
+    s.write_errors ? el("div", { className: "small error" }, `${sw("errors")} ${s.write_errors}: ${s.last_error || ""}`) : null);
+}
