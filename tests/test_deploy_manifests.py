@@ -22,21 +22,40 @@ K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("cpu", "cpu-hpa", "gpu")
 BROKER_PORTS = {"frames-in": 5550, "frames-out": 5551, "results-in": 5552, "results-out": 5553, "control": 5554}
 VALIDATE = Path(sys.executable).with_name("kubernetes-validate")
+KEYS = Path("components") / "curve-keys" / "keys"
+# What each role's Secret holds: its own pair, the broker's public key, and the allowlist only where a
+# CURVE server checks clients (the broker; safety for its history socket). No one gets another's secret.
+ROLE_KEYS = {"broker": {"broker.key", "broker.key_secret", "allowlist.txt"},
+             "worker": {"broker.key", "worker.key", "worker.key_secret"},
+             "edge": {"broker.key", "edge.key", "edge.key_secret"},
+             "safety": {"broker.key", "safety.key", "safety.key_secret", "allowlist.txt"},
+             "viewer": {"broker.key", "safety.key", "subscriber.key", "subscriber.key_secret"}}
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None,
                                 reason="kubectl is not installed: it renders the Kustomize overlays")
 
 
-def _render(overlay: str) -> list[dict]:
-    out = subprocess.run(["kubectl", "kustomize", str(K8S / "overlays" / overlay)], capture_output=True,
+def _render(tree: Path, overlay: str) -> list[dict]:
+    out = subprocess.run(["kubectl", "kustomize", str(tree / "overlays" / overlay)], capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
 
 @pytest.fixture(scope="module")
-def rendered() -> dict[str, list[dict]]:
-    return {overlay: _render(overlay) for overlay in OVERLAYS}
+def keyed_tree(tmp_path_factory) -> Path:
+    """deploy/k8s as a site has it: a copy with CURVE keys made by `anjeon keys init` (never in git)."""
+    tree = tmp_path_factory.mktemp("k8s") / "k8s"
+    shutil.copytree(K8S, tree, ignore=shutil.ignore_patterns("keys"))
+    made = subprocess.run([str(VALIDATE.with_name("anjeon")), "keys", "init", str(tree / KEYS)],
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    return tree
+
+
+@pytest.fixture(scope="module")
+def rendered(keyed_tree) -> dict[str, list[dict]]:
+    return {overlay: _render(keyed_tree, overlay) for overlay in OVERLAYS}
 
 
 def _kind(docs: list[dict], kind: str) -> list[dict]:
@@ -183,7 +202,7 @@ def _check_promql(query: str) -> None:
         text = documented.read_text()
         for metric in metrics:
             assert re.search(rf"\b{re.escape(metric)}\b", text), f"{metric} is not in docs/metrics.md"
-    assert 'namespace="anjeon"' in query, "a query must not count another namespace's anjeon"
+    assert query.count("anjeon_") == query.count('namespace="anjeon"'), "every series of this namespace only"
 
 
 def test_keda_hpa_behaviour_passes_the_real_hpa_schema(rendered):
@@ -359,3 +378,31 @@ def test_everything_lands_in_the_anjeon_namespace(rendered, overlay):
     for doc in rendered[overlay]:
         if doc["kind"] != "Namespace":
             assert doc["metadata"].get("namespace") == "anjeon", f"{doc['kind']}/{doc['metadata']['name']}"
+
+
+def test_without_keys_the_overlays_refuse_to_render(tmp_path):
+    """No plaintext by accident: a site that has not made its keys gets an error, not an open bus."""
+    tree = tmp_path / "k8s"
+    shutil.copytree(K8S, tree, ignore=shutil.ignore_patterns("keys"))
+    out = subprocess.run(["kubectl", "kustomize", str(tree / "overlays" / "gpu")], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode != 0 and "broker.key" in out.stderr
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_role_mounts_only_its_own_keys(rendered, keyed_tree, overlay):
+    import base64
+
+    docs = rendered[overlay]
+    secrets = {d["metadata"]["name"]: d for d in _kind(docs, "Secret")}
+    for workload in _workloads(docs):
+        role = workload["metadata"]["labels"]["app.kubernetes.io/component"]
+        pod = workload["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert {"name": "ANJEON_KEYS", "value": "/etc/anjeon/keys"} in container["env"], role
+        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == "/etc/anjeon/keys"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        secret = secrets[volume["secret"]["secretName"]]
+        assert set(secret["data"]) == ROLE_KEYS[role], role
+        for name, value in secret["data"].items():  # the very files `anjeon keys init` wrote
+            assert base64.b64decode(value) == (keyed_tree / KEYS / name).read_bytes()
