@@ -182,6 +182,15 @@ def _site_cameras(path: Path) -> list:
             for cam_id, c in site.cameras.items()]
 
 
+def _batch_value(_ctx, _param, value):
+    from anjeon.inference.batching import parse_batch
+
+    try:
+        return parse_batch(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @main.command()
 @broker_option
 @click.option("--model", "models", default=("person",), multiple=True,
@@ -192,8 +201,19 @@ def _site_cameras(path: Path) -> list:
               help="Publish these model labels as this anjeon class (repeatable), e.g. person=Normal,Fall "
                    "for a model of your own; safety's rules read the classes 'person' and 'head'.")
 @click.option("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0, ...")
-@click.option("--batch", default=1, type=click.IntRange(1, 256),
-              help="Largest micro-batch: the worker takes what is waiting, up to this many frames.")
+@click.option("--batch", default="auto", callback=_batch_value, metavar="N|auto",
+              help="Largest batch: the worker takes the frames waiting for it, up to this many, without waiting "
+                   "for more (auto: the measured default of the device, docs/benchmarks.md).")
+@click.option("--batch-wait-ms", default=0.0, type=click.FloatRange(0, 1000),
+              help="Wait up to this long for a batch to fill (0: never; a few ms can help a GPU).")
+@click.option("--engine", type=click.Choice(["auto", "torch", "tensorrt", "onnxruntime"]), default="auto",
+              help="Runtime: auto = TensorRT or ONNX Runtime (CUDA) on a GPU when installed, else PyTorch; "
+                   "engines are built once and cached by model hash, GPU and versions.")
+@click.option("--fp16/--no-fp16", "half", default=None, help="Half precision [on for CUDA, off on a CPU].")
+@click.option("--decode", "decode", type=click.Choice(["cpu", "gpu"]), default="cpu",
+              help="JPEG decode: cpu (OpenCV) or gpu (torchvision decode_jpeg on CUDA; falls back to the CPU).")
+@click.option("--engine-cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of built engines [ANJEON_ENGINE_CACHE or ~/.cache/anjeon/engines].")
 @click.option("--credit", default=0, type=click.IntRange(0, 1024),
               help="Frames the broker may have in flight to this worker (0: the batch size). Raise it only "
                    "when the network round trip is long next to one inference.")
@@ -207,19 +227,26 @@ def _site_cameras(path: Path) -> list:
                    "[ANJEON_MAX_MEGAPIXELS or 40].")
 @name_option
 @metrics_options
-def worker(broker: BrokerAddress, models: tuple[str, ...], class_map: tuple[str, ...], device: str, batch: int,
+def worker(broker: BrokerAddress, models: tuple[str, ...], class_map: tuple[str, ...], device: str, batch,
+           batch_wait_ms: float, engine: str, half: bool | None, decode: str, engine_cache: Path | None,
            credit: int, max_age: float, threads: int, render: bool, max_megapixels: float | None, name: str) -> None:
     """Run detection on frames from the broker and publish the results."""
-    from anjeon.inference.models import ModelError, load_detectors, parse_class_map
+    from anjeon.inference.batching import resolve_batch
+    from anjeon.inference.models import EngineOptions, ModelError, load_detectors, parse_class_map
     from anjeon.inference.worker import Worker, WorkerConfig
 
-    config = WorkerConfig(broker=broker, model="+".join(models), device=device, batch=batch, credit=credit,
-                          max_age=max_age, threads=threads or available_cores(), render=render, name=name,
-                          max_megapixels=max_megapixels)
+    threads = threads or available_cores()
     try:
-        detector = load_detectors(models, device, config.threads, parse_class_map(class_map))
+        # A built engine must take the largest batch; auto is sized for a GPU here and resolved below.
+        largest = batch if isinstance(batch, int) else 32
+        detector = load_detectors(models, device, threads, parse_class_map(class_map),
+                                  EngineOptions(engine, half, largest, engine_cache))
     except ModelError as exc:
         raise click.ClickException(str(exc)) from None
+    config = WorkerConfig(broker=broker, model="+".join(models), device=device,
+                          batch=resolve_batch(batch, detector.device), batch_wait=batch_wait_ms / 1000.0,
+                          credit=credit, gpu_decode=decode == "gpu", max_age=max_age, threads=threads,
+                          render=render, name=name, max_megapixels=max_megapixels)
     service = Worker(config, detector)
     start_metrics("worker", service)
     run_until_signal(service.serve)

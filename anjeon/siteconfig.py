@@ -41,6 +41,15 @@ def _model_names(value: Any, error: Callable[[str], ConfigError]) -> tuple[str, 
     return tuple(names)
 
 
+def _batch_size(value: Any, error: Callable[[str], ConfigError]) -> int | str:
+    from anjeon.inference.batching import parse_batch  # torch-free
+
+    try:
+        return parse_batch(value)
+    except ValueError as exc:
+        raise error(str(exc)) from None
+
+
 def _class_names(value: Any, error: Callable[[str], ConfigError]) -> dict[str, tuple[str, ...]]:
     """`classes: {person: [person, Normal, Fall]}`: anjeon class -> the model labels published as it."""
     if not isinstance(value, dict):
@@ -63,7 +72,8 @@ class WorkersSection:
     classes: dict[str, tuple[str, ...]] = field(default_factory=dict, metadata={
         "parse": _class_names, "doc": "anjeon class -> model labels, e.g. person: [person, Normal, Fall]"})
     device: str = _bounded("auto", doc="auto, cpu, cuda:0, ...")
-    batch: int = _bounded(1, 1, 256, "largest micro-batch")
+    batch: int | str = field(default="auto", metadata={
+        "parse": _batch_size, "doc": "largest batch, or auto (the measured default of the device)"})
     threads: int = _bounded(0, 0, 256, "torch threads per worker (0: split this machine's cores)")
     max_age: float = _bounded(1.0, 0.01, 60.0, "drop frames older than this, before decoding")
     render: bool = _bounded(False, doc="also publish JPEGs with boxes drawn")

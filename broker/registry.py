@@ -1,4 +1,11 @@
-"""Who is alive: every process's heartbeats, keyed by its process id."""
+"""Who is alive: every process's heartbeats, keyed by its process id, bounded in size.
+
+A process id belongs to the control connection (ROUTER routing id) that
+announced it while that peer is online: another connection using the same id
+is refused (``proc_conflict``), so nobody can overwrite a live peer's figures
+or say goodbye for it. A peer that reconnects gets a new routing id and is
+accepted again once its old entry went offline (3 s without beats).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
 
 # An offline peer stays listed (as offline) this long, so an operator sees what went away.
 FORGET_AFTER = 600.0
+DEFAULT_MAX_PEERS = 1024
 
 
 @dataclass
@@ -19,28 +27,56 @@ class Peer:
     name: str
     first_seen: float
     last_seen: float  # broker's monotonic clock
-    info: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)  # checked by protocol.messages for its role
     online: bool = True
-    beats: int = 0  # heartbeats received (a metric)
+    stopped: bool = False  # said goodbye: stopped cleanly
+    ident: bytes = b""
+
+
+class BeatOutcome:
+    OK = "ok"
+    NEW = "new"  # new, or back online
+    CONFLICT = "proc_conflict"
+    FULL = "peer_cap"
 
 
 class Registry:
     def __init__(self, clock: Callable[[], float] = time.monotonic,
-                 timeout: float = HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS) -> None:
-        self._clock, self.timeout = clock, timeout
+                 timeout: float = HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS, max_peers: int = DEFAULT_MAX_PEERS) -> None:
+        self._clock, self.timeout, self.max_peers = clock, timeout, max_peers
         self.peers: dict[str, Peer] = {}
 
-    def beat(self, proc: str, role: str, name: str, info: dict[str, Any]) -> bool:
-        """Record a heartbeat; True when the peer is new or comes back online."""
+    def beat(self, proc: str, role: str, name: str, info: dict[str, Any], ident: bytes = b"") -> str:
+        """Record a heartbeat: NEW when the peer is new or comes back online, else OK, CONFLICT or FULL."""
         now = self._clock()
         peer = self.peers.get(proc)
         if peer is None:
-            self.peers[proc] = Peer(proc, role, name, now, now, info)
-            return True
+            if len(self.peers) >= self.max_peers and not self._make_room():
+                return BeatOutcome.FULL
+            self.peers[proc] = Peer(proc, role, name, now, now, info, ident=ident)
+            return BeatOutcome.NEW
+        if peer.online and peer.ident != ident:
+            return BeatOutcome.CONFLICT
         came_back = not peer.online
-        peer.beats += 1
         peer.last_seen, peer.info, peer.online, peer.role, peer.name = now, info, True, role, name
-        return came_back
+        peer.ident, peer.stopped = ident, False
+        return BeatOutcome.NEW if came_back else BeatOutcome.OK
+
+    def goodbye(self, proc: str, ident: bytes = b"") -> Peer | None:
+        """A peer stopping cleanly: offline at once. None when unknown or said by another connection."""
+        peer = self.peers.get(proc)
+        if peer is None or peer.ident != ident or not peer.online:
+            return None
+        peer.online, peer.stopped = False, True
+        return peer
+
+    def _make_room(self) -> bool:
+        """Forget the offline peer silent longest, if any (online peers are never pushed out)."""
+        offline = [p for p in self.peers.values() if not p.online]
+        if not offline:
+            return False
+        del self.peers[min(offline, key=lambda p: p.last_seen).proc]
+        return True
 
     def sweep(self) -> list[Peer]:
         """Mark peers silent for longer than the timeout offline; return those newly offline."""

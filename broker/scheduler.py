@@ -1,11 +1,31 @@
-"""Which frame goes to which worker: newest-only slots and credit-based dispatch.
+"""Which frame goes to which worker: newest-only slots and fair, bounded, credit-based dispatch.
 
 Pure logic, no sockets, so it can be tested frame by frame. The broker keeps
 at most one pending frame per camera (a newer frame replaces it), serves
 cameras in round robin, and sends only to workers that have credit: the
-zguide's load-balancing broker with a freshness slot in front of it. Whatever
-the offered load, the frames in flight are bounded by the workers' credit
-plus one per camera.
+zguide's load-balancing broker with a freshness slot in front of it.
+
+Everything here is bounded against a hostile peer:
+
+- **Credit** is capped at ``max_credit`` whatever a worker announces. The
+  broker counts the frames each worker holds (sent, not yet credited): a
+  worker's credit is its capacity minus those, so re-announcing (``ready``)
+  cannot refill it, and extra credits cannot inflate it. A frame not
+  credited within ``lost_after`` seconds is presumed lost and no longer
+  counted, so a worker whose frames vanished on the network recovers.
+- **Dispatch is fair between workers**: the next frame goes to the worker
+  with the fewest frames in flight (announced credit minus credit left),
+  ties to the one served least recently. A worker that announces a huge
+  credit and never returns it gets frames only while the honest ones are
+  busy, and at most its capped credit.
+- **A process id belongs to the connection that announced it**: a ``ready``
+  or ``credit`` naming a known worker from another routing id is refused,
+  unless the owning connection has said nothing on frames-out for
+  ``takeover_after`` seconds (a worker that reconnected gets a new routing id).
+- **Pending frames** are capped at ``max_pending``; cameras claimed by an
+  online edge's heartbeat are served before unclaimed ones (ids anyone can
+  invent by pushing frames), and may push an unclaimed frame out when the
+  cap is hit.
 """
 
 from __future__ import annotations
@@ -13,10 +33,17 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from anjeon.protocol.wire import FrameHeader
+
+DEFAULT_MAX_CREDIT = 16  # a batch of 8 twice over; GPU workers with bigger batches: raise --max-credit
+DEFAULT_MAX_PENDING = 4096
+DEFAULT_MAX_WORKERS = 256
+READY_INTERVAL = 0.5  # workers re-announce after 1 s idle: faster than this is a flood
+LOST_AFTER = 10.0  # seconds after which a frame never credited no longer counts as held
+TAKEOVER_AFTER = 3.0  # seconds of silence on frames-out after which another connection may take a worker's id
 
 
 @dataclass
@@ -24,41 +51,92 @@ class Pending:
     header: FrameHeader
     jpeg: Any  # zmq.Frame (forwarded untouched) or bytes
     arrived: float  # broker's monotonic clock
+    raw: Any = None  # the header frame as received (forwarded untouched; see server.py)
+    claimed: bool = True  # the camera is reported by an online edge
 
 
 @dataclass
 class WorkerSlot:
     proc: str
-    ident: bytes  # ROUTER routing id of the worker's DEALER
+    ident: bytes  # ROUTER routing id of the worker's DEALER: the only connection that speaks for proc
     capacity: int
-    credit: int
-    grant: str  # credits earned for frames of an older grant are ignored
-    last_heard: float
+    grant: str  # echoed in credits; a new one with every accepted ready
+    last_heard: float  # any sign of life, heartbeats included
+    announced: float  # when it last announced itself (ready)
+    last_spoke: float = 0.0  # its connection's last ready or credit
+    batch: int = 1
     dispatched: int = 0
+    served: int = 0  # dispatch counter value when it last got a frame (fairness tie-break)
+    held: deque[float] = field(default_factory=deque)  # send times of frames it has not credited yet
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.held)
+
+    @property
+    def credit(self) -> int:
+        return max(0, self.capacity - len(self.held))
+
+    def release(self, n: int) -> None:
+        for _ in range(min(n, len(self.held))):
+            self.held.popleft()
+
+    def reclaim(self, now: float, lost_after: float) -> None:
+        while self.held and now - self.held[0] > lost_after:
+            self.held.popleft()
 
 
 class CreditOutcome:
     OK = "ok"
     UNKNOWN = "unknown"  # the broker does not know this worker: it must announce itself again
-    STALE = "stale"  # credit for a frame sent under an older grant: ignored
+    STALE = "stale"  # credit for a grant this broker never gave (it restarted since): ignored
+    CONFLICT = "proc_conflict"  # another connection owns this process id: ignored
+
+
+class ReadyOutcome:
+    NEW = "new"
+    RESET = "reset"  # known worker: new grant and capacity; the frames it holds still count
+    TOO_SOON = "ready_too_soon"  # re-announced within READY_INTERVAL: ignored
+    CONFLICT = "proc_conflict"  # another connection owns this process id
+    FULL = "worker_cap"  # max_workers reached
+
+
+class OfferOutcome:
+    NEW = "new"
+    REPLACED = "superseded"
+    FULL = "pending_cap"  # refused: the pending cap is reached
 
 
 class FrameScheduler:
-    def __init__(self, run: str, max_age: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, run: str, max_age: float, clock: Callable[[], float] = time.monotonic, *,
+                 max_credit: int = DEFAULT_MAX_CREDIT, max_pending: int = DEFAULT_MAX_PENDING,
+                 max_workers: int = DEFAULT_MAX_WORKERS, ready_interval: float = READY_INTERVAL,
+                 lost_after: float = LOST_AFTER, takeover_after: float = TAKEOVER_AFTER) -> None:
         self._run, self.max_age, self._clock = run, max_age, clock
+        self.max_credit, self.max_pending, self.max_workers = max_credit, max_pending, max_workers
+        self.ready_interval, self.lost_after, self.takeover_after = ready_interval, lost_after, takeover_after
         self._pending: dict[str, Pending] = {}
-        self._turns: deque[str] = deque()  # cameras with a pending frame, in serving order
+        self._turns: deque[str] = deque()  # claimed cameras with a pending frame, in serving order
+        self._unclaimed: deque[str] = deque()  # the same for cameras no online edge reports
         self._workers: dict[str, WorkerSlot] = {}
         self._grants = itertools.count(1)
+        self._served = itertools.count(1)
 
     # -- frames ---------------------------------------------------------------
-    def offer(self, camera: str, frame: Pending) -> Pending | None:
-        """Hold ``frame`` as the newest of its camera; return the one it replaced."""
+    def offer(self, camera: str, frame: Pending) -> tuple[str, Pending | None]:
+        """Hold ``frame`` as the newest of its camera: (outcome, the frame it replaced or pushed out)."""
         replaced = self._pending.get(camera)
+        if replaced is not None:
+            self._pending[camera] = frame
+            return OfferOutcome.REPLACED, replaced
+        pushed_out = None
+        if len(self._pending) >= self.max_pending:
+            if not frame.claimed or not self._unclaimed:
+                return OfferOutcome.FULL, None
+            pushed_out = self._pending.pop(self._unclaimed.popleft())
         self._pending[camera] = frame
-        if replaced is None:
-            self._turns.append(camera)
-        return replaced
+        (self._turns if frame.claimed else self._unclaimed).append(camera)
+        return OfferOutcome.NEW, pushed_out
 
     def expire(self) -> list[Pending]:
         """Remove pending frames that waited longer than max_age (no worker free)."""
@@ -67,30 +145,47 @@ class FrameScheduler:
         expired = [self._pending.pop(cam) for cam in old]
         if old:
             self._turns = deque(cam for cam in self._turns if cam in self._pending)
+            self._unclaimed = deque(cam for cam in self._unclaimed if cam in self._pending)
         return expired
 
     def pending_count(self) -> int:
         return len(self._pending)
 
     # -- workers --------------------------------------------------------------
-    def ready(self, proc: str, ident: bytes, capacity: int) -> WorkerSlot:
-        """A worker announces its full capacity: (re)start its credit under a new grant."""
-        slot = WorkerSlot(proc=proc, ident=ident, capacity=capacity, credit=capacity,
-                          grant=f"{self._run}.{next(self._grants)}", last_heard=self._clock())
+    def ready(self, proc: str, ident: bytes, credit: int, batch: int = 1) -> tuple[str, WorkerSlot | None]:
+        """A worker announces its capacity: (re)start its credit under a new grant, within the limits."""
+        now = self._clock()
         old = self._workers.get(proc)
+        if old is not None and old.ident != ident:
+            if now - old.last_spoke <= self.takeover_after:
+                return ReadyOutcome.CONFLICT, old
+            del self._workers[proc]  # its connection went quiet: the worker reconnected (new routing id)
+            old = None
         if old is not None:
-            slot.dispatched = old.dispatched
-        self._workers[proc] = slot
-        return slot
+            old.last_heard = old.last_spoke = now
+            if now - old.announced < self.ready_interval:
+                return ReadyOutcome.TOO_SOON, old
+        elif len(self._workers) >= self.max_workers:
+            return ReadyOutcome.FULL, None
+        capacity = max(1, min(credit, self.max_credit))
+        grant = f"{self._run}.{next(self._grants)}"
+        if old is not None:
+            old.capacity, old.grant, old.announced, old.batch = capacity, grant, now, batch
+            return ReadyOutcome.RESET, old
+        slot = self._workers[proc] = WorkerSlot(proc=proc, ident=ident, capacity=capacity, grant=grant,
+                                                last_heard=now, announced=now, last_spoke=now, batch=batch)
+        return ReadyOutcome.NEW, slot
 
-    def credit(self, proc: str, grant: str, n: int) -> str:
+    def credit(self, proc: str, ident: bytes, grant: str, n: int) -> str:
         slot = self._workers.get(proc)
         if slot is None:
             return CreditOutcome.UNKNOWN
-        slot.last_heard = self._clock()
-        if grant != slot.grant:
+        if slot.ident != ident:
+            return CreditOutcome.CONFLICT
+        slot.last_heard = slot.last_spoke = self._clock()
+        if not grant.startswith(self._run + "."):
             return CreditOutcome.STALE
-        slot.credit = min(slot.capacity, slot.credit + max(0, n))
+        slot.release(n)  # any grant of this broker: the frames it names are done, whenever they were sent
         return CreditOutcome.OK
 
     def touch(self, proc: str) -> None:
@@ -113,19 +208,23 @@ class FrameScheduler:
     def next(self) -> tuple[WorkerSlot, Pending] | None:
         """The next (worker, frame) to send, or None when no frame or no credit.
 
-        The worker is the one with the most credit left (the least loaded);
-        ties go to the one that got a frame least recently, because the
-        dict keeps workers in the order they were last served.
+        The worker is the one with the fewest frames in flight; ties go to the
+        one served least recently (see the module doc for why not "most credit").
         """
-        if not self._turns:
+        turns = self._turns or self._unclaimed
+        if not turns:
             return None
-        slot = max(self._workers.values(), key=lambda s: s.credit, default=None)
-        if slot is None or slot.credit <= 0:
+        now = self._clock()
+        slot = None
+        for s in self._workers.values():
+            if len(s.held) >= s.capacity:
+                s.reclaim(now, self.lost_after)
+            if len(s.held) < s.capacity and (slot is None or (len(s.held), s.served) < (len(slot.held), slot.served)):
+                slot = s
+        if slot is None:
             return None
-        camera = self._turns.popleft()
-        frame = self._pending.pop(camera)
-        slot.credit -= 1
+        frame = self._pending.pop(turns.popleft())
+        slot.held.append(now)
         slot.dispatched += 1
-        # Move the worker to the end so equal-credit workers take turns.
-        self._workers[slot.proc] = self._workers.pop(slot.proc)
+        slot.served = next(self._served)
         return slot, frame

@@ -15,20 +15,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import zmq
 
-from anjeon.protocol import security, wire
+from anjeon.protocol import messages, security, wire
 from anjeon.protocol.endpoints import (CONTROL, FRAMES_IN, FRAMES_OUT, RESULTS_IN, RESULTS_OUT,
                                        DEFAULT_BASE_PORT, bind_endpoint)
 from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
 from anjeon.protocol.sockets import configure
 from anjeon.protocol.stats import DropCounter, ProcessMeter
 
-from .registry import FORGET_AFTER, Registry
-from .scheduler import CreditOutcome, FrameScheduler, Pending
-from .status import CameraFlow, build_snapshot
+from .registry import DEFAULT_MAX_PEERS, FORGET_AFTER, BeatOutcome, Registry
+from .scheduler import (DEFAULT_MAX_CREDIT, DEFAULT_MAX_PENDING, DEFAULT_MAX_WORKERS, CreditOutcome, FrameScheduler,
+                        OfferOutcome, Pending, ReadyOutcome)
+from .status import CameraFlow, build_snapshot, edge_cameras
 
 log = logging.getLogger("anjeon.broker")
 
@@ -43,6 +45,24 @@ class BrokerConfig:
     max_age: float = 1.0
     max_frame_bytes: int = wire.DEFAULT_MAX_FRAME_BYTES
     status_interval: float = 1.0
+    # Bounds on state that peers' ids and claims create (counted when hit, shown in the status's "limits").
+    max_credit: int = DEFAULT_MAX_CREDIT
+    max_cameras: int = 4096
+    max_peers: int = DEFAULT_MAX_PEERS
+    max_pending: int = DEFAULT_MAX_PENDING
+    max_workers: int = DEFAULT_MAX_WORKERS
+
+    @property
+    def camera_idle(self) -> float:
+        """A camera silent this long may give its place to a new one when max_cameras is reached."""
+        return max(5.0, 2 * self.max_age)
+
+    def limits(self) -> dict[str, int]:
+        return {"credit": self.max_credit, "cameras": self.max_cameras, "peers": self.max_peers,
+                "pending": self.max_pending, "workers": self.max_workers}
+
+
+UNKNOWN_MSG = wire.pack({"v": wire.VERSION, "kind": wire.UNKNOWN})
 
 
 class BindError(RuntimeError):
@@ -54,9 +74,12 @@ class Broker:
         self.config = config
         self.run_id = wire.new_id()
         self._ctx = ctx or zmq.Context.instance()
-        self.scheduler = FrameScheduler(self.run_id, config.max_age)
-        self.registry = Registry()
-        self.flows: dict[str, CameraFlow] = {}
+        self.scheduler = FrameScheduler(self.run_id, config.max_age, max_credit=config.max_credit,
+                                        max_pending=config.max_pending, max_workers=config.max_workers)
+        self.registry = Registry(max_peers=config.max_peers)
+        self.flows: OrderedDict[str, CameraFlow] = OrderedDict()  # least recently seen first
+        self._claimed: set[str] = set()  # cameras an online edge reports in its heartbeat
+        self._status_now = False  # publish the status on this loop turn (something went offline)
         self.drops = DropCounter(log)
         self._started = time.monotonic()
         self._meter = ProcessMeter()
@@ -118,10 +141,12 @@ class Broker:
                     # Expiring on the tick, not every loop turn: the scan is over all cameras, and a frame
                     # that slips past by < TICK is still dropped by the worker's own --max-age.
                     for frame in self.scheduler.expire():
-                        self.flows[frame.header.camera].drops["expired"] += 1
+                        self._camera_drop(frame.header.camera, "expired")
                     if self._sweep():
                         next_status = now  # tell subscribers at once when something went offline
                     next_tick = now + TICK
+                if self._status_now:
+                    next_status, self._status_now = now, False
                 if now >= next_status:
                     self._publish_status()
                     next_status = now + self.config.status_interval
@@ -147,7 +172,7 @@ class Broker:
             return
         raw, jpeg = frames[0].bytes, frames[1]
         try:
-            header = wire.FrameHeader.from_wire(raw)
+            header = messages.decode_frame(raw)
         except wire.ProtocolError as exc:
             self.drops.drop(exc.reason, str(exc))
             return
@@ -162,12 +187,42 @@ class Broker:
         if jpeg.buffer[:2] != b"\xff\xd8":
             self.drops.drop("not_jpeg", f"camera {header.camera}: payload does not start with a JPEG marker")
             return
+        now = time.monotonic()
+        flow = self._flow(header.camera, now)
+        if flow is None:
+            self.drops.drop("camera_cap", f"camera {header.camera}: --max-cameras {self.config.max_cameras} "
+                                          "cameras are streaming")
+            return
         header.stamp("broker_in")
-        flow = self.flows.setdefault(header.camera, CameraFlow())
         flow.frames_in.add()
-        flow.edge, flow.last_frame = header.edge, time.monotonic()
-        if self.scheduler.offer(header.camera, Pending(header, jpeg, flow.last_frame)) is not None:
+        flow.edge, flow.last_frame = header.edge, now
+        outcome, other = self.scheduler.offer(header.camera, Pending(header, jpeg, now,
+                                                                     claimed=header.camera in self._claimed))
+        if outcome == OfferOutcome.REPLACED:
             flow.drops["superseded"] += 1
+        elif outcome == OfferOutcome.FULL:
+            flow.drops["pending_cap"] += 1
+        elif other is not None:  # NEW, and an unclaimed camera's frame made room for it
+            self._camera_drop(other.header.camera, "pending_cap")
+
+    def _flow(self, camera: str, now: float) -> CameraFlow | None:
+        """The camera's flow; a new camera takes the place of the one silent longest, if that one is idle."""
+        flow = self.flows.get(camera)
+        if flow is not None:
+            self.flows.move_to_end(camera)
+            return flow
+        if len(self.flows) >= self.config.max_cameras:
+            oldest, oldest_flow = next(iter(self.flows.items()))
+            if now - oldest_flow.last_frame < self.config.camera_idle:
+                return None
+            del self.flows[oldest]
+        flow = self.flows[camera] = CameraFlow()
+        return flow
+
+    def _camera_drop(self, camera: str, reason: str) -> None:
+        flow = self.flows.get(camera)
+        if flow is not None:
+            flow.drops[reason] += 1
 
     # -- workers -------------------------------------------------------------------
     def _on_workers(self, sock: zmq.Socket) -> None:
@@ -179,26 +234,36 @@ class Broker:
             if denial := self.guard.denial(frames[-1], FRAMES_OUT):
                 self.drops.drop("forbidden", denial)
                 continue
-            ident, body = frames[0].bytes, frames[-1].bytes
+            ident = frames[0].bytes
             try:
-                msg = wire.unpack(body, wire.READY, wire.CREDIT)
-                proc = msg.get("proc")
-                if not isinstance(proc, str):
-                    raise wire.ProtocolError("malformed", "worker message without a process id")
-                if msg["kind"] == wire.READY:
-                    capacity = msg.get("credit")
-                    if not isinstance(capacity, int) or not 1 <= capacity <= 1024:
-                        raise wire.ProtocolError("malformed", f"ready with credit {capacity!r}, expected 1..1024")
-                    known = proc in self.scheduler.workers()
-                    self.scheduler.ready(proc, ident, capacity)
-                    if not known:
-                        log.info("worker %s ready with credit %d", proc, capacity)
-                elif self.scheduler.credit(proc, str(msg.get("grant")), int(msg.get("n", 1))) == CreditOutcome.UNKNOWN:
-                    sock.send_multipart([ident, wire.pack({"v": wire.VERSION, "kind": wire.UNKNOWN})], zmq.NOBLOCK)
+                if len(frames) != 2:
+                    raise wire.ProtocolError("malformed", f"a worker message of {len(frames) - 1} parts, expected 1")
+                msg = messages.decode_worker_message(frames[1].bytes)
             except wire.ProtocolError as exc:
                 self.drops.drop(exc.reason, f"from a worker: {exc}")
-            except (zmq.Again, zmq.ZMQError):
-                pass  # the worker vanished while we answered; its heartbeat will time out
+                continue
+            if isinstance(msg, messages.Ready):
+                self._on_ready(ident, msg)
+            else:
+                outcome = self.scheduler.credit(msg.proc, ident, msg.grant, msg.n)
+                if outcome == CreditOutcome.UNKNOWN:
+                    self._send_unknown(sock, ident)
+                elif outcome == CreditOutcome.CONFLICT:
+                    self.drops.drop(outcome, f"credit for worker {msg.proc} from another connection (ignored)")
+
+    def _on_ready(self, ident: bytes, msg: messages.Ready) -> None:
+        outcome, slot = self.scheduler.ready(msg.proc, ident, msg.credit, msg.batch)
+        if outcome == ReadyOutcome.NEW and slot is not None:
+            log.info("worker %s ready with credit %d (announced %d)", msg.proc, slot.capacity, msg.credit)
+        elif outcome in (ReadyOutcome.CONFLICT, ReadyOutcome.FULL, ReadyOutcome.TOO_SOON):
+            self.drops.drop(outcome, f"ready from worker {msg.proc} ignored")
+
+    def _send_unknown(self, sock: zmq.Socket, ident: bytes) -> None:
+        """Tell a worker the broker does not know it: it announces itself again."""
+        try:
+            sock.send_multipart([ident, UNKNOWN_MSG], zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass  # gone, or its pipe is full: its next credit asks again
 
     def _dispatch(self) -> None:
         sock = self._socks[FRAMES_OUT]
@@ -216,7 +281,7 @@ class Broker:
                 # real credit; forget it until it announces itself again. The frame is not re-sent:
                 # by the time we noticed, a newer one is on its way.
                 self.scheduler.forget(slot.proc)
-                self.flows[h.camera].drops["worker_gone"] += 1
+                self._camera_drop(h.camera, "worker_gone")
                 log.warning("worker %s unreachable (%s); forgetting its credit", slot.proc, exc.strerror)
 
     # -- results bus --------------------------------------------------------------------
@@ -230,6 +295,9 @@ class Broker:
             topic = frames[0].bytes
             if denial := self.guard.denial(frames[0], RESULTS_IN, topic):
                 self.drops.drop("forbidden", denial)
+                continue
+            if topic.startswith(wire.STATUS_TOPIC):  # only the broker speaks there: a forgery would fool consoles
+                self.drops.drop("forged_status", "a publisher sent on the broker's status/ topic")
                 continue
             if topic.startswith(wire.RESULT_PREFIX.encode()):
                 cam = wire.camera_of_topic(topic)
@@ -260,25 +328,46 @@ class Broker:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
+            ident = frames[0].bytes
             try:
-                hb = wire.unpack(frames[-1].bytes, wire.HEARTBEAT)
-                proc, role, name, info = hb.get("proc"), hb.get("role"), hb.get("name"), hb.get("info", {})
-                if not (isinstance(proc, str) and isinstance(role, str) and isinstance(info, dict)):
-                    raise wire.ProtocolError("malformed", "heartbeat without proc, role or info")
+                if len(frames) != 2:
+                    raise wire.ProtocolError("malformed", f"a control message of {len(frames) - 1} parts, expected 1")
+                msg = messages.decode_control(frames[1].bytes)
             except wire.ProtocolError as exc:
                 self.drops.drop(exc.reason, f"on the control socket: {exc}")
                 continue
-            if denial := self.guard.heartbeat_denial(frames[-1], role):
+            if isinstance(msg, messages.Goodbye):
+                self._on_goodbye(msg, ident)
+                continue
+            if denial := self.guard.heartbeat_denial(frames[-1], msg.role):
                 self.drops.drop("forbidden", denial)
                 continue
-            if self.registry.beat(proc, role, str(name or proc), info):
-                log.info("%s %s online", role, name)
-            if role == "worker":
-                self.scheduler.touch(proc)
+            if msg.role == "edge" and len(msg.info["cameras"]) > self.config.max_cameras:
+                self.drops.drop("camera_cap", f"edge {msg.name} reports {len(msg.info['cameras'])} cameras, "
+                                              f"more than --max-cameras {self.config.max_cameras}")
+                continue
+            outcome = self.registry.beat(msg.proc, msg.role, msg.name, msg.info, ident)
+            if outcome == BeatOutcome.NEW:
+                log.info("%s %s online", msg.role, msg.name)
+            elif outcome != BeatOutcome.OK:
+                self.drops.drop(outcome, f"heartbeat of {msg.role} {msg.proc} refused")
+                continue
+            if msg.role == "worker":
+                self.scheduler.touch(msg.proc)
             try:
-                sock.send_multipart([frames[0].bytes, ack], zmq.NOBLOCK)
+                sock.send_multipart([ident, ack], zmq.NOBLOCK)
             except zmq.ZMQError:
                 pass
+
+    def _on_goodbye(self, msg: messages.Goodbye, ident: bytes) -> None:
+        peer = self.registry.goodbye(msg.proc, ident)
+        if peer is None:
+            self.drops.drop("bad_goodbye", f"goodbye for {msg.proc}, unknown or from another connection")
+            return
+        log.info("%s %s stopped", peer.role, peer.name)
+        if self.scheduler.forget(peer.proc) is not None:
+            log.info("forgot the credit of worker %s", peer.name)
+        self._status_now = True
 
     def _sweep(self) -> bool:
         gone = self.registry.sweep()
@@ -289,6 +378,7 @@ class Broker:
                 log.info("forgot the credit of worker %s", peer.name)
         for proc in self.scheduler.silent_workers(HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS):
             self.scheduler.forget(proc)
+        self._claimed = {cam for cam, (peer, _) in edge_cameras(self.registry).items() if peer.online}
         # Cameras silent for long are forgotten too, so a client inventing camera ids cannot grow memory.
         now = time.monotonic()
         for cam in [c for c, f in self.flows.items() if now - f.last_frame > FORGET_AFTER]:
@@ -298,7 +388,7 @@ class Broker:
     def snapshot(self) -> dict:
         return build_snapshot(run=self.run_id, started=self._started, flows=self.flows, registry=self.registry,
                               scheduler=self.scheduler, broker_drops=self.drops.snapshot(),
-                              process=self._meter.sample(), now=time.monotonic())
+                              process=self._meter.sample(), now=time.monotonic(), limits=self.config.limits())
 
     def _publish_status(self) -> None:
         try:

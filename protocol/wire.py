@@ -20,6 +20,7 @@ Messages, by socket (frames listed in order):
 
 from __future__ import annotations
 
+import math
 import re
 import time
 import uuid
@@ -39,6 +40,7 @@ RESULT = "result"
 STATUS = "status"
 HEARTBEAT = "hb"
 HEARTBEAT_ACK = "hb_ack"
+GOODBYE = "bye"
 
 CODEC_JPEG = "jpeg"
 
@@ -99,28 +101,64 @@ def pack(header: dict[str, Any]) -> bytes:
     return msgpack.packb(header, use_bin_type=True)
 
 
-def unpack(data: bytes, *kinds: str) -> dict[str, Any]:
-    """Decode and check a header frame; raise ProtocolError naming what is wrong."""
-    if len(data) > MAX_HEADER_BYTES:
-        raise ProtocolError("oversized_header", f"header of {len(data)} bytes exceeds {MAX_HEADER_BYTES}")
+def unpack_map(data: bytes, max_bytes: int = MAX_HEADER_BYTES) -> dict[str, Any]:
+    """Decode a msgpack map of at most ``max_bytes``; raise ProtocolError naming what is wrong."""
+    if len(data) > max_bytes:
+        raise ProtocolError("oversized_header", f"header of {len(data)} bytes exceeds {max_bytes}")
     try:
         header = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except Exception as exc:  # msgpack raises several unrelated types
         raise ProtocolError("malformed", f"header is not msgpack ({type(exc).__name__})") from None
     if not isinstance(header, dict):
         raise ProtocolError("malformed", "header is not a map")
-    if header.get("v") != VERSION:
+    return header
+
+
+def unpack(data: bytes, *kinds: str, max_bytes: int = MAX_HEADER_BYTES) -> dict[str, Any]:
+    """Decode and check a header frame (version, kind); the typed decoders in ``messages`` check the rest.
+
+    ``max_bytes`` is the application limit for the kinds expected (status and
+    heartbeats may be larger than frame headers, see ``messages``).
+    """
+    header = unpack_map(data, max_bytes)
+    if header.get("v") != VERSION or type(header.get("v")) is not int:
         raise ProtocolError("bad_version", f"protocol version {header.get('v')!r}, this build speaks {VERSION}")
     if kinds and header.get("kind") not in kinds:
         raise ProtocolError("bad_kind", f"kind {header.get('kind')!r} where {', '.join(kinds)} was expected")
     return header
 
 
-def _field(header: dict[str, Any], name: str, types: type | tuple[type, ...]) -> Any:
-    value = header.get(name)
-    if not isinstance(value, types) or isinstance(value, bool):
-        raise ProtocolError("malformed", f"field {name!r} is missing or has the wrong type")
+MAX_INT = 2**63 - 1
+MAX_ID_CHARS = 64
+
+
+def _missing(name: str) -> ProtocolError:
+    return ProtocolError("malformed", f"field {name!r} is missing or has the wrong type or range")
+
+
+def _text(h: dict[str, Any], name: str, required: bool) -> str:
+    value = h.get(name)
+    if value is None and not required:
+        return ""
+    if type(value) is not str or (required and not value) or len(value) > MAX_ID_CHARS:
+        raise _missing(name)
     return value
+
+
+def _int(h: dict[str, Any], name: str, hi: int = MAX_INT) -> int:
+    value = h.get(name)
+    if type(value) is not int or not 0 <= value <= hi:
+        raise _missing(name)
+    return value
+
+
+def _float(h: dict[str, Any], name: str, required: bool) -> float:
+    value = h.get(name)
+    if value is None and not required:
+        return 0.0
+    if type(value) not in (float, int) or not math.isfinite(value):
+        raise _missing(name)
+    return float(value)
 
 
 @dataclass
@@ -161,34 +199,41 @@ class FrameHeader:
 
     @classmethod
     def from_map(cls, h: dict[str, Any]) -> "FrameHeader":
+        """Check every field (the rules of ``messages.FRAME_FIELDS``, spelled out: this runs per frame)."""
         header = cls(
             camera=check_camera_id(h.get("camera")),
-            run=_field(h, "run", str),
-            seq=_field(h, "seq", int),
-            t_capture=float(_field(h, "t_capture", (int, float))),
-            width=_field(h, "width", int),
-            height=_field(h, "height", int),
-            size=_field(h, "size", int),
-            codec=_field(h, "codec", str),
-            edge=h.get("edge", "") if isinstance(h.get("edge", ""), str) else "",
-            age=float(h.get("age", 0.0)) if isinstance(h.get("age", 0.0), (int, float)) else 0.0,
+            run=_text(h, "run", True),
+            seq=_int(h, "seq"),
+            t_capture=_float(h, "t_capture", True),
+            width=_int(h, "width", 65535),
+            height=_int(h, "height", 65535),
+            size=_int(h, "size"),
+            codec=_text(h, "codec", True),
+            edge=_text(h, "edge", False),
+            age=_float(h, "age", False),
             ts=_timestamps(h.get("ts", {})),
-            grant=h.get("grant", "") if isinstance(h.get("grant", ""), str) else "",
+            grant=_text(h, "grant", False),
         )
         if header.codec != CODEC_JPEG:
-            raise ProtocolError("bad_codec", f"codec {header.codec!r}; v1 carries jpeg only")
-        if header.size < 0 or header.seq < 0:
-            raise ProtocolError("malformed", "negative size or sequence")
+            raise ProtocolError("bad_codec", f"codec {header.codec[:20]!r}; v1 carries jpeg only")
+        if header.age < 0:
+            raise ProtocolError("malformed", "field 'age' is negative")
         return header
 
     def stamp(self, stage: str, when: float | None = None) -> None:
         self.ts[stage] = time.time() if when is None else when
 
 
+MAX_STAGES = 32
+
+
 def _timestamps(value: Any) -> dict[str, float]:
-    if not isinstance(value, dict):
-        raise ProtocolError("malformed", "field 'ts' must be a map of stage -> time")
-    return {str(k): float(v) for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if not isinstance(value, dict) or len(value) > MAX_STAGES:
+        raise ProtocolError("malformed", f"field 'ts' must be a map of at most {MAX_STAGES} stage -> time")
+    for k, v in value.items():
+        if type(k) is not str or len(k) > 256 or type(v) not in (float, int) or not math.isfinite(v):
+            raise ProtocolError("malformed", "field 'ts' must map stage names to finite times")
+    return {k: float(v) for k, v in value.items()}
 
 
 @dataclass
@@ -206,11 +251,19 @@ class Detection:
     def from_dict(cls, d: Any) -> "Detection":
         if not isinstance(d, dict):
             raise ProtocolError("malformed", "a detection is not a map")
-        box = d.get("box")
-        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
+        box, conf = d.get("box"), d.get("confidence")
+        if not (type(box) is list and len(box) == 4
+                and all(type(v) in (int, float) and math.isfinite(v) for v in box)):
             raise ProtocolError("malformed", "a detection's box is not [x1, y1, x2, y2]")
-        return cls(cls=str(d.get("class", "")), confidence=float(d.get("confidence", 0.0)),
-                   box=[float(v) for v in box], label=str(d.get("label", "")))
+        if type(conf) not in (int, float) or not 0.0 <= conf <= 1.0:
+            raise ProtocolError("malformed", "a detection's confidence is not a number in 0..1")
+        name, label = d.get("class"), d.get("label", "")
+        if type(name) is not str or type(label) is not str or len(name) > 256 or len(label) > 256:
+            raise ProtocolError("malformed", "a detection's class or label is not a short string")
+        return cls(cls=name, confidence=float(conf), box=[float(v) for v in box], label=label)
+
+
+MAX_DETECTIONS = 4096
 
 
 @dataclass
@@ -233,10 +286,13 @@ class Result:
     def from_wire(cls, data: bytes) -> "Result":
         h = unpack(data, RESULT)
         dets = h.pop("detections", None)
-        if not isinstance(dets, list):
-            raise ProtocolError("malformed", "result has no detections list")
-        worker, model, rendered = h.pop("worker", ""), h.pop("model", ""), bool(h.pop("rendered", False))
-        return cls(frame=FrameHeader.from_map(h), worker=str(worker), model=str(model),
+        if type(dets) is not list or len(dets) > MAX_DETECTIONS:
+            raise ProtocolError("malformed", f"result has no detections list of at most {MAX_DETECTIONS}")
+        worker, model, rendered = h.pop("worker", ""), h.pop("model", ""), h.pop("rendered", False)
+        if type(worker) is not str or type(model) is not str or len(worker) > 64 or len(model) > 256 \
+                or type(rendered) is not bool:
+            raise ProtocolError("malformed", "result's worker, model or rendered has the wrong type")
+        return cls(frame=FrameHeader.from_map(h), worker=worker, model=model,
                    detections=[Detection.from_dict(d) for d in dets], rendered=rendered)
 
     def to_json(self, now: float | None = None) -> dict[str, Any]:
@@ -256,8 +312,13 @@ def heartbeat(proc: str, role: str, name: str, info: dict[str, Any]) -> bytes:
                  "info": info})
 
 
-def ready(proc: str, credit: int) -> bytes:
-    return pack({"v": VERSION, "kind": READY, "proc": proc, "credit": credit})
+def ready(proc: str, credit: int, batch: int = 1) -> bytes:
+    return pack({"v": VERSION, "kind": READY, "proc": proc, "credit": credit, "batch": batch})
+
+
+def goodbye(proc: str, role: str) -> bytes:
+    """Sent on the control socket by a process that stops cleanly: the broker shows it stopped at once."""
+    return pack({"v": VERSION, "kind": GOODBYE, "proc": proc, "role": role})
 
 
 def credit(proc: str, grant: str, n: int = 1) -> bytes:

@@ -1,6 +1,6 @@
 """The broker's scheduling, frame by frame: newest-only slots, round robin, credit accounting."""
 
-from anjeon.broker.scheduler import CreditOutcome, FrameScheduler, Pending
+from anjeon.broker.scheduler import CreditOutcome, FrameScheduler, OfferOutcome, Pending, ReadyOutcome
 from anjeon.protocol.wire import FrameHeader
 
 
@@ -12,9 +12,15 @@ class Clock:
         return self.t
 
 
-def pending(camera: str, seq: int, clock: Clock) -> Pending:
+def pending(camera: str, seq: int, clock: Clock, claimed: bool = True) -> Pending:
     h = FrameHeader(camera=camera, run="r", seq=seq, t_capture=0.0, width=1, height=1, size=1)
-    return Pending(h, b"\xff\xd8", clock())
+    return Pending(h, b"\xff\xd8", clock(), claimed=claimed)
+
+
+def ready(s: FrameScheduler, proc: str, ident: bytes, credit: int):
+    outcome, slot = s.ready(proc, ident, credit)
+    assert outcome in (ReadyOutcome.NEW, ReadyOutcome.RESET), outcome
+    return slot
 
 
 def drain(s: FrameScheduler) -> list[tuple[str, str, int]]:
@@ -28,11 +34,11 @@ def drain(s: FrameScheduler) -> list[tuple[str, str, int]]:
 def test_keeps_only_the_newest_frame_per_camera():
     clock = Clock()
     s = FrameScheduler("b", max_age=1.0, clock=clock)
-    assert s.offer("a", pending("a", 1, clock)) is None
-    replaced = s.offer("a", pending("a", 2, clock))
-    assert replaced.header.seq == 1
+    assert s.offer("a", pending("a", 1, clock)) == (OfferOutcome.NEW, None)
+    outcome, replaced = s.offer("a", pending("a", 2, clock))
+    assert outcome == OfferOutcome.REPLACED and replaced.header.seq == 1
     s.offer("a", pending("a", 3, clock))
-    s.ready("w1", b"id1", 4)
+    ready(s, "w1", b"id1", 4)
     assert drain(s) == [("w1", "a", 3)]
 
 
@@ -47,7 +53,7 @@ def test_pending_is_bounded_by_cameras_whatever_the_load():
 def test_round_robin_across_cameras():
     clock = Clock()
     s = FrameScheduler("b", max_age=10.0, clock=clock)
-    slot = s.ready("w1", b"id1", 1)
+    slot = ready(s, "w1", b"id1", 1)
     served = []
     for seq in range(9):
         for cam in ("a", "b", "c"):
@@ -55,7 +61,7 @@ def test_round_robin_across_cameras():
         picked = s.next()
         served.append(picked[1].header.camera)
         assert s.next() is None  # credit 1: nothing more until the worker returns it
-        assert s.credit("w1", slot.grant, 1) == CreditOutcome.OK
+        assert s.credit("w1", b"id1", slot.grant, 1) == CreditOutcome.OK
     assert served == ["a", "b", "c"] * 3
 
 
@@ -64,39 +70,107 @@ def test_no_credit_no_dispatch_and_credit_is_capped():
     s = FrameScheduler("b", max_age=10.0, clock=clock)
     s.offer("a", pending("a", 1, clock))
     assert s.next() is None  # no worker
-    slot = s.ready("w1", b"id1", 2)
-    s.credit("w1", slot.grant, 50)  # a confused worker cannot inflate its credit
+    slot = ready(s, "w1", b"id1", 2)
+    s.credit("w1", b"id1", slot.grant, 50)  # a confused worker cannot inflate its credit
     assert s.workers()["w1"].credit == 2
 
 
 def test_stale_and_unknown_credit():
     clock = Clock()
     s = FrameScheduler("b", max_age=10.0, clock=clock)
-    old = s.ready("w1", b"id1", 1)
+    old_grant = ready(s, "w1", b"id1", 1).grant
     s.offer("a", pending("a", 1, clock))
     assert s.next() is not None
-    new = s.ready("w1", b"id1", 1)  # the worker announced itself again (e.g. after a broker hiccup)
-    assert new.grant != old.grant
-    assert s.credit("w1", old.grant, 1) == CreditOutcome.STALE
+    clock.t += 1.0  # re-announcing is heeded at most every ready_interval
+    new = ready(s, "w1", b"id1", 1)  # the worker announced itself again (e.g. after a broker hiccup)
+    assert new.grant != old_grant
+    assert s.workers()["w1"].credit == 0  # re-announcing does not refill: the frame it holds still counts
+    assert s.credit("w1", b"id1", old_grant, 1) == CreditOutcome.OK  # that frame done, under the old grant
     assert s.workers()["w1"].credit == 1
-    assert s.credit("ghost", "x", 1) == CreditOutcome.UNKNOWN
+    assert s.credit("w1", b"id1", "otherbroker.1", 1) == CreditOutcome.STALE  # from before a broker restart
+    assert s.credit("ghost", b"id1", "x", 1) == CreditOutcome.UNKNOWN
 
 
-def test_load_goes_to_the_worker_with_most_credit_then_alternates():
+def test_frames_never_credited_are_presumed_lost():
+    clock = Clock()
+    s = FrameScheduler("b", max_age=10.0, clock=clock, lost_after=10.0)
+    ready(s, "w1", b"1", 1)
+    s.offer("a", pending("a", 1, clock))
+    assert s.next() is not None
+    s.offer("a", pending("a", 2, clock))
+    assert s.next() is None  # w1 holds its one frame
+    clock.t += 11
+    assert s.next()[1].header.seq == 2
+
+
+def test_dispatch_is_fair_not_most_credit_first():
     clock = Clock()
     s = FrameScheduler("b", max_age=10.0, clock=clock)
-    s.ready("w1", b"1", 1)
-    s.ready("w2", b"2", 3)
+    ready(s, "w1", b"1", 1)
+    ready(s, "w2", b"2", 3)
     for cam in "abcd":
         s.offer(cam, pending(cam, 1, clock))
-    assert [w for w, _, _ in drain(s)] == ["w2", "w2", "w1", "w2"]
+    # Fewest frames in flight first, ties to the one served least recently: w2's bigger credit buys it nothing
+    # while w1 is free.
+    assert [w for w, _, _ in drain(s)] == ["w1", "w2", "w2", "w2"]
+
+
+def test_a_rogue_worker_announcing_huge_credit_gets_frames_only_while_the_honest_one_is_busy():
+    clock = Clock()
+    s = FrameScheduler("b", max_age=10.0, clock=clock, max_credit=4)
+    honest = ready(s, "honest", b"h", 1)
+    rogue = ready(s, "rogue", b"r", 1024)
+    assert rogue.capacity == 4  # capped
+    got = {"honest": 0, "rogue": 0}
+    for seq in range(100):  # the honest worker answers every frame at once; the rogue never does
+        s.offer("cam", pending("cam", seq, clock))
+        picked = s.next()
+        if picked is None:
+            continue
+        got[picked[0].proc] += 1
+        if picked[0].proc == "honest":
+            assert s.credit("honest", b"h", honest.grant, 1) == CreditOutcome.OK
+        clock.t += 0.1
+        s.ready("rogue", b"r", 1024)  # re-announcing does not refill the credit of frames it holds
+    assert got["honest"] >= 96 and got["rogue"] <= 4
+
+
+def test_a_process_id_belongs_to_the_connection_that_announced_it():
+    clock = Clock()
+    s = FrameScheduler("b", max_age=10.0, clock=clock)
+    real = ready(s, "w1", b"real", 2)
+    clock.t += 2
+    assert s.credit("w1", b"real", real.grant, 1) == CreditOutcome.OK
+    clock.t += 2
+    outcome, slot = s.ready("w1", b"impostor", 1024)
+    assert outcome == ReadyOutcome.CONFLICT and slot is real and s.workers()["w1"].ident == b"real"
+    assert s.credit("w1", b"impostor", real.grant, 1) == CreditOutcome.CONFLICT
+    # A worker that reconnected (new routing id) takes its id back once the old connection has gone quiet.
+    clock.t += 4
+    outcome, slot = s.ready("w1", b"reconnected", 2)
+    assert outcome == ReadyOutcome.NEW and slot.ident == b"reconnected"
+
+
+def test_bounded_workers_and_pending_frames_claimed_cameras_first():
+    clock = Clock()
+    s = FrameScheduler("b", max_age=10.0, clock=clock, max_pending=3, max_workers=2)
+    ready(s, "w1", b"1", 1)
+    ready(s, "w2", b"2", 1)
+    assert s.ready("w3", b"3", 1)[0] == ReadyOutcome.FULL
+    for i in range(3):
+        assert s.offer(f"fake{i}", pending(f"fake{i}", 1, clock, claimed=False))[0] == OfferOutcome.NEW
+    assert s.offer("fake9", pending("fake9", 1, clock, claimed=False)) == (OfferOutcome.FULL, None)
+    outcome, pushed = s.offer("real", pending("real", 1, clock))  # a claimed camera pushes an invented one out
+    assert outcome == OfferOutcome.NEW and pushed.header.camera == "fake0"
+    assert s.pending_count() == 3
+    assert [c for _, c, _ in drain(s)] == ["real", "fake1"]  # claimed cameras are served first
 
 
 def test_forgotten_worker_gets_nothing():
     clock = Clock()
     s = FrameScheduler("b", max_age=10.0, clock=clock)
-    s.ready("w1", b"1", 1)
-    s.ready("w2", b"2", 1)
+    ready(s, "w1", b"1", 1)
+    ready(s, "w2", b"2", 1)
     s.forget("w1")
     for cam in "ab":
         s.offer(cam, pending(cam, 1, clock))
@@ -112,15 +186,15 @@ def test_frames_expire_when_no_worker_is_free():
     clock.t += 0.7
     expired = s.expire()
     assert [p.header.camera for p in expired] == ["a"]
-    s.ready("w1", b"1", 5)
+    ready(s, "w1", b"1", 5)
     assert drain(s) == [("w1", "b", 1)]
 
 
 def test_silent_workers():
     clock = Clock()
     s = FrameScheduler("b", max_age=1.0, clock=clock)
-    s.ready("w1", b"1", 1)
-    s.ready("w2", b"2", 1)
+    ready(s, "w1", b"1", 1)
+    ready(s, "w2", b"2", 1)
     clock.t += 2
     s.touch("w2")
     clock.t += 2
