@@ -6,6 +6,9 @@ import zmq
 
 from .wire import SOCKET_MAX_MESSAGE_BYTES
 
+PEER_PING_MS = 1000
+PEER_TIMEOUT_MS = 3000  # like the application heartbeat: 3 missed beats
+
 
 def configure(sock: zmq.Socket, *, sndhwm: int | None = None, rcvhwm: int | None = None,
               immediate: bool = False) -> zmq.Socket:
@@ -22,6 +25,11 @@ def configure(sock: zmq.Socket, *, sndhwm: int | None = None, rcvhwm: int | None
     sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 10)
     sock.setsockopt(zmq.RECONNECT_IVL, 200)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+    # ZMTP heartbeats (answered by libzmq's own thread, so a busy process still answers): a peer that
+    # stops answering (cut network, stopped process) is disconnected after PEER_TIMEOUT and what was
+    # queued for it is dropped, instead of arriving stale when the link comes back (tests/test_faults*.py).
+    sock.setsockopt(zmq.HEARTBEAT_IVL, PEER_PING_MS)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, PEER_TIMEOUT_MS)
     if sndhwm is not None:
         sock.setsockopt(zmq.SNDHWM, sndhwm)
     if rcvhwm is not None:
