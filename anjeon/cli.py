@@ -151,11 +151,16 @@ def edge(broker: BrokerAddress, cameras: list[tuple[str, str]], config_path: Pat
     """Capture cameras and stream their newest frames to the broker."""
     from anjeon.edge.capture import CameraConfig
     from anjeon.edge.service import Edge, EdgeConfig
+    from anjeon.protocol.secrets import resolve_source
 
     configs = _site_cameras(config_path) if config_path else []
     for cam, spec in cameras:
         if any(c.id == cam for c in configs):
             raise click.BadParameter(f"camera '{cam}' is also in {config_path}", param_hint="--camera")
+        try:
+            spec = resolve_source(spec)  # env:VAR keeps a camera password out of argv (anjeon up does this)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--camera") from None
         configs.append(CameraConfig(cam, spec, fps=fps, width=width, quality=quality, loop=loop, realtime=not fast,
                                     transport=transport, stall_timeout=stall_timeout))
     if not configs:
@@ -312,6 +317,9 @@ def up(config_path: Path | None, cameras, workers, models, device, batch, base_p
         site = load_site_config(config_path) if config_path else SiteConfig()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    from .cli_keys import hand_keys_to_children
+
+    hand_keys_to_children(site.security.keys, config_path)  # by environment, never argv
     for field_name, value in (("count", workers), ("model", tuple(models) or None), ("device", device),
                               ("batch", batch)):
         if value is not None:

@@ -157,3 +157,21 @@ def use_process_keys(command: str | None, folder: Path | None, name: str) -> Non
         security.use_keys(folder, name or security.COMMAND_KEYS[command])
     except security.SecurityError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def hand_keys_to_children(site_keys: str, config_path: Path | None) -> None:
+    """`anjeon up`: the site config's `security: keys:` (relative to the file) reaches the children by env.
+
+    --keys / ANJEON_KEYS, when given, wins. The folder is checked here, so a typo stops `up` at once
+    instead of leaving every child restarting.
+    """
+    if site_keys and not os.environ.get(security.KEYS_ENV):
+        folder = Path(site_keys).expanduser()
+        if not folder.is_absolute() and config_path is not None:
+            folder = config_path.parent / folder
+        os.environ[security.KEYS_ENV] = str(folder.resolve())
+    if os.environ.get(security.KEYS_ENV):
+        try:
+            security.load_pair(Path(os.environ[security.KEYS_ENV]), security.SERVER_KEY)
+        except security.SecurityError as exc:
+            raise click.ClickException(str(exc)) from None

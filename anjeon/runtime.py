@@ -13,6 +13,9 @@ def setup_logging(level: str, fmt: str = "text", role: str = "") -> None:
     from anjeon.protocol.logs import configure
 
     configure(level, fmt, role)
+    from anjeon.protocol.secrets import install_log_masking
+
+    install_log_masking()  # every process: no password or token in a URL reaches a log line
     # Children of `anjeon up` are new processes: they read the same format from the environment.
     os.environ["ANJEON_LOG_FORMAT"] = fmt
 

@@ -93,11 +93,17 @@ class CameraSection:
 
 
 @dataclass
+class SecuritySection:
+    keys: str = _bounded("", doc="CURVE key folder (anjeon keys init), relative to this file; empty: plaintext bus")
+
+
+@dataclass
 class SiteConfig:
     broker: BrokerSection = field(default_factory=BrokerSection)
     workers: WorkersSection = field(default_factory=WorkersSection)
     cameras: dict[str, CameraSection] = field(default_factory=dict)
     safety: Any = None  # anjeon.safety.config.SafetyConfig when the file has a safety: section
+    security: SecuritySection = field(default_factory=SecuritySection)
 
 
 def _key_lines(node: Any, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
@@ -177,12 +183,13 @@ def parse_site_config(text: str, source: str = "<config>") -> SiteConfig:
         data = {}
     if not isinstance(data, dict):
         raise reader.error((), "the file must be a mapping with broker, workers and cameras sections")
-    unknown = set(data) - {"broker", "workers", "cameras", "safety"}
+    unknown = set(data) - {"broker", "workers", "cameras", "safety", "security"}
     if unknown:
         key = sorted(map(str, unknown))[0]
-        raise reader.error((key,), "unknown section; allowed: broker, workers, cameras, safety")
+        raise reader.error((key,), "unknown section; allowed: broker, workers, cameras, safety, security")
     config = SiteConfig(broker=reader.section(BrokerSection, data.get("broker"), ("broker",)),
-                        workers=reader.section(WorkersSection, data.get("workers"), ("workers",)))
+                        workers=reader.section(WorkersSection, data.get("workers"), ("workers",)),
+                        security=reader.section(SecuritySection, data.get("security"), ("security",)))
     cameras = data.get("cameras") or {}
     if not isinstance(cameras, dict):
         raise reader.error(("cameras",), "must map camera ids to their settings")

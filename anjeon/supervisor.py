@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ class ServiceSpec:
     name: str
     argv: list[str]  # arguments after `python -m anjeon`
     foreground: bool = False  # its output goes to the terminal; when it exits, everything stops
+    env: dict[str, str] = field(default_factory=dict)  # added to the child's environment (secrets go here)
 
 
 @dataclass
@@ -63,7 +65,7 @@ class Supervisor:
             child.log_path = self.log_dir / f"{spec.name}.log"
             out = open(child.log_path, "ab")
         child.proc = subprocess.Popen([sys.executable, "-m", "anjeon", *spec.argv], stdout=out, stderr=out,
-                                      stdin=subprocess.DEVNULL, start_new_session=True,
+                                      stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, **spec.env},
                                       preexec_fn=_die_with_parent)
         if out is not None:
             out.close()

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from anjeon.protocol.secrets import ENV_PREFIX
+
 from .siteconfig import SiteConfig
 from .supervisor import ServiceSpec
+
+
+SOURCE_ENV = "ANJEON_CAMERA_SOURCE"  # an edge child's camera source (see protocol/secrets.resolve_source)
 
 
 def _repeated(flag: str, values: Iterable[str]) -> list[str]:
@@ -30,11 +35,12 @@ def build_specs(site: SiteConfig, cores: int, with_watch: bool, viewer_port: int
         specs.append(ServiceSpec(f"worker-{i + 1}", argv + (["--render"] if w.render else [])))
     # One edge process per camera: a camera that hangs its decoder cannot stall the others.
     for cam_id, cam in site.cameras.items():
-        argv = ["edge", "--broker", address, "--camera", f"{cam_id}={cam.source}", "--fps", str(cam.fps),
+        # The source goes by environment: an RTSP URL carries a password, and argv is public (ps, /proc).
+        argv = ["edge", "--broker", address, "--camera", f"{cam_id}={ENV_PREFIX}{SOURCE_ENV}", "--fps", str(cam.fps),
                 "--width", str(cam.width), "--quality", str(cam.quality), "--name", f"edge-{cam_id}",
                 "--transport", cam.transport, "--stall-timeout", str(cam.stall_timeout)]
         argv += (["--loop"] if cam.loop else []) + ([] if cam.realtime else ["--fast"])
-        specs.append(ServiceSpec(f"edge-{cam_id}", argv))
+        specs.append(ServiceSpec(f"edge-{cam_id}", argv, env={SOURCE_ENV: cam.source}))
     if site.safety is not None and config_path:  # rules and events for the cameras the config describes
         specs.append(ServiceSpec("safety", ["safety", "--broker", address, "--config", config_path]))
     if viewer_port:  # the web console on loopback; its --config gives it the zones to draw and edit

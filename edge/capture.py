@@ -17,8 +17,9 @@ from typing import Callable
 import numpy as np
 
 from anjeon.protocol.logs import fields
+from anjeon.protocol.secrets import mask
 
-from .sources import Pacer, Source, SourceError, mask_url, parse_source
+from .sources import Pacer, Source, SourceError, parse_source
 from .stream import StreamOptions
 
 log = logging.getLogger("anjeon.edge")
@@ -70,7 +71,7 @@ class Capture:
         self.reconnects = 0
         self.state = "connecting"
         self.error = ""
-        self.description = mask_url(config.source)
+        self.description = mask(config.source)
 
     def start(self) -> "Capture":
         self._thread = threading.Thread(target=self._run, name=f"capture-{self.config.id}", daemon=True)
@@ -132,7 +133,7 @@ class Capture:
             source.open()
         except Exception as exc:  # SourceError, or anything a decoder library raises: retry, never die
             message = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__}: {exc}"
-            self._fail(mask_url(message), logged_errors, state="reconnecting" if self.captured else "error")
+            self._fail(mask(message), logged_errors, state="reconnecting" if self.captured else "error")
             return None
         self._live = source.live
         self._last_frame = time.monotonic()
@@ -160,7 +161,7 @@ class Capture:
             try:
                 image = source.read()
             except Exception as exc:
-                log.warning("camera %s: %s", self.config.id, mask_url(str(exc)))
+                log.warning("camera %s: %s", self.config.id, mask(str(exc)))
                 return False
             if image is None:
                 return not source.live

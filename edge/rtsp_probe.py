@@ -13,15 +13,18 @@ import base64
 import hashlib
 import re
 import socket
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
+
+from anjeon.protocol.secrets import split_userinfo
 
 DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443, "rtmp": 1935}
 _MAX_HEAD = 64 * 1024
 
 
 def diagnose(url: str, timeout: float = 5.0) -> str:
+    clean, user, password = split_userinfo(url)  # from here on nothing holds the password but these two
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(clean)
         host, port = parts.hostname or "", parts.port or DEFAULT_PORTS.get(parts.scheme.lower(), 0)
     except ValueError as exc:
         return f"the URL is not valid ({exc})"
@@ -40,15 +43,13 @@ def diagnose(url: str, timeout: float = 5.0) -> str:
     if parts.scheme.lower() != "rtsp":
         return f"{where} accepts connections but delivered no video"
     try:
-        return _describe_verdict(url, parts, timeout)
+        return _describe_verdict(clean, user, password, parts, timeout)
     except OSError as exc:
         return f"{where} accepts connections but did not answer RTSP ({exc.strerror or 'timed out'})"
 
 
-def _describe_verdict(url: str, parts, timeout: float) -> str:
-    clean = _without_credentials(url, parts)
+def _describe_verdict(clean: str, user: str, password: str, parts, timeout: float) -> str:
     code, reason, headers = _describe(parts, clean, timeout, authorization="")
-    user, password = unquote(parts.username or ""), unquote(parts.password or "")
     if code == 401:
         if not user:
             return ("the camera requires a user name and password (401 Unauthorized): put them in the URL as "
@@ -62,11 +63,6 @@ def _describe_verdict(url: str, parts, timeout: float) -> str:
     if 200 <= code < 300:
         return "the camera answers but its stream could not be opened (codec or transport?)"
     return f"the camera answered {code} {reason}"
-
-
-def _without_credentials(url: str, parts) -> str:
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return parts._replace(netloc=netloc).geturl()
 
 
 def _describe(parts, clean_url: str, timeout: float, authorization: str) -> tuple[int, str, dict[str, str]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import importlib.util
-import logging
 import os
 import re
 import time
@@ -20,42 +19,14 @@ from typing import TYPE_CHECKING, Protocol
 import cv2
 import numpy as np
 
+from anjeon.protocol.secrets import MaskingFilter, install_log_masking, mask  # noqa: F401
+
 if TYPE_CHECKING:
     from .stream import StreamOptions
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-# The password runs to the LAST '@' before the host (passwords may contain '@'), never past a '/' or a space.
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*)(?::[^/\s]*)?@")
-# Some cameras take the password in the query string instead (http://cam/snap.cgi?user=a&pwd=b).
-_QUERY_SECRET = re.compile(r"(?P<key>[?&](?:password|passwd|pwd|pass)=)[^&\s]*", re.IGNORECASE)
-
-
-def mask_url(text: str) -> str:
-    """Hide passwords in URLs anywhere in a text: rtsp://admin:secret@cam -> rtsp://admin:***@cam."""
-    text = _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
-    return _QUERY_SECRET.sub(lambda m: f"{m['key']}***", text)
-
-
-class MaskingFilter(logging.Filter):
-    """Masks passwords in every log record, so no code path (or library message) can leak one."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = mask_url(message)
-        if masked != message:
-            record.msg, record.args = masked, None
-        if record.exc_info and record.exc_info[1] is not None:  # tracebacks quote exception texts
-            record.exc_text = mask_url(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
-        return True
-
-
-def install_log_masking() -> None:
-    """Attach MaskingFilter to the root handlers (where every record of this process ends up)."""
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, MaskingFilter) for f in handler.filters):
-            handler.addFilter(MaskingFilter())
-
+# One masking function for the whole project (protocol/secrets.py); re-exported under the edge's old names.
+mask_url = mask
 
 class SourceError(RuntimeError):
     """A source that cannot be opened or read; the message is safe to show (no passwords)."""

@@ -20,7 +20,9 @@ import cv2
 import numpy as np
 
 from .rtsp_probe import diagnose
-from .sources import SourceError, mask_url
+from anjeon.protocol.secrets import mask
+
+from .sources import SourceError
 
 TRANSPORTS = ("tcp", "udp")
 _OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
@@ -79,7 +81,7 @@ class NetworkSource:
                     else:
                         os.environ[_OPTIONS_ENV] = saved
         except Exception as exc:  # cv2.error texts may quote the URL: never let them out unmasked
-            raise SourceError(f"cannot open {self.describe()}: {mask_url(str(exc))}") from None
+            raise SourceError(f"cannot open {self.describe()}: {mask(str(exc))}") from None
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"cannot open {self.describe()}: {diagnose(self.url, self.options.open_timeout)}")
@@ -92,7 +94,7 @@ class NetworkSource:
         try:
             ok, frame = self._cap.read()
         except Exception as exc:
-            raise SourceError(f"reading {self.describe()} failed: {mask_url(str(exc))}") from None
+            raise SourceError(f"reading {self.describe()} failed: {mask(str(exc))}") from None
         return frame if ok else None
 
     def close(self) -> None:
@@ -101,4 +103,4 @@ class NetworkSource:
             self._cap = None
 
     def describe(self) -> str:
-        return mask_url(self.url)
+        return mask(self.url)

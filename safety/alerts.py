@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from typing import Any, Protocol
 
+from anjeon.protocol.secrets import redact_url
 from anjeon.protocol.stats import DropCounter
 
 from .config import AlertSpec
@@ -51,7 +52,8 @@ class LogDelivery:
 
 class WebhookDelivery:
     def __init__(self, spec: AlertSpec) -> None:
-        self.name, self._spec = f"webhook {spec.url}", spec
+        # A webhook URL is a secret as a whole (its path or query is often the token): show only the host.
+        self.name, self._spec = f"webhook {redact_url(spec.url)}", spec
 
     def deliver(self, alert: dict[str, Any]) -> None:
         request = urllib.request.Request(self._spec.url, data=json.dumps(alert).encode(), method="POST",
@@ -65,20 +67,39 @@ class WebhookDelivery:
 
 
 class MqttDelivery:
-    """Publishes to TOPIC/CAMERA with QoS 1; paho's own thread keeps the connection and reconnects."""
+    """Publishes to TOPIC/CAMERA with QoS 1; paho's own thread keeps the connection and reconnects.
+
+    With ``username`` the broker login is sent (over TLS too when ``tls``: a password on a plain
+    connection crosses the network readable); ``ca_file`` names the CA that signed the broker's
+    certificate, else the system's CAs are trusted. The host name is always verified.
+    """
 
     def __init__(self, spec: AlertSpec) -> None:
         import paho.mqtt.client as mqtt
 
-        self.name, self._spec = f"mqtt {spec.host}:{spec.port}", spec
+        self.name, self._spec = f"mqtt{'s' if spec.tls else ''} {spec.host}:{spec.port}", spec
+        self._refused = ""  # why the broker last refused us (bad login, ...), for the failure message
         self._client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"anjeon-safety-{id(self):x}")
+        if spec.username:
+            self._client.username_pw_set(spec.username, spec.password or None)
+        elif spec.password:
+            log.warning("%s: a password without a username is not sent", self.name)
+        if spec.tls:
+            self._client.tls_set(ca_certs=spec.ca_file or None)
+        elif spec.username:
+            log.warning("%s: SECURITY: the MQTT password goes over the network unencrypted; set tls: true",
+                        self.name)
+        self._client.on_connect = self._on_connect
         self._client.reconnect_delay_set(1, 30)
         self._client.connect_async(spec.host, spec.port, keepalive=30)
         self._client.loop_start()
 
+    def _on_connect(self, _client, _userdata, _flags, reason, _properties=None) -> None:
+        self._refused = "" if not reason.is_failure else str(reason)
+
     def deliver(self, alert: dict[str, Any]) -> None:
         if not self._client.is_connected():
-            raise RuntimeError("not connected to the MQTT broker")
+            raise RuntimeError(f"not connected to the MQTT broker{f' ({self._refused})' if self._refused else ''}")
         info = self._client.publish(f"{self._spec.topic}/{alert['event']['camera']}", json.dumps(alert), qos=1)
         info.wait_for_publish(timeout=self._spec.timeout)
         if not info.is_published():

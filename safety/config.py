@@ -90,6 +90,10 @@ class AlertSpec:
     host: str = "127.0.0.1"  # mqtt
     port: int = 1883
     topic: str = "anjeon/events"
+    username: str = ""  # mqtt: broker login (docs/security.md)
+    password: str = ""
+    tls: bool = False  # mqtt over TLS; ca_file: the CA that signed the broker's certificate (default: system CAs)
+    ca_file: str = ""
     timeout: float = 5.0  # seconds per attempt
     retries: int = 3  # attempts after the first
     backoff: float = 1.0  # seconds before the first retry; doubles, capped at 30 s
@@ -257,6 +261,18 @@ def _camera(p: _Parse, value: Any, path: tuple) -> CameraRules:
 _ALERT_KEYS = tuple(f.name for f in fields(AlertSpec))
 
 
+def _secret(p: _Parse, value: Any, path: tuple) -> str:
+    if not isinstance(value, str):  # never echo the value: it is a password (a bare 123456 is a YAML number)
+        raise p.error(path, "must be text (put it in quotes)")
+    return value
+
+
+def _flag(p: _Parse, value: Any, path: tuple) -> bool:
+    if not isinstance(value, bool):
+        raise p.error(path, f"must be true or false, got {value!r}")
+    return value
+
+
 def _alert(p: _Parse, value: Any, path: tuple) -> AlertSpec:
     data = p.mapping(value, path, _ALERT_KEYS)
     kind = p.text(data.get("type"), path + ("type",), choices=ALERT_TYPES)
@@ -271,6 +287,10 @@ def _alert(p: _Parse, value: Any, path: tuple) -> AlertSpec:
         host=p.text(data.get("host", "127.0.0.1"), path + ("host",)),
         port=p.number(data.get("port", 1883), path + ("port",), 1, 65535, int),
         topic=p.text(data.get("topic", "anjeon/events"), path + ("topic",)),
+        username=p.text(data.get("username", ""), path + ("username",)),
+        password=_secret(p, data.get("password", ""), path + ("password",)),
+        tls=_flag(p, data.get("tls", False), path + ("tls",)),
+        ca_file=p.text(data.get("ca_file", ""), path + ("ca_file",)),
         timeout=p.number(data.get("timeout", 5.0), path + ("timeout",), 0.1, 120.0),
         retries=p.number(data.get("retries", 3), path + ("retries",), 0, 20, int),
         backoff=p.number(data.get("backoff", 1.0), path + ("backoff",), 0.01, 60.0),
