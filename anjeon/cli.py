@@ -269,10 +269,16 @@ def worker(broker: BrokerAddress, models: tuple[str, ...], class_map: tuple[str,
               help="Stop saving after this many JPEGs, so a forgotten --record cannot fill the disk.")
 @click.option("--duration", default=0.0, type=click.FloatRange(0), help="Exit after this many seconds (0: never).")
 @click.option("--count", default=0, type=click.IntRange(0), help="Exit after this many results (0: never).")
+@click.option("--sort", type=click.Choice(["name", "state", "fps", "latency", "drops"]), default="name",
+              help="Order of the camera rows: fps and latency put the slowest first, state the problems first.")
+@click.option("--match", default="", metavar="PATTERN", help="Only cameras whose name matches ('gate-*').")
+@click.option("--problems", is_flag=True, help="Only cameras not streaming, with drops or without results.")
+@click.option("--limit", default=40, type=click.IntRange(0), help="Camera rows at most (0: all); the rest is counted.")
 @name_option
 def watch(broker: BrokerAddress, cameras: tuple[str, ...], json_lines: bool, record: Path | None, record_limit: int,
-          duration: float, count: int, name: str) -> None:
+          duration: float, count: int, sort: str, match: str, problems: bool, limit: int, name: str) -> None:
     """Show live results: a table per camera and worker, or JSON lines."""
+    from anjeon.viewer.table import TableOptions
     from anjeon.viewer.watch import Watch, WatchConfig
 
     for cam in cameras:
@@ -281,7 +287,8 @@ def watch(broker: BrokerAddress, cameras: tuple[str, ...], json_lines: bool, rec
         except ProtocolError as exc:
             raise click.BadParameter(str(exc), param_hint="--camera") from None
     config = WatchConfig(broker=broker, cameras=cameras, json_lines=json_lines, record=record,
-                         record_limit=record_limit, duration=duration, count=count, name=name)
+                         record_limit=record_limit, duration=duration, count=count, name=name,
+                         table=TableOptions(sort, match, problems, limit))
     run_until_signal(Watch(config).serve)
 
 

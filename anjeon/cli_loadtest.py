@@ -23,6 +23,15 @@ def _resolution(_ctx, _param, value: str) -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
+def _batch(value: str) -> int | str:
+    from anjeon.inference.batching import parse_batch
+
+    try:
+        return parse_batch(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--batch") from None
+
+
 @click.command()
 @click.option("--broker", default="tcp://127.0.0.1:5550", metavar="tcp://HOST[:BASEPORT]",
               help="The system to load (ignored with --spawn).")
@@ -40,7 +49,7 @@ def _resolution(_ctx, _param, value: str) -> tuple[int, int]:
 @click.option("--workers", default=1, type=click.IntRange(1, 64), help="Workers to start with --spawn.")
 @click.option("--detector", type=click.Choice(sorted(DETECTORS)), default="null",
               help="With --spawn: yolo = the default person model, null = decode only (measures the pipeline).")
-@click.option("--batch", default=1, type=click.IntRange(1, 256), help="Worker batch size with --spawn.")
+@click.option("--batch", default="auto", callback=lambda _c, _p, v: _batch(v), help="Worker batch size with --spawn (auto: the device's default).")
 @click.option("--threads", default=0, type=click.IntRange(0, 256),
               help="Torch threads per spawned worker (0: split the cores).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),

@@ -30,10 +30,12 @@ class QuietProgress(Progress):
 
 
 @contextlib.contextmanager
-def anjeon_system(workers: int, model: str, threads: int, batch: int = 1) -> Iterator[BrokerAddress]:
+def anjeon_system(workers: int, model: str, threads: int, batch: int | str = 1,
+                  device: str = "cpu") -> Iterator[BrokerAddress]:
     """A private broker and workers on loopback, stopped on exit."""
     address = BrokerAddress("127.0.0.1", free_base_port())
-    cfg = LoadTestConfig(broker=address, workers=workers, model=model, threads=threads, batch=batch, spawn=True)
+    cfg = LoadTestConfig(broker=address, workers=workers, model=model, threads=threads, batch=batch, spawn=True,
+                         device=device)
     _, shutdown = spawned_system(cfg, LOG_DIR, cores=os.cpu_count() or 1)
     try:
         if not wait_for_workers(address, workers, 240, threading.Event()):

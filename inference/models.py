@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -123,12 +124,41 @@ class Detector(Protocol):
 
 
 class NullDetector:
-    """Finds nothing, instantly: isolates decode and transport costs in tests and benchmarks."""
+    """Finds nothing: isolates decode and transport costs in tests and benchmarks.
 
-    name, device = NULL_MODEL, "cpu"
+    ``null:MS`` (or ``null:MS+PER_FRAME_MS``) takes that long per batch, like a
+    model whose batch costs MS plus PER_FRAME_MS per frame: batching, backlog and
+    sizing can be exercised with real processes without paying for a real model.
+    """
+
+    device = "cpu"
+
+    def __init__(self, batch_ms: float = 0.0, frame_ms: float = 0.0) -> None:
+        self.batch_ms, self.frame_ms = batch_ms, frame_ms
+        self.name = NULL_MODEL if not (batch_ms or frame_ms) else \
+            f"{NULL_MODEL}:{batch_ms:g}" + (f"+{frame_ms:g}" if frame_ms else "")
 
     def predict(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        cost = self.batch_ms + self.frame_ms * len(images)
+        if cost:
+            time.sleep(cost / 1000.0)
         return [[] for _ in images]
+
+
+def parse_null(name: str) -> NullDetector | None:
+    """``null``, ``null:MS`` or ``null:MS+PER_FRAME_MS`` -> a NullDetector; None for other names."""
+    if name == NULL_MODEL:
+        return NullDetector()
+    if not name.startswith(NULL_MODEL + ":"):
+        return None
+    batch, _, frame = name[len(NULL_MODEL) + 1:].partition("+")
+    try:
+        batch_ms, frame_ms = float(batch), float(frame or 0)
+    except ValueError:
+        raise ModelError(f"model '{name}' should be null:MS or null:MS+PER_FRAME_MS (e.g. null:200)") from None
+    if not (0 <= batch_ms <= 60_000 and 0 <= frame_ms <= 60_000):
+        raise ModelError(f"model '{name}': times must be 0..60000 ms")
+    return NullDetector(batch_ms, frame_ms)
 
 
 def pick_device(requested: str) -> str:
@@ -142,9 +172,16 @@ def pick_device(requested: str) -> str:
 
 
 class YoloDetector:
-    """Any model ultralytics loads (.pt, .onnx, OpenVINO, TensorRT), run on a batch of frames."""
+    """Any model ultralytics loads (.pt, .onnx, OpenVINO, TensorRT), run on a batch of frames.
 
-    def __init__(self, spec: ModelSpec, device: str, threads: int, imgsz: int = 640) -> None:
+    ``engine`` (inference/engines.py) may turn a .pt into a TensorRT or ONNX
+    Runtime engine built once and cached; ``half`` runs fp16 (default: on CUDA).
+    ``predict`` takes BGR numpy frames (ultralytics letterboxes them) or RGB CHW
+    tensors decoded on the GPU (letterboxed here, on the device, boxes mapped back).
+    """
+
+    def __init__(self, spec: ModelSpec, device: str, threads: int, imgsz: int = 640, engine: str = "auto",
+                 half: bool | None = None, batch: int = 1, cache_dir: Path | None = None) -> None:
         os.environ.setdefault("YOLO_OFFLINE", "1")
         try:
             import torch
@@ -152,40 +189,72 @@ class YoloDetector:
             from ultralytics.utils import torch_utils
         except ImportError:
             raise ModelError(INSTALL_HINT) from None
+        from . import engines
+
         # ultralytics resets torch to its own thread count (1 on a 2-core host) when it picks
         # the device; set its constant first so the worker really uses the cores it was given.
         torch_utils.NUM_THREADS = threads
         torch.set_num_threads(threads)
         self.name, self.device, self._spec, self._imgsz = spec.name, pick_device(device), spec, imgsz
-        try:
-            self._model = YOLO(spec.weights, task="detect")
-        except Exception as exc:
-            raise ModelError(f"cannot load model {spec.weights}: {exc}") from None
         # fp16 on CUDA (about twice the throughput at no measurable loss); CPUs compute in fp32.
-        self._precision = {"quantize": 16} if self.device.startswith("cuda") else {}
+        self.half = self.device.startswith("cuda") if half is None else (half and self.device.startswith("cuda"))
+        weights = Path(spec.weights)
+        try:
+            platform = engines.probe(self.device)
+            self.engine = engines.choose_engine(engine, self.device, weights, platform)
+            if self.engine != engines.TORCH:
+                options = engines.BuildOptions(self.engine, self.half, max(1, batch), imgsz)
+                built, fresh = engines.cached_engine(weights, options, platform,
+                                                     engines.ultralytics_builder(self.device), cache_dir)
+                log.info("%s engine %s %s", self.engine, "built" if fresh else "from the cache:", built)
+                weights = built
+        except engines.EngineError as exc:
+            raise ModelError(str(exc)) from None
+        try:
+            self._model = YOLO(str(weights), task="detect")
+        except Exception as exc:
+            raise ModelError(f"cannot load model {weights}: {exc}") from None
+        self._precision = {"quantize": 16} if self.half and self.engine == engines.TORCH else {}
         self.labels: dict[int, str] = {}
 
     def warm_up(self) -> None:
         """One prediction on a blank frame, so the first real frame does not pay for setup."""
         self.predict([np.zeros((480, 640, 3), np.uint8)])
 
-    def predict(self, images: list[np.ndarray]) -> list[list[Detection]]:
+    def predict(self, images: list) -> list[list[Detection]]:
+        if images and not isinstance(images[0], np.ndarray):
+            return self._predict_tensors(images)
         results = self._model.predict(images, device=self.device, imgsz=self._imgsz, conf=self._spec.confidence,
                                       agnostic_nms=True, verbose=False, **self._precision)
+        return [self._detections(r, None) for r in results]
+
+    def _predict_tensors(self, images: list) -> list[list[Detection]]:
+        from .decode import letterbox_tensors, unletterbox
+
+        batch, params = letterbox_tensors(images, self._imgsz, self.device)
+        if self.half and self.engine == "torch":
+            batch = batch.half()
+        results = self._model.predict(batch, device=self.device, imgsz=self._imgsz, conf=self._spec.confidence,
+                                      agnostic_nms=True, verbose=False, **self._precision)
         out = []
-        for r in results:
-            names = r.names
-            boxes = r.boxes
-            xyxy = boxes.xyxy.cpu().numpy() if len(boxes) else np.zeros((0, 4))
-            confs = boxes.conf.cpu().numpy() if len(boxes) else []
-            classes = boxes.cls.cpu().numpy().astype(int) if len(boxes) else []
-            dets = []
-            for box, conf, cls in zip(xyxy, confs, classes):
-                label = str(names.get(int(cls), cls))
-                dets.append(Detection(cls=self._spec.class_map.get(label, label), confidence=float(conf),
-                                      box=box.tolist(), label=label))
-            out.append(dets)
+        for r, image, (scale, px, py) in zip(results, images, params):
+            _, h, w = image.shape
+            out.append(self._detections(r, lambda xyxy: unletterbox(xyxy, scale, px, py, w, h)))
         return out
+
+    def _detections(self, r, to_original) -> list[Detection]:
+        names, boxes = r.names, r.boxes
+        xyxy = boxes.xyxy.cpu().numpy() if len(boxes) else np.zeros((0, 4))
+        if to_original is not None and len(xyxy):
+            xyxy = to_original(xyxy)
+        confs = boxes.conf.cpu().numpy() if len(boxes) else []
+        classes = boxes.cls.cpu().numpy().astype(int) if len(boxes) else []
+        dets = []
+        for box, conf, cls in zip(xyxy, confs, classes):
+            label = str(names.get(int(cls), cls))
+            dets.append(Detection(cls=self._spec.class_map.get(label, label), confidence=float(conf),
+                                  box=[float(v) for v in box], label=label))
+        return dets
 
 
 class MultiDetector:
@@ -210,22 +279,36 @@ class MultiDetector:
         return out
 
 
-def load_detector(name: str, device: str, threads: int, class_map: dict[str, str] | None = None) -> Detector:
-    if name == NULL_MODEL:
-        return NullDetector()
+@dataclass(frozen=True)
+class EngineOptions:
+    """How a model is run on a GPU (inference/engines.py); the defaults suit a CPU as well."""
+
+    engine: str = "auto"
+    half: bool | None = None  # None: fp16 on CUDA
+    batch: int = 1  # the largest batch a built engine must take
+    cache_dir: Path | None = None
+
+
+def load_detector(name: str, device: str, threads: int, class_map: dict[str, str] | None = None,
+                  options: EngineOptions = EngineOptions(), engine: str | None = None) -> Detector:
+    null = parse_null(name)
+    if null is not None:
+        return null
     if importlib.util.find_spec("ultralytics") is None:
         raise ModelError(INSTALL_HINT)
-    detector = YoloDetector(resolve_model(name, class_map), device, threads)
+    o = options if engine is None else EngineOptions(engine, options.half, options.batch, options.cache_dir)
+    detector = YoloDetector(resolve_model(name, class_map), device, threads, engine=o.engine, half=o.half,
+                            batch=o.batch, cache_dir=o.cache_dir)
     detector.warm_up()
     return detector
 
 
 def load_detectors(names: list[str] | tuple[str, ...], device: str, threads: int,
-                   class_map: dict[str, str] | None = None) -> Detector:
+                   class_map: dict[str, str] | None = None, options: EngineOptions = EngineOptions()) -> Detector:
     """One detector for ``--model`` given once, a MultiDetector for several (in the order given)."""
     if not names:
         raise ModelError("no model given")
     if len(set(names)) != len(names):
         raise ModelError(f"a model is given twice: {', '.join(names)}")
-    detectors = [load_detector(n, device, threads, class_map) for n in names]
+    detectors = [load_detector(n, device, threads, class_map, options) for n in names]
     return detectors[0] if len(detectors) == 1 else MultiDetector(detectors)

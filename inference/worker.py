@@ -28,6 +28,8 @@ from anjeon.protocol import security
 from anjeon.protocol.sockets import configure
 from anjeon.protocol.stats import DropCounter, RateMeter
 
+from .batching import BatchTally
+from .decode import JpegDecoder
 from .models import Detector
 
 log = logging.getLogger("anjeon.worker")
@@ -42,8 +44,10 @@ class WorkerConfig:
     broker: BrokerAddress
     model: str = "person"
     device: str = "auto"
-    batch: int = 1
+    batch: int = 1  # the CLI resolves --batch auto to the device's measured default (inference/batching.py)
+    batch_wait: float = 0.0  # seconds to wait for a batch to fill; 0: never wait (batch only from backlog)
     credit: int = 0  # 0: the batch size
+    gpu_decode: bool = False  # decode JPEGs on the GPU (torchvision/nvJPEG), CPU fallback
     max_age: float = 1.0
     threads: int = 1  # torch threads (the CLI defaults it to the cores this process may use)
     render: bool = False
@@ -60,13 +64,14 @@ class Job:
     header: wire.FrameHeader
     jpeg: zmq.Frame
     received: float  # worker monotonic clock
-    image: np.ndarray | None = None
+    image: Any = None  # np.ndarray (CPU decode) or a torch tensor on the GPU
 
 
 @dataclass
 class WorkerStats:
     processed: RateMeter = field(default_factory=RateMeter)
     batches: int = 0
+    sizes: BatchTally = field(default_factory=BatchTally)
     infer_ms: float = 0.0  # exponential moving average per batch
 
 
@@ -77,6 +82,7 @@ class Worker:
         self._ctx = ctx or zmq.Context.instance()
         self.drops = DropCounter(log)
         self._pixel_cap = imaging.max_pixels(config.max_megapixels)
+        self.decoder = JpegDecoder(detector.device, config.gpu_decode, self._pixel_cap)
         self.stats = WorkerStats()
         self.name = config.name or default_name("worker")
         self.heartbeat = HeartbeatClient(self._ctx, config.broker, self.proc, "worker", self.name, self._info, log)
@@ -87,6 +93,8 @@ class Worker:
             "model": self.detector.name, "device": self.detector.device, "batch": self.config.batch,
             "threads": self.config.threads, "fps": round(s.processed.sample(), 2), "processed": s.processed.count,
             "batch_mean": round(s.processed.count / s.batches, 2) if s.batches else 0.0,
+            "batch_sizes": s.sizes.snapshot(), "batch_wait_ms": round(1000 * self.config.batch_wait, 1),
+            "decode": self.decoder.backend,
             "infer_ms": round(s.infer_ms, 1), "drops": self.drops.snapshot(), "camera_drops": self.drops.by_camera(),
         }
 
@@ -129,12 +137,22 @@ class Worker:
             pass  # no broker connected; the next announce will try again
 
     def _receive(self, dealer: zmq.Socket) -> list[Job] | None:
-        """Take what is waiting, up to the batch size (micro-batching never waits for more)."""
+        """Take what is waiting, up to the batch size.
+
+        By default this never waits for more: at light load a batch is the one
+        frame that came, so latency is that of batch 1, and batches grow only
+        when frames pile up while the model runs. ``batch_wait`` (GPU workers,
+        where a bigger batch is almost free) waits at most that long for more.
+        """
         jobs: list[Job] = []
+        deadline = time.monotonic() + self.config.batch_wait
         while len(jobs) < self.config.batch:
             try:
                 frames = dealer.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
+                left = deadline - time.monotonic()
+                if jobs and left > 0 and dealer.poll(left * 1000, zmq.POLLIN):
+                    continue
                 break
             received = time.monotonic()
             try:
@@ -151,7 +169,7 @@ class Worker:
         return jobs
 
     def _process(self, jobs: list[Job], pub: zmq.Socket) -> None:
-        fresh = [job for job in jobs if self._decode_if_fresh(job)]
+        fresh = self._decode_fresh(jobs)
         if not fresh:
             return
         started = time.monotonic()
@@ -164,6 +182,7 @@ class Worker:
         s = self.stats
         s.infer_ms = elapsed if s.batches == 0 else 0.9 * s.infer_ms + 0.1 * elapsed
         s.batches += 1
+        s.sizes.add(len(fresh))
         metrics.observe_batch(len(fresh), elapsed / 1000.0)
         inferred = time.time()
         for job, dets in zip(fresh, detections):
@@ -171,23 +190,29 @@ class Worker:
             self._publish(pub, job, dets)
         s.processed.add(len(fresh))
 
-    def _decode_if_fresh(self, job: Job) -> bool:
-        h = job.header
-        # Age on single clocks only: the stages' own waits plus the wait here.
-        age = h.age + (time.monotonic() - job.received)
-        if age > self.config.max_age:
-            self.drops.drop("too_old", f"camera {h.camera}: {age:.2f} s > --max-age {self.config.max_age}",
-                            camera=h.camera)
-            return False
-        try:  # the size guard reads the JPEG's header first: a 600-byte file must not cost 400 MB
-            image = imaging.decode_jpeg(job.jpeg.buffer, self._pixel_cap)
-        except wire.ProtocolError as exc:
-            self.drops.drop(exc.reason, f"camera {h.camera} seq {h.seq}: {exc}", camera=h.camera)
-            return False
-        h.age = age
-        h.stamp("decoded")
-        job.image = image
-        return True
+    def _decode_fresh(self, jobs: list[Job]) -> list[Job]:
+        """Drop frames that are too old, decode the rest (size guard first); bad ones are counted."""
+        young = []
+        for job in jobs:
+            h = job.header
+            # Age on single clocks only: the stages' own waits plus the wait here.
+            age = h.age + (time.monotonic() - job.received)
+            if age > self.config.max_age:
+                self.drops.drop("too_old", f"camera {h.camera}: {age:.2f} s > --max-age {self.config.max_age}",
+                                camera=h.camera)
+                continue
+            h.age = age
+            young.append(job)
+        fresh = []
+        for job, image in zip(young, self.decoder.decode([job.jpeg.buffer for job in young])):
+            h = job.header
+            if isinstance(image, wire.ProtocolError):
+                self.drops.drop(image.reason, f"camera {h.camera} seq {h.seq}: {image}", camera=h.camera)
+                continue
+            h.stamp("decoded")
+            job.image = image
+            fresh.append(job)
+        return fresh
 
     def _publish(self, pub: zmq.Socket, job: Job, dets: list[wire.Detection]) -> None:
         h = job.header
@@ -199,13 +224,19 @@ class Worker:
             pub.send_multipart([wire.topic(wire.RESULT_PREFIX, h.camera), body], zmq.NOBLOCK)
             pub.send_multipart([wire.topic(wire.IMAGE_PREFIX, h.camera), body, job.jpeg], zmq.NOBLOCK, copy=False)
             if self.config.render:
-                ok, buf = cv2.imencode(".jpg", draw(job.image, dets), [cv2.IMWRITE_JPEG_QUALITY, 80])
+                ok, buf = cv2.imencode(".jpg", draw(self._bgr(job), dets), [cv2.IMWRITE_JPEG_QUALITY, 80])
                 if ok:
                     result.rendered = True
                     pub.send_multipart([wire.topic(wire.RENDER_PREFIX, h.camera), result.to_wire(), buf.tobytes()],
                                        zmq.NOBLOCK)
         except zmq.Again:
             self.drops.drop("publish_backpressure", "the results bus is not taking results", camera=h.camera)
+
+    def _bgr(self, job: Job) -> np.ndarray:
+        """The frame as a BGR array for drawing (--render), whichever decoder made it."""
+        if isinstance(job.image, np.ndarray):
+            return job.image
+        return job.image.permute(1, 2, 0).flip(-1).contiguous().cpu().numpy()
 
     def _return_credit(self, dealer: zmq.Socket, grants: list[str]) -> None:
         for grant, n in Counter(grants).items():

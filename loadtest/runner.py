@@ -38,7 +38,8 @@ class LoadTestConfig:
     spawn: bool = False
     workers: int = 1
     model: str = "null"
-    batch: int = 1
+    batch: int | str = "auto"
+    device: str = "cpu"
     threads: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -161,6 +162,7 @@ def spawned_system(cfg: LoadTestConfig, log_dir: Path | None, cores: int) -> tup
     for i in range(cfg.workers):
         specs.append(ServiceSpec(f"worker-{i + 1}", ["worker", "--broker", str(cfg.broker), "--model", cfg.model,
                                                      "--batch", str(cfg.batch), "--threads", str(threads),
+                                                     "--device", cfg.device,
                                                      "--name", f"worker-{i + 1}"]))
     sup = Supervisor(specs, log_dir)
     sup.start()

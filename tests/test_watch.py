@@ -7,6 +7,7 @@ import sys
 import time
 
 from anjeon.protocol.endpoints import BrokerAddress
+from anjeon.protocol.stats import RateMeter
 from anjeon.viewer.table import render_table
 from anjeon.viewer.watch import CameraView
 from conftest import ROOT
@@ -51,3 +52,78 @@ def test_watch_prints_the_live_table(system, bus_jpg):
     gate = next(line for line in last.splitlines() if line.startswith("gate"))
     assert "streaming" in gate
     assert any(line.startswith("w1") and "online" in line and "null" in line for line in last.splitlines())
+
+
+class FixedRate(RateMeter):
+    """A rate that does not depend on when the table is drawn (RateMeter samples the clock)."""
+
+    def __init__(self, rate: float) -> None:
+        super().__init__()
+        self.rate = rate
+
+    def sample(self, now: float | None = None) -> float:
+        return self.rate
+
+
+def many_cameras(n: int) -> tuple[dict, dict]:
+    """A status and views for n cameras: cam007 is slow, cam013 is offline, cam021 drops at the edge."""
+    cams, views = {}, {}
+    for i in range(n):
+        cam = f"cam{i:03d}"
+        cams[cam] = {"state": "offline" if i == 13 else "streaming", "fps_in": 2.0, "error": "",
+                     "drops": {"edge": {"backpressure": 4} if i == 21 else {}, "broker": {}, "worker": {}}}
+        v = CameraView()
+        v.results = FixedRate(0.5 if i == 7 else 0.0 if i == 13 else 2.0)
+        v.latencies.extend([50.0 + i, 60.0 + i] if i != 13 else [])
+        v.last_seen = time.monotonic()
+        views[cam] = v
+    return {"uptime": 5.0, "cameras": cams, "workers": {}}, views
+
+
+def camera_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("cam")]
+
+
+def test_table_with_hundreds_of_cameras_has_a_summary_sorting_and_filters():
+    from anjeon.viewer.table import TableOptions
+
+    status, views = many_cameras(300)
+    address = BrokerAddress("127.0.0.1")
+    text = render_table(address, status, views, {}, True)  # the defaults: by name, every camera
+    summary = text.splitlines()[1]
+    assert summary.startswith("300 cameras (streaming 299, offline 1)") and "in 600.0 fps" in summary
+    assert "per camera out min" in summary and "p99" in summary and "drops 4" in summary
+    assert len(camera_lines(text)) == 300 and camera_lines(text)[0].startswith("cam000")
+
+    limited = render_table(address, status, views, {}, True, TableOptions(limit=40))
+    assert len(camera_lines(limited)) == 40 and "260 more not shown (--limit 40)" in limited
+    assert limited.splitlines()[1].startswith("300 cameras")  # the summary is of the whole site, not the rows
+
+    slowest = camera_lines(render_table(address, status, views, {}, True, TableOptions(sort="fps", limit=3)))
+    assert slowest[0].startswith("cam013") and slowest[1].startswith("cam007")  # no results, then the starved one
+    worst_latency = camera_lines(render_table(address, status, views, {}, True, TableOptions(sort="latency")))
+    assert worst_latency[0].startswith("cam299")
+    problems_first = camera_lines(render_table(address, status, views, {}, True, TableOptions(sort="state")))
+    assert problems_first[0].startswith("cam013")
+
+    problems = render_table(address, status, views, {}, True, TableOptions(problems=True))
+    assert {line.split()[0] for line in camera_lines(problems)} == {"cam013", "cam021"}
+    assert "298 filtered out" in problems
+    matched = render_table(address, status, views, {}, True, TableOptions(match="cam01?"))
+    assert [line.split()[0] for line in camera_lines(matched)] == [f"cam01{i}" for i in range(10)]
+
+
+def test_watch_command_takes_table_options(system, bus_jpg):
+    system.broker()
+    system.worker("w1", "null")
+    system.edge("edge1", f"gate-1={bus_jpg}", f"gate-2={bus_jpg}", f"yard={bus_jpg}", fps=5)
+    sub = system.subscriber()
+    sub.results(6, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "anjeon", "watch", "--broker", system.broker_url, "--duration", "4",
+                           "--match", "gate-*", "--sort", "fps", "--limit", "1"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.split("anjeon watch")[-1]
+    rows = [line for line in last.splitlines() if line.startswith(("gate", "yard"))]
+    assert len(rows) == 1 and rows[0].startswith("gate-")
+    assert "3 cameras" in last and "1 more not shown" in last and "1 filtered out" in last

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import cv2
 import zmq
 
-from anjeon.protocol import imaging, wire
+from anjeon.protocol import imaging, messages, wire
 from anjeon.protocol.annotate import draw
 from anjeon.protocol.endpoints import RESULTS_OUT, BrokerAddress
 from anjeon.protocol.heartbeat import HeartbeatClient, default_name
@@ -29,7 +29,7 @@ from anjeon.protocol.sockets import configure
 from anjeon.protocol.stats import DropCounter, RateMeter
 
 from .freshness import FreshnessGate
-from .table import render_table
+from .table import TableOptions, render_table
 
 log = logging.getLogger("anjeon.watch")
 
@@ -47,6 +47,7 @@ class WatchConfig:
     count: int = 0  # 0: unlimited results
     refresh: float = 1.0
     name: str = ""
+    table: TableOptions = field(default_factory=TableOptions)  # sort, filter, row limit of the table
 
 
 @dataclass
@@ -119,7 +120,7 @@ class Watch:
         topic = frames[0]
         if topic == wire.STATUS_TOPIC:
             try:
-                self.status = wire.unpack(frames[1], wire.STATUS) if len(frames) == 2 else self.status
+                self.status = messages.decode_status(frames[1]) if len(frames) == 2 else self.status
             except wire.ProtocolError as exc:
                 self.drops.drop(exc.reason, f"status: {exc}")
             return
@@ -166,7 +167,7 @@ class Watch:
 
     def _draw(self) -> None:
         text = render_table(self.config.broker, self.status, self.views, self.drops.by_camera(),
-                            self.heartbeat.broker_online)
+                            self.heartbeat.broker_online, self.config.table)
         if self._out.isatty():
             self._out.write("\x1b[H\x1b[2J" + text)
         else:
