@@ -389,6 +389,9 @@ from .cli_safety import ack, events, safety  # noqa: E402
 main.add_command(safety)
 main.add_command(events)
 main.add_command(ack)
+from .cli_report import report  # noqa: E402
+
+main.add_command(report)
 from .cli_keys import keys  # noqa: E402
 
 main.add_command(keys)

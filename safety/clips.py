@@ -76,6 +76,7 @@ class Recording:
     written: int = 0
     last_t: float = 0.0  # newest capture time handed to the queue
     state: str = "recording"  # set by the encoder when it closes the clip: ready | failed
+    points: list[tuple[float, float, float]] = field(default_factory=list)  # offenders' feet (t, x, y), 0..1
 
     def offer(self, frame: ClipFrame) -> bool:
         """On the rules' thread: queue the frame unless it is outside the clip or the queue is full."""
@@ -342,6 +343,7 @@ class ClipRecorder:
                     continue
                 enc.write(annotate_frame(image, frame, rec.event, rec.rules), frame.t)
                 rec.written += 1
+                _feet(rec, frame, image.shape[1], image.shape[0])
         except Exception as exc:  # a codec or disk failure fails this clip only
             self._close(rec, encoders, store, error=f"{type(exc).__name__}: {exc}")
             return
@@ -382,8 +384,27 @@ class ClipRecorder:
         end = rec.last_t if rec.written else rec.start
         self._record(store, ClipRecord(rec.event.id, state, str(rec.path) if not error else "", rec.start, end,
                                        rec.written, rec.dropped, size, error))
+        if rec.points:
+            try:
+                store.add_points(rec.event.id, rec.points)
+            except sqlite3.Error as exc:
+                self._on_error("clip_store_failed", f"event {rec.event.id} points: {exc}")
         log.info("clip %s of event %s: %d frames (%.1f s), %d dropped, %d bytes%s", state, rec.event.id,
                  rec.written, end - rec.start, rec.dropped, size, f": {error}" if error else "")
+
+
+MAX_POINTS = 600  # per event: a 2-minute clip at 5 fps of one offender
+
+
+def _feet(rec: Recording, frame: ClipFrame, w: int, h: int) -> None:
+    """Record where the event's offenders stand (bottom centre of their boxes) during the incident itself."""
+    ev = rec.event
+    if frame.t < ev.started or (ev.ended is not None and frame.t > ev.ended) or len(rec.points) >= MAX_POINTS:
+        return
+    offenders = set(ev.tracks)
+    for box, tid in zip(frame.boxes, frame.ids):
+        if int(tid) in offenders and w and h:
+            rec.points.append((frame.t, float((box[0] + box[2]) / 2 / w), float(box[3] / h)))
 
 
 def fail_unfinished(store: EventStore) -> int:

@@ -219,7 +219,7 @@ class Retention:
             for _, snapshot, clip in rows:
                 freed += _unlink(snapshot) + _unlink(clip)
             marks = ",".join("?" * len(ids))
-            for table, key in (("acks", "event"), ("clips", "event"), ("events", "id")):
+            for table, key in (("acks", "event"), ("clips", "event"), ("points", "event"), ("events", "id")):
                 store.db.execute(f"DELETE FROM {table} WHERE {key} IN ({marks})", ids)
             store.db.commit()
             done.events += len(ids)

@@ -53,6 +53,10 @@ CREATE TABLE IF NOT EXISTS clips (
     frames INTEGER NOT NULL DEFAULT 0, dropped INTEGER NOT NULL DEFAULT 0, bytes INTEGER NOT NULL DEFAULT 0,
     error TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS points (   -- where the event's offenders stood (feet, 0..1), sampled by the clip encoder
+    event TEXT NOT NULL, t REAL NOT NULL, x REAL NOT NULL, y REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS points_event ON points (event);
 """
 COLUMNS = ("id", "camera", "rule", "type", "zone", "line", "severity", "state", "started", "since", "updated",
            "ended", "duration", "peak", "count", "tracks", "run", "seq", "snapshot")
@@ -301,6 +305,12 @@ class EventStore:
             "dropped=excluded.dropped, bytes=excluded.bytes, error=excluded.error",
             (clip.event, clip.state, clip.path, clip.start, clip.end, clip.frames, clip.dropped, clip.bytes,
              clip.error[:MAX_TEXT]))
+        self._db.commit()
+
+    def add_points(self, event_id: str, points: list[tuple[float, float, float]]) -> None:
+        """(t, x, y) foot points of the event's offenders, normalized to the frame (for the report's heatmap)."""
+        self._db.executemany("INSERT INTO points (event, t, x, y) VALUES (?, ?, ?, ?)",
+                             [(event_id, t, x, y) for t, x, y in points])
         self._db.commit()
 
     def clip_of(self, event_id: str) -> dict[str, Any] | None:

@@ -1,0 +1,72 @@
+"""`anjeon report`: the incident report for a period, as PDF or HTML, in Korean or English."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import click
+
+
+def _day_or_time(value: str, end: bool) -> float:
+    """A date (the whole day: --until 2026-11-30 includes the 30th), an ISO time, unix seconds, or 7d/12h ago."""
+    text = value.strip()
+    spans = {"h": 3600, "d": 86400}
+    if text[-1:] in spans and text[:-1].replace(".", "", 1).isdigit():
+        return time.time() - float(text[:-1]) * spans[text[-1]]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    moment = datetime.fromisoformat(text)
+    if len(text) == 10 and end:  # a plain date as --until: up to the end of that day
+        moment += timedelta(days=1)
+    return moment.timestamp()
+
+
+def _when(end: bool):
+    def parse(_ctx, param, value: str | None) -> float | None:
+        if value is None:
+            return None
+        try:
+            return _day_or_time(value, end)
+        except ValueError:
+            raise click.BadParameter(f"'{value}' is not a date or time: use 2026-11-01, 2026-11-01T07:00, "
+                                     "unix seconds, or 7d/12h back from now", param=param) from None
+    return parse
+
+
+@click.command()
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="data/events.db",
+              help="The safety service's event store (read only).")
+@click.option("--since", callback=_when(False), default="7d", show_default=True,
+              help="First day (or time) of the report.")
+@click.option("--until", callback=_when(True), help="Last day (included) or time [now].")
+@click.option("--camera", "cameras", multiple=True, help="Only these cameras (repeat the option) [all].")
+@click.option("--lang", type=click.Choice(["ko", "en"]), default="ko", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["pdf", "html"]), default="pdf", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The file to write.")
+@click.option("--json", "as_json", is_flag=True, help="Also print the figures as JSON on stdout.")
+def report(db: Path, since: float, until: float | None, cameras: tuple[str, ...], lang: str, fmt: str, out: Path,
+           as_json: bool) -> None:
+    """Write the incident report: per day and hour, per camera and rule, response times, false alarms,
+    the longest incidents with snapshots, and where offenders stood."""
+    import sqlite3
+
+    from anjeon.safety.report import make_report
+
+    until = time.time() if until is None else until
+    if until <= since:
+        raise click.BadParameter("--until must be after --since")
+    if not db.exists():
+        raise click.ClickException(f"no event store at {db}")
+    try:
+        data = make_report(db, since, until, cameras, lang, fmt, out)
+    except sqlite3.Error as exc:
+        raise click.ClickException(f"cannot read {db}: {exc}") from None
+    if as_json:
+        click.echo(json.dumps(data.to_dict(), ensure_ascii=False))
+    click.echo(f"{out}: {data.total} incident(s) from {time.strftime('%Y-%m-%d %H:%M', time.localtime(since))} to "
+               f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(until))}", err=True)

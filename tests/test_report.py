@@ -1,0 +1,120 @@
+"""`anjeon report` on a known set of events: the counts are the events' own, and it renders in both languages.
+
+The store is written with the service's own EventStore (events, acknowledgements with response times and
+outcomes, foot points, real snapshot JPEGs); the report runs as the real command; the PDF's text is read back
+with poppler's pdftotext, its fonts with pdffonts, and its pages are rendered with pdftoppm.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from anjeon.safety.incident import Event
+from anjeon.safety.store import Ack, EventStore
+from conftest import ROOT
+
+DAY0 = datetime(2026, 11, 2, 0, 0).timestamp()  # local midnight, a Monday
+
+
+def build_store(tmp: Path) -> tuple[Path, dict]:
+    """Three days, two cameras: 6 intrusions on gate (2 false alarms), 3 helmet events on yard, 1 outside."""
+    store = EventStore(tmp / "events.db")
+    plan = [  # (day, hour, camera, type, zone, duration, response or None, outcome)
+        (0, 8, "gate", "intrusion", "pit", 30, 12.0, ""), (0, 8, "gate", "intrusion", "pit", 5, 40.0, "false_alarm"),
+        (0, 14, "gate", "intrusion", "pit", 300, 90.0, "resolved"), (1, 9, "gate", "intrusion", "pit", 8, None, ""),
+        (1, 9, "gate", "intrusion", "pit", 12, 20.0, "false_alarm"), (2, 17, "gate", "intrusion", "pit", 60, 5.0, ""),
+        (0, 10, "yard", "helmet", "scaffold", 20, 30.0, ""), (1, 10, "yard", "helmet", "scaffold", 25, None, ""),
+        (2, 11, "yard", "helmet", "scaffold", 600, 300.0, "resolved"),
+        (5, 12, "gate", "intrusion", "pit", 10, 1.0, ""),  # outside the report's range
+    ]
+    frame = np.full((360, 480, 3), 90, np.uint8)
+    cv2.putText(frame, "gate", (20, 60), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 255), 3)
+    for i, (day, hour, cam, kind, zone, dur, response, outcome) in enumerate(plan):
+        started = DAY0 + day * 86400 + hour * 3600 + i * 60
+        ev = Event(uuid.uuid4().hex[:16], cam, f"{kind}-{zone}", kind, zone, "", "warning", started, started - 1,
+                   started + dur, ended=started + dur, peak=1 + i % 3, count=1, tracks=[i])
+        snap = tmp / "snapshots" / cam / f"{ev.id}.jpg"
+        snap.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(snap), frame)
+        ev.snapshot = str(snap)
+        store.save(ev)
+        if response is not None:
+            store.acknowledge(Ack(ev.id, "kim", "", outcome, "shadow" if outcome == "false_alarm" else ""),
+                              at=started + response)
+        store.add_points(ev.id, [(started + k, 0.3 + 0.01 * k, 0.7) for k in range(10)])
+    store.close()
+    return tmp / "events.db", {"total": 9, "gate": 6, "yard": 3, "fa_gate": 2, "responses": [12, 40, 90, 20, 5, 30, 300],
+                               "per_day": [4, 4, 2 + 0], "longest": 600.0}
+
+
+def report(db: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "anjeon", "report", "--db", str(db), "--since", "2026-11-02",
+                           "--until", "2026-11-04", "--out", str(out), "--json", *extra], capture_output=True,
+                          text=True, timeout=240, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def known(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    db, want = build_store(tmp)
+    return tmp, db, want
+
+
+def test_counts_are_the_events_own(known):
+    tmp, db, want = known
+    run = report(db, tmp / "r.html", "--format", "html", "--lang", "en")
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert data["total"] == want["total"]
+    assert list(data["per_day"].values()) == [4, 3, 2]
+    assert sum(data["per_hour"]) == want["total"] and data["per_hour"][8] == 2 and data["per_hour"][9] == 2
+    rules = {(r["camera"], r["rule"]): r for r in data["rules"]}
+    gate = rules[("gate", "intrusion-pit")]
+    assert (gate["incidents"], gate["acknowledged"], gate["false_alarms"], gate["resolved"]) == (6, 5, 2, 1)
+    assert gate["false_alarm_rate"] == pytest.approx(2 / 6, abs=1e-3)
+    assert rules[("yard", "helmet-scaffold")]["incidents"] == 3
+    assert data["response_mean"] == pytest.approx(sum(want["responses"]) / 7, abs=0.01)
+    assert data["response_worst"] == pytest.approx(300.0, abs=0.01)
+    assert data["zones"][0] == ["gate", "pit", 6]
+    assert data["longest"][0]["duration"] == pytest.approx(600.0) and data["longest"][0]["camera"] == "yard"
+    assert data["points"] == {"gate": 60, "yard": 30}
+    # One camera only.
+    run = report(db, tmp / "g.html", "--format", "html", "--camera", "yard")
+    assert json.loads(run.stdout)["total"] == 3
+    page = (tmp / "r.html").read_text(encoding="utf-8")
+    assert "Safety incident report" in page and page.count("data:image/png;base64") >= 5
+
+
+@pytest.mark.parametrize("lang, title, word", [("ko", "안전 사고 보고서", "오경보"), ("en", "Safety incident report",
+                                                                                 "False alarms")])
+def test_pdf_renders_in_both_languages_with_the_font_embedded(known, lang, title, word):
+    tmp, db, _ = known
+    out = tmp / f"report-{lang}.pdf"
+    run = report(db, out, "--lang", lang)
+    assert run.returncode == 0, run.stderr
+    assert out.read_bytes().startswith(b"%PDF")
+    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    assert title in text and word in text
+    if lang == "ko":
+        assert "위험구역 침입" in text and "안전모 미착용" in text
+    fonts = subprocess.run(["pdffonts", str(out)], capture_output=True, text=True, check=True).stdout
+    assert "NanumGothic" in fonts and " yes " in fonts  # embedded
+    pages = tmp / f"pages-{lang}"
+    pages.mkdir(exist_ok=True)
+    subprocess.run(["pdftoppm", "-r", "50", "-png", str(out), str(pages / "page")], check=True)
+    pngs = sorted(pages.glob("*.png"))
+    assert len(pngs) >= 4  # summary, charts, longest incidents, heatmaps
+    for png in pngs:
+        image = cv2.imread(str(png))
+        assert image is not None and image.std() > 5  # not a blank page
