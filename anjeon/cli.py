@@ -66,9 +66,9 @@ name_option = click.option("--name", default="", help="Name shown in status and 
               help="How much to log (to stderr).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               help="text for people; json: one object per line (time, level, process, role, camera, event...).")
-@click.option("--keys", "keys_dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--keys", "keys_dir", type=click.Path(file_okay=False, path_type=Path), envvar="ANJEON_KEYS",
               help="CURVE key folder (anjeon keys init; docs/security.md). Without it the bus is plaintext.")
-@click.option("--key", "key_name", default="",
+@click.option("--key", "key_name", default="", envvar="ANJEON_KEY",
               help="Key pair of --keys this process uses [by command: broker, edge, worker, safety, subscriber].")
 @click.version_option(__version__, prog_name="anjeon")
 @click.pass_context
@@ -84,9 +84,6 @@ def main(ctx: click.Context, log_level: str, log_format: str, keys_dir: Path | N
                                anjeon watch --broker tcp://HOST    (anywhere)
     """
     setup_logging(log_level, log_format, ctx.invoked_subcommand or "")
-    from .cli_keys import use_process_keys
-
-    use_process_keys(ctx.invoked_subcommand, keys_dir, key_name)
     from .cli_keys import use_process_keys
 
     use_process_keys(ctx.invoked_subcommand, keys_dir, key_name)
@@ -111,13 +108,14 @@ def broker(bind: str, base_port: int, max_age: float, max_frame_bytes: int, max_
            max_peers: int) -> None:
     """Run the broker: the one process everything else connects to."""
     from anjeon.broker.server import BindError, Broker, BrokerConfig
+    from anjeon.protocol.security import SecurityError
 
     server = Broker(BrokerConfig(bind=bind, base_port=base_port, max_age=max_age, max_frame_bytes=max_frame_bytes,
                                  max_credit=max_credit, max_cameras=max_cameras, max_peers=max_peers,
                                  max_pending=max_cameras))
     try:
         server.bind()
-    except BindError as exc:
+    except (BindError, SecurityError) as exc:  # SecurityError: no allowlist in the --keys folder
         raise click.ClickException(str(exc)) from None
     start_metrics("broker", server)
     run_until_signal(server.serve)
@@ -392,9 +390,6 @@ main.add_command(ack)
 from .cli_report import report  # noqa: E402
 
 main.add_command(report)
-from .cli_keys import keys  # noqa: E402
-
-main.add_command(keys)
 from .cli_keys import keys  # noqa: E402
 
 main.add_command(keys)

@@ -157,6 +157,9 @@ def use_process_keys(command: str | None, folder: Path | None, name: str) -> Non
         security.use_keys(folder, name or security.COMMAND_KEYS[command])
     except security.SecurityError as exc:
         raise click.ClickException(str(exc)) from None
+    if folder:  # processes this one starts (loadtest's private broker and workers) use the same folder
+        os.environ[security.KEYS_ENV] = str(Path(folder).expanduser().resolve())
+        os.environ.pop(security.KEY_NAME_ENV, None)
 
 
 def hand_keys_to_children(site_keys: str, config_path: Path | None) -> None:

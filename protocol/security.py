@@ -102,6 +102,8 @@ def load_public(folder: Path, name: str) -> bytes:
 
 def load_pair(folder: Path, name: str) -> KeyPair:
     path = folder / f"{check_name(name)}.key_secret"
+    if not path.exists():
+        raise SecurityError(f"{path} does not exist (make it with `anjeon keys add {folder} {name} --role ROLE`)")
     try:
         public, secret = zmq.auth.load_certificate(path)
     except (OSError, ValueError) as exc:

@@ -200,7 +200,8 @@ def test_nobody_without_the_right_role_injects_anything(secured, bus_jpg):
 
 def test_history_socket_answers_only_subscriber_keys(system, keys, tmp_path):
     k = str(keys)
-    config = write_config(tmp_path / "site.yaml", "gate", "zones:\n  pit: [[0.2, 0.1], [0.8, 0.1], [0.8, 0.6], [0.2, 0.6]]\n"
+    config = write_config(tmp_path / "site.yaml", "gate",
+                          "zones:\n  pit: [[0.2, 0.1], [0.8, 0.1], [0.8, 0.6], [0.2, 0.6]]\n"
                           "rules:\n  - {type: intrusion, zone: pit}",
                           tmp_path / "events.db")
     port = free_base_port()
@@ -306,6 +307,9 @@ def test_missing_keys_fail_clearly_and_plaintext_on_open_addresses_warns(tmp_pat
     assert run.returncode != 0 and "nosuch.key_secret" in run.stderr and "Traceback" not in run.stderr
     run = anjeon("--keys", str(tmp_path / "absent"), "edge", "--camera", "a=synthetic")
     assert run.returncode != 0 and "does not exist" in run.stderr
+    (keys / security.ALLOWLIST).rename(tmp_path / "away.txt")  # a keyed broker without allowlist never starts
+    run = anjeon("--keys", str(keys), "broker", "--bind", "127.0.0.1", "--base-port", str(free_base_port()))
+    assert run.returncode != 0 and "cannot read the allowlist" in run.stderr and "Traceback" not in run.stderr
     ctx = zmq.Context()
     try:
         with caplog.at_level("WARNING", logger="anjeon.security"):
