@@ -336,3 +336,30 @@ def test_missing_keys_fail_clearly_and_plaintext_on_open_addresses_warns(tmp_pat
 def test_allowlist_lines(text, admitted, refused):
     allowlist = security.parse_allowlist(text)
     assert len(allowlist.entries) == admitted and len(allowlist.errors) == refused
+
+
+def test_watch_and_console_take_the_subscriber_key(secured, tmp_path):
+    """The subscriber clients as a user runs them: `anjeon --keys DIR watch` and the web console."""
+    import json
+    import urllib.request
+
+    system, keys, _ = secured
+    k = str(keys)
+    run = subprocess.run([sys.executable, "-m", "anjeon", "--keys", k, "watch", "--broker", system.broker_url,
+                          "--json", "--count", "3", "--duration", str(WAIT)], capture_output=True, text=True,
+                         timeout=WAIT + 30, cwd=ROOT)
+    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert run.returncode == 0 and len(lines) == 3 and {r["camera"] for r in lines} == {"gate"}, run.stderr
+    port = free_base_port()
+    viewer = system.start("viewer", "--keys", k, "viewer", "--broker", system.broker_url, "--port", str(port),
+                          "--acks", str(tmp_path / "acks.jsonl"))
+
+    def cameras() -> dict:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/cameras", timeout=5) as answer:
+                return json.loads(answer.read())
+        except OSError:
+            return {}
+
+    got = wait_for(lambda: "gate" in json.dumps(cameras()) or not viewer.alive, WAIT, "the console to see gate")
+    assert viewer.alive and got, viewer.output()
