@@ -65,6 +65,7 @@ class EmailSpec:
     sender: str = ""
     to: tuple[str, ...] = ()
     timeout: float = 30.0
+    ca_file: str = ""  # trust this CA for STARTTLS (a site's own mail server); default: the system's CAs
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def _email(p: Any, value: Any, path: tuple) -> EmailSpec:
                      port=p.number(data.get("port", 587), path + ("port",), 1, 65535, int), starttls=starttls,
                      user=p.text(data.get("user", ""), path + ("user",)),
                      password_env=p.text(data.get("password_env", ""), path + ("password_env",)),
-                     sender=sender, to=tuple(to),
+                     sender=sender, to=tuple(to), ca_file=p.text(data.get("ca_file", ""), path + ("ca_file",)),
                      timeout=p.number(data.get("timeout", 30.0), path + ("timeout",), 1.0, 600.0))
 
 

@@ -45,6 +45,7 @@ from .clips import ClipRecorder, fail_unfinished
 from .evidence_config import RetentionSpec, camera_clip_specs
 from .history import HistoryServer
 from .retention import Retention
+from .report.deliver import ReportScheduler
 from .store import EventStore
 from .tracker import PersonTracker
 from .tracks import tracks_message
@@ -109,6 +110,9 @@ class SafetyService:
         if fail_unfinished(self.store):  # clips cut short by a stop are failed, not left "recording"
             log.info("clips left recording by the previous run are marked failed")
         self.clips = ClipRecorder(config.clip_dir, self.store.path, camera_clip_specs(config.safety), self._evidence_failed)
+        reports = config.safety.reports  # scheduled reports (safety/report/deliver.py), None when not configured
+        self.reports = ReportScheduler(reports, self.store.path, Path(reports.folder) if reports.folder else
+                                       self.store.path.parent / "reports") if reports is not None else None
 
     def _evidence_failed(self, reason: str, detail: str) -> None:
         """A clip, snapshot or row that could not be written (a full disk): counted, shown in status, never fatal."""
@@ -148,6 +152,8 @@ class SafetyService:
         self.history.start()  # raises RuntimeError naming the address when it cannot bind
         self.clips.start()
         self.retention.start()  # checks at once, then every check_minutes
+        if self.reports is not None:
+            self.reports.start()
         self.heartbeat.start()
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
@@ -174,6 +180,8 @@ class SafetyService:
             self.history.stop()
             self.clips.stop()
             self.retention.stop()
+            if self.reports is not None:
+                self.reports.stop()
             self._guard.stop()
             for sock in (sub, self._pub):
                 sock.close(0)
