@@ -47,9 +47,26 @@ def viewer_available() -> bool:
 @click.option("--acks", "acks_path", type=click.Path(dir_okay=False, path_type=Path), default="data/acks.jsonl",
               help="Where acknowledgements (who, when) are recorded, one JSON line each.")
 @click.option("--name", default="", help="Name shown in status (default: viewer@HOST:PID).")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="A host name the console answers to besides IP addresses and this machine's names "
+                   "(repeatable): the name people type, or a reverse proxy's public name. Other Host or "
+                   "Origin headers are refused (DNS rebinding, cross-site requests).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Serve https with this certificate (PEM); needs --tls-key. Cookies are then Secure.")
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Its private key (PEM).")
+@click.option("--behind-tls-proxy", is_flag=True,
+              help="A TLS-terminating proxy serves this console: mark session cookies Secure.")
+@click.option("--snapshots", "snapshots", type=click.Path(file_okay=False, path_type=Path),
+              help="The safety service's snapshot folder, if readable here [from --config's safety section].")
+@click.option("--max-cameras", default=1024, show_default=True, type=click.IntRange(1, 100_000),
+              help="Cameras this console keeps state for (ids come off the bus; more are counted and dropped).")
+@click.option("--max-alarms", default=500, show_default=True, type=click.IntRange(1, 100_000),
+              help="Alarms held and shown (open or unacknowledged); past it the oldest handled ones leave.")
 @metrics_options
 def viewer(broker: BrokerAddress, port: int, bind: str, users_path: Path | None, add_user: str | None,
-           config_path: Path | None, history: str, acks_path: Path, name: str) -> None:
+           config_path: Path | None, history: str, acks_path: Path, name: str, allowed_hosts: tuple[str, ...],
+           tls_cert: Path | None, tls_key: Path | None, behind_tls_proxy: bool, snapshots: Path | None,
+           max_cameras: int, max_alarms: int) -> None:
     """Serve the web console: live cameras with boxes and zones, health, alarms, history, zone editor."""
     from anjeon.viewer.auth import UsersFileError, is_loopback
 
@@ -83,13 +100,20 @@ def viewer(broker: BrokerAddress, port: int, bind: str, users_path: Path | None,
             "or keep the default --bind 127.0.0.1.")
     if config_path is not None and not config_path.exists():
         raise click.BadParameter(f"{config_path} does not exist", param_hint="--config")
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
     from anjeon.viewer.server import ViewerConfig, serve
+    from anjeon.viewer.state import Limits
 
-    click.echo(f"anjeon console: http://{'127.0.0.1' if bind in ('0.0.0.0', '::') else bind}:{port}/"
+    scheme = "https" if tls_cert else "http"
+    click.echo(f"anjeon console: {scheme}://{'127.0.0.1' if bind in ('0.0.0.0', '::') else bind}:{port}/"
                + ("  (login required)" if users else ""), err=True)
     try:
         serve(ViewerConfig(broker=broker, port=port, bind=bind, history=history, config_path=config_path,
-                           users=users, acks_path=acks_path, name=name, metrics_port=metrics_flags()[0],
-                           metrics_host=metrics_flags()[1]))
+                           users_path=users_path if users else None, acks_path=acks_path, name=name,
+                           metrics_port=metrics_flags()[0], metrics_host=metrics_flags()[1],
+                           limits=Limits(cameras=max_cameras, alarms=max_alarms), tls_cert=tls_cert,
+                           tls_key=tls_key, behind_tls_proxy=behind_tls_proxy, allowed_hosts=allowed_hosts,
+                           snapshots=snapshots))
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None

@@ -94,6 +94,7 @@ def page(browser, console):
     pg = ctx.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
+    wait_for(lambda: _reachable(console.url), 60, "the viewer serving")  # it starts beside a model loading
     pg.goto(console.url + "/", wait_until="domcontentloaded", timeout=60_000)
     yield pg
     assert not errors, errors

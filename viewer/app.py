@@ -7,24 +7,25 @@ login page and POST /api/login needs a session cookie.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import csv
-import io
 import logging
+import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from anjeon.protocol import wire
 
+from . import history as hist
 from . import evidence
 from .auth import COOKIE, SESSION_SECONDS, Auth
 from .bus import Bus
+from .guard import Guard, GuardMiddleware
 from .live import Client, Hub
 from .state import ConsoleState
 from .zones import ZoneError, read_zones, save_camera
@@ -33,8 +34,16 @@ log = logging.getLogger("anjeon.viewer")
 
 STATIC = Path(__file__).parent / "static"
 PUBLIC = {"/login.html", "/static/login.js", "/static/style.css", "/static/i18n.js", "/api/login"}
-CSV_COLUMNS = ("id", "camera", "rule", "type", "zone", "line", "severity", "state", "started", "ended", "duration",
-               "peak", "tracks", "ack_by", "ack_at")
+EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what the safety service makes (hex); a snapshot's file name
+
+
+@dataclass
+class WebOptions:
+    """How the console is reached: TLS (own or a proxy's), allowed host names, the snapshot folder."""
+
+    tls: bool = False  # served over https (--tls-cert) or behind a TLS proxy (--behind-tls-proxy): Secure cookies
+    allowed_hosts: set[str] = field(default_factory=set)
+    snapshots: Path | None = None  # the safety service's snapshot folder when readable on this host
 
 
 class LoginIn(BaseModel):
@@ -71,10 +80,21 @@ async def _receive(ws: WebSocket, client: Client) -> None:
             client.set_watch(cams if isinstance(cams, list) else None)
 
 
+def snapshot_file(folder: Path | None, event: dict[str, Any] | None, event_id: str) -> Path | None:
+    """FOLDER/CAMERA/ID.jpg of an event, only when it lies inside the folder (never a path from the bus)."""
+    if folder is None or event is None or not EVENT_ID.match(event_id) or not wire.CAMERA_ID.match(event["camera"]):
+        return None
+    root = folder.resolve()
+    path = (root / event["camera"] / f"{event_id}.jpg").resolve()  # symlinks resolved before the check
+    return path if path.is_relative_to(root) and path.is_file() else None
+
+
 def create_app(state: ConsoleState, hub: Hub, bus: Bus, auth: Auth | None, config_path: Path | None,
-               lifespan: Any = None) -> FastAPI:
+               lifespan: Any = None, options: WebOptions | None = None) -> FastAPI:
+    options = options or WebOptions()
     app = FastAPI(title="anjeon console", version="1", lifespan=lifespan,
                   docs_url=None, redoc_url=None)  # the Swagger page loads from a CDN; /openapi.json stays
+    app.add_middleware(GuardMiddleware, guard=Guard(options.allowed_hosts, options.tls))
 
     @app.middleware("http")
     async def require_login(request: Request, call_next):
@@ -90,16 +110,22 @@ def create_app(state: ConsoleState, hub: Hub, bus: Bus, auth: Auth | None, confi
 
     @app.post("/api/login", tags=["access"])
     async def login(body: LoginIn, request: Request) -> Response:
+        """A session cookie for a right password. Every attempt is counted (per user and per address) before
+        it is checked and waits out the throttle first; a failure says how long the next one will wait."""
         if auth is None:
             return JSONResponse({"user": body.user, "auth": False})
         client = request.client.host if request.client else "?"
-        await asyncio.sleep(auth.delay_for(client))  # repeated failures from one address wait longer each time
-        token = await asyncio.to_thread(auth.login, client, body.user, body.password)
+        attempt = auth.begin(client, body.user)
+        await asyncio.sleep(attempt.wait)
+        token = await asyncio.to_thread(auth.check, attempt, body.password)
         if token is None:
             log.warning("failed login for %r from %s", body.user[:64], client)
-            return JSONResponse({"detail": "wrong user or password"}, status_code=401)
+            wait = auth.next_wait(attempt)
+            return JSONResponse({"detail": "wrong user or password", "waited": attempt.wait}, status_code=401,
+                                headers={"Retry-After": str(int(-(-wait // 1)))})
         resp = JSONResponse({"user": body.user, "auth": True})
-        resp.set_cookie(COOKIE, token, max_age=SESSION_SECONDS, httponly=True, samesite="strict")
+        resp.set_cookie(COOKIE, token, max_age=SESSION_SECONDS, httponly=True, samesite="strict",
+                        secure=options.tls)
         return resp
 
     @app.post("/api/logout", tags=["access"])
@@ -107,7 +133,7 @@ def create_app(state: ConsoleState, hub: Hub, bus: Bus, auth: Auth | None, confi
         if auth is not None:
             auth.logout(request.cookies.get(COOKIE))
         resp = JSONResponse({"ok": True})
-        resp.delete_cookie(COOKIE)
+        resp.delete_cookie(COOKIE, httponly=True, samesite="strict", secure=options.tls)
         return resp
 
     @app.get("/api/me", tags=["access"])
@@ -152,53 +178,88 @@ def create_app(state: ConsoleState, hub: Hub, bus: Bus, auth: Auth | None, confi
         hub.changed("alarms")
         return {"event": ack.event, "by": ack.by, "at": ack.at, "note": ack.note, "stored": stored.get("ack")}
 
-    async def history(camera: str, rule: str, since: float | None, until: float | None, state_: str,
-                      limit: int) -> list[dict[str, Any]]:
-        query: dict[str, Any] = {"camera": camera, "rule": rule, "state": state_, "limit": limit}
-        query.update({k: v for k, v in (("since", since), ("until", until)) if v is not None})
+    def filters(camera: str, rule: str, since: float | None, until: float | None, state_: str) -> dict[str, Any]:
+        q: dict[str, Any] = {"camera": camera, "rule": rule, "state": state_}
+        q.update({k: v for k, v in (("since", since), ("until", until)) if v is not None})
+        return q
+
+    async def history_page(q: dict[str, Any], limit: int, cursor: str, total: bool = False) -> hist.Page:
         try:
-            rows = await bus.query_history(query)
+            got = await hist.page(bus.query_history, q, limit, cursor, total)
+        except hist.CursorError as exc:
+            raise HTTPException(422, str(exc)) from None
         except TimeoutError as exc:
             raise HTTPException(504, str(exc)) from None
         except (RuntimeError, wire.ProtocolError) as exc:
             raise HTTPException(502, f"the safety service answered: {exc}") from None
-        return [state.with_ack(e) for e in rows]
+        got.events = [state.with_ack(e) for e in got.events]
+        return got
 
     @app.get("/api/events", tags=["events"])
-    async def events(camera: str = "", rule: str = "", since: float | None = None, until: float | None = None,
-                     state_: str = Query("", alias="state", pattern="^(open|ended|)$"),
-                     limit: int = Query(100, ge=1, le=10000)) -> list[dict[str, Any]]:
-        """Stored events from the safety service's history API, newest first, with acknowledgements."""
-        return await history(camera, rule, since, until, state_, limit)
+    async def events(response: Response, camera: str = "", rule: str = "", since: float | None = None,
+                     until: float | None = None, state_: str = Query("", alias="state", pattern="^(open|ended|)$"),
+                     limit: int = Query(100, ge=1, le=1000), cursor: str = Query("", max_length=65536)
+                     ) -> list[dict[str, Any]]:
+        """One page of stored events, newest first, with acknowledgements; the next page's cursor is in the
+        X-Next-Cursor header (absent on the last page). /api/events/page gives the same as one object."""
+        got = await history_page(filters(camera, rule, since, until, state_), limit, cursor)
+        if got.next:
+            response.headers["X-Next-Cursor"] = got.next
+        return got.events
+
+    @app.get("/api/events/page", tags=["events"])
+    async def events_page(camera: str = "", rule: str = "", since: float | None = None, until: float | None = None,
+                          state_: str = Query("", alias="state", pattern="^(open|ended|)$"),
+                          limit: int = Query(50, ge=1, le=1000), cursor: str = Query("", max_length=65536),
+                          total: bool = False) -> dict[str, Any]:
+        """{"events": [...], "next": cursor or null, "total": int or null (when asked and known)}."""
+        got = await history_page(filters(camera, rule, since, until, state_), limit, cursor, total)
+        return {"events": got.events, "next": got.next, "total": got.total}
 
     @app.get("/api/events.csv", tags=["events"], response_class=Response)
     async def events_csv(camera: str = "", rule: str = "", since: float | None = None, until: float | None = None,
-                         state_: str = Query("", alias="state", pattern="^(open|ended|)$"),
-                         limit: int = Query(1000, ge=1, le=10000)) -> Response:
-        rows = await history(camera, rule, since, until, state_, limit)
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(CSV_COLUMNS)
-        for e in rows:
-            ack = e.get("ack") or {}
-            flat = {**e, "tracks": " ".join(map(str, e.get("tracks") or [])), "ack_by": ack.get("by", ""),
-                    "ack_at": ack.get("at", "")}
-            writer.writerow([flat.get(c, "") for c in CSV_COLUMNS])
+                         state_: str = Query("", alias="state", pattern="^(open|ended|)$")) -> Response:
+        """Every matching event as CSV, newest first, streamed page by page (no size limit)."""
+        q = filters(camera, rule, since, until, state_)
+        pages = hist.all_events(bus.query_history, q)
+        try:
+            first = await anext(pages, [])  # an unreachable service is a 504 now, not a broken download later
+        except TimeoutError as exc:
+            raise HTTPException(504, str(exc)) from None
+        except (RuntimeError, wire.ProtocolError) as exc:
+            raise HTTPException(502, f"the safety service answered: {exc}") from None
+
+        async def body() -> AsyncIterator[str]:
+            yield hist.csv_text([hist.csv_row(state.with_ack(e)) for e in first], header=True)
+            try:
+                async for rows in pages:
+                    yield hist.csv_text([hist.csv_row(state.with_ack(e)) for e in rows])
+            except (TimeoutError, RuntimeError, wire.ProtocolError) as exc:
+                log.error("CSV export cut short: %s", exc)  # the download ends early; the log says why
+                yield f"# export incomplete: {exc}\n"
+
         name = f"anjeon-events-{time.strftime('%Y%m%d-%H%M%S')}.csv"
-        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     @app.get("/api/events/{event_id}/snapshot.jpg", tags=["events"], response_class=Response)
     async def snapshot(event_id: str) -> Response:
-        """The safety service's annotated snapshot when its file is readable here, else the frame this viewer
-        held when the event started."""
+        """The safety service's annotated snapshot, SNAPSHOTS/CAMERA/ID.jpg, when that folder is readable here
+        (--snapshots, or the site config's); else the frame this viewer held when the event started. The
+        event's own `snapshot` path is never opened: it comes off the bus."""
         ev = state.events.get(event_id)
-        path = Path(str(ev.get("snapshot") or "")) if ev else None
-        if path is not None and path.suffix == ".jpg" and path.is_file():  # only paths the service reported
-            return FileResponse(path, media_type="image/jpeg")
+        if ev is None and options.snapshots is not None and EVENT_ID.match(event_id):
+            try:  # an event from before this viewer started: its camera from the history
+                found = await bus.query_history({"id": event_id, "limit": 1}, timeout=3.0)
+                ev = next((e for e in found.events if e["id"] == event_id), None)
+            except (TimeoutError, RuntimeError, wire.ProtocolError):
+                ev = None
+        path = snapshot_file(options.snapshots, ev, event_id)
+        if path is not None:
+            return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
         if event_id in state.snapshots:
             return Response(state.snapshots[event_id], media_type="image/jpeg")
-        raise HTTPException(404, f"no snapshot of event {event_id!r} here")
+        raise HTTPException(404, f"no snapshot of event {event_id[:64]!r} here")
 
     @app.get("/api/zones", tags=["zones"])
     async def zones() -> dict[str, Any]:

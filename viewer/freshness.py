@@ -1,35 +1,37 @@
-"""Never show the past after the present: drop results older than the last shown per camera."""
+"""Never show the past after the present: the console's use of the one freshness rule (protocol/freshness.py).
+
+Results of one camera may arrive out of order (several workers); only newer
+ones are kept. protocol/freshness.py decides what "newer" means, robust to a
+forged sequence jump (``seq = 2**62`` no longer freezes a camera) and to a run
+that stops sending. This adapter keeps the console's small interface
+(``admit(FrameHeader) -> bool``, used by loadtest/measure.py too) and says why
+a result was refused, so callers count drops by reason.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from anjeon.protocol import freshness
 from anjeon.protocol.wire import FrameHeader
 
-
-@dataclass
-class _Shown:
-    run: str
-    seq: int
-    t_capture: float
+NEWER, STALE, IMPLAUSIBLE = freshness.NEWER, freshness.STALE, freshness.IMPLAUSIBLE
 
 
 class FreshnessGate:
-    """Results of one camera may arrive out of order (several workers); keep only newer ones.
+    def __init__(self, max_cameras: int = 4096) -> None:
+        self._gate = freshness.FreshnessGate(max_cameras=max_cameras)
+        self.last_verdict = NEWER
 
-    Within one edge run, order is the sequence number. A different run id means
-    the edge restarted (its sequence starts again), so capture time decides.
-    """
-
-    def __init__(self) -> None:
-        self._shown: dict[str, _Shown] = {}
+    def verdict(self, frame: FrameHeader) -> str:
+        """NEWER (and it becomes the reference), STALE or IMPLAUSIBLE."""
+        self.last_verdict = self._gate.admit(frame.camera, frame.run, frame.seq, frame.t_capture)
+        return self.last_verdict
 
     def admit(self, frame: FrameHeader) -> bool:
-        last = self._shown.get(frame.camera)
-        if last is not None:
-            if frame.run == last.run and frame.seq <= last.seq:
-                return False
-            if frame.run != last.run and frame.t_capture < last.t_capture:
-                return False
-        self._shown[frame.camera] = _Shown(frame.run, frame.seq, frame.t_capture)
-        return True
+        return self.verdict(frame) == NEWER
+
+    def forget(self, camera: str) -> None:
+        self._gate.forget(camera)
+
+    @property
+    def evicted(self) -> int:
+        return self._gate.evicted

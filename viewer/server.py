@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -21,11 +21,11 @@ from anjeon.protocol import metrics, wire
 from anjeon.protocol.endpoints import BrokerAddress
 from anjeon.protocol.heartbeat import HeartbeatClient, default_name
 
-from .app import create_app
+from .app import WebOptions, create_app
 from .auth import Auth
 from .bus import Bus, history_endpoint
 from .live import Hub
-from .state import ConsoleState
+from .state import ConsoleState, Limits
 
 log = logging.getLogger("anjeon.viewer")
 
@@ -37,18 +37,43 @@ class ViewerConfig:
     bind: str = "127.0.0.1"
     history: str = ""  # the safety service's history endpoint; default tcp://BROKERHOST:BASEPORT+5
     config_path: Path | None = None  # site YAML: zone outlines, and the zone editor writes it
-    users: dict[str, str] | None = None  # None: no login (loopback only)
+    users_path: Path | None = None  # None: no login (loopback only); re-read when it changes
     acks_path: Path | None = None
     name: str = ""
     metrics_port: int = 0  # Prometheus /metrics (0: off; protocol/metrics.py)
     metrics_host: str = "127.0.0.1"
+    limits: Limits = field(default_factory=Limits)
+    tls_cert: Path | None = None  # serve https with this certificate (and tls_key)
+    tls_key: Path | None = None
+    behind_tls_proxy: bool = False  # a TLS proxy in front: cookies are Secure though this hop is http
+    allowed_hosts: tuple[str, ...] = ()
+    snapshots: Path | None = None  # the safety service's snapshot folder, when readable here
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None or self.behind_tls_proxy
+
+
+def snapshot_folder(config: ViewerConfig) -> Path | None:
+    """--snapshots, else the folder the site config's safety section names (as the safety service derives it)."""
+    if config.snapshots is not None or config.config_path is None:
+        return config.snapshots
+    from anjeon.siteconfig import ConfigError, load_site_config
+
+    try:
+        safety = load_site_config(config.config_path).safety
+    except ConfigError:
+        return None
+    if safety is None:
+        return None
+    return Path(safety.snapshots) if safety.snapshots else Path(safety.store).parent / "snapshots"
 
 
 def build(config: ViewerConfig):
-    state = ConsoleState(config.acks_path)
+    state = ConsoleState(config.acks_path, config.limits)
     hub = Hub(state)
     bus = Bus(config.broker, state, hub, history_endpoint(config.broker, config.history))
-    auth = Auth(config.users) if config.users is not None else None
+    auth = Auth.from_file(config.users_path) if config.users_path is not None else None
     proc = wire.new_id()
     heartbeat = HeartbeatClient(zmq.Context.instance(), config.broker, proc, "viewer",
                                 config.name or default_name("viewer"),
@@ -73,14 +98,16 @@ def build(config: ViewerConfig):
             heartbeat.stop()
             bus.close()
 
-    return create_app(state, hub, bus, auth, config.config_path, lifespan)
+    options = WebOptions(tls=config.tls, allowed_hosts=set(config.allowed_hosts), snapshots=snapshot_folder(config))
+    return create_app(state, hub, bus, auth, config.config_path, lifespan, options)
 
 
 def serve(config: ViewerConfig) -> None:
     import uvicorn
 
+    tls = {"ssl_certfile": str(config.tls_cert), "ssl_keyfile": str(config.tls_key)} if config.tls_cert else {}
     server = uvicorn.Server(uvicorn.Config(build(config), host=config.bind, port=config.port, log_level="warning",
-                                           ws_max_size=64 * 1024, lifespan="on"))
+                                           ws_max_size=64 * 1024, lifespan="on", proxy_headers=False, **tls))
     server.run()
     if not server.started:
         raise RuntimeError(f"could not serve on {config.bind}:{config.port} (is the port in use?)")

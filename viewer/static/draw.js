@@ -40,20 +40,55 @@ export function drawOverlay(ctx, w, h, meta, cam, alarmZones) {
   }
   if (!meta) return 0;
   const sx = w / meta.width, sy = h / meta.height;
+  if (meta.tracks) return drawTracks(ctx, meta.tracks, sx, sy, scale);
   for (const d of meta.detections) {
-    const [x1, y1, x2, y2] = d.box;
-    const color = colorOf(d.class, d.label);
-    ctx.strokeStyle = color;
-    ctx.strokeRect(x1 * sx, y1 * sy, (x2 - x1) * sx, (y2 - y1) * sy);
     const text = `${d.label || d.class}${d.track !== undefined ? " #" + d.track : ""} ${Math.round(d.confidence * 100)}%`;
-    const tw = ctx.measureText(text).width + 6 * scale;
-    const th = 16 * scale;
-    ctx.fillStyle = color;
-    ctx.fillRect(x1 * sx, Math.max(0, y1 * sy - th), tw, th);
-    ctx.fillStyle = "#111";
-    ctx.fillText(text, x1 * sx + 3 * scale, Math.max(th, y1 * sy) - 4 * scale);
+    drawBox(ctx, d.box, sx, sy, scale, colorOf(d.class, d.label), text, false);
   }
   return meta.detections.length;
+}
+
+// A box with its label above it (canvas text: whatever the label holds, it is drawn, never parsed).
+function drawBox(ctx, box, sx, sy, scale, color, text, dashed) {
+  const [x1, y1, x2, y2] = box;
+  ctx.strokeStyle = color;
+  if (dashed) ctx.setLineDash([6 * scale, 4 * scale]);
+  ctx.strokeRect(x1 * sx, y1 * sy, (x2 - x1) * sx, (y2 - y1) * sy);
+  ctx.setLineDash([]);
+  const tw = ctx.measureText(text).width + 6 * scale;
+  const th = 16 * scale;
+  ctx.fillStyle = color;
+  ctx.fillRect(x1 * sx, Math.max(0, y1 * sy - th), tw, th);
+  ctx.fillStyle = "#111";
+  ctx.fillText(text, x1 * sx + 3 * scale, Math.max(th, y1 * sy) - 4 * scale);
+}
+
+// The safety service's view of the people (trk/<camera>/): track id, red when it trips a rule, orange inside
+// a zone, green outside, grey and dashed while not yet confirmed.
+export const TRACK_COLORS = { tripped: "#ef4444", inZone: "#f59e0b", outside: "#22c55e", tentative: "#9ca3af" };
+
+export function trackColor(tr) {
+  if (!tr.confirmed) return TRACK_COLORS.tentative;
+  if (tr.rules.length) return TRACK_COLORS.tripped;
+  return tr.zones.length ? TRACK_COLORS.inZone : TRACK_COLORS.outside;
+}
+
+function trackLabel(tr) {
+  const id = tr.id >= 0 ? `#${tr.id}` : "?";
+  const where = tr.zones.length ? ` ${tr.zones.join(",")}` : "";
+  const rules = tr.rules.length ? ` ⚠ ${tr.rules.join(",")}` : "";
+  return `${id}${where}${rules}`;
+}
+
+function drawTracks(ctx, tracks, sx, sy, scale) {
+  for (const tr of tracks) drawBox(ctx, tr.box, sx, sy, scale, trackColor(tr), trackLabel(tr), !tr.confirmed);
+  return tracks.length;
+}
+
+// What the boxes say, as text (the canvas's accessible label, the single view's details line).
+export function describe(meta) {
+  if (meta.tracks) return meta.tracks.map(trackLabel).join("; ");
+  return meta.detections.map((d) => `${d.label || d.class}${d.track !== undefined ? " #" + d.track : ""}`).join("; ");
 }
 
 // Paint one frame into a canvas sized to the picture; returns the number of boxes drawn.

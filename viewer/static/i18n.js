@@ -18,6 +18,9 @@ const LABELS = {
     addRule: "Add rule", notEditable: "Start the viewer with --config SITE.yaml to edit zones.",
     minDuration: "min s", zone: "Zone", line: "Line", clickPoints: "Click corners on the frame; Finish closes it.",
     cpu: "CPU", credit: "Credit", results: "Results", role: "Role", frames: "frames",
+    searchCameras: "Search cameras", allCameras: "All cameras", inAlarm: "in alarm", alarm: "alarm",
+    perPage: "per page", page: "Page", camerasShort: "cameras", newer: "‹ Newer", older: "Older ›",
+    worker: "worker", maxPeople: "max people", viewerDrops: "Console drops",
   },
   ko: {
     title: "안전 관제 콘솔", live: "실시간", history: "이력", system: "시스템", zones: "구역",
@@ -37,6 +40,9 @@ const LABELS = {
     addRule: "규칙 추가", notEditable: "구역을 편집하려면 뷰어를 --config SITE.yaml 로 시작하세요.",
     minDuration: "최소 초", zone: "구역", line: "선", clickPoints: "화면에서 꼭짓점을 클릭하고 완료를 누르세요.",
     cpu: "CPU", credit: "크레딧", results: "결과", role: "역할", frames: "프레임",
+    searchCameras: "카메라 검색", allCameras: "전체 카메라", inAlarm: "경보 중", alarm: "경보",
+    perPage: "페이지당", page: "페이지", camerasShort: "대", newer: "‹ 최신", older: "이전 ›",
+    worker: "추론 서버", maxPeople: "최대 인원", viewerDrops: "콘솔 누락",
   },
 };
 

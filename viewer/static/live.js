@@ -1,6 +1,7 @@
 // The live WebSocket: frames (binary) and camera/alarm lists (JSON); reconnects by itself.
 // Each frame is acknowledged once painted: the server then sends that camera's newest frame.
-export function connectLive({ onFrame, onCameras, onAlarms, onState }) {
+// onFrame(meta, bitmap) owns the bitmap (it keeps it to redraw when the frame's tracks arrive, and closes it).
+export function connectLive({ onFrame, onCameras, onAlarms, onTracks, onState }) {
   let ws = null;
   let delay = 500;
   let watching = null;
@@ -25,6 +26,7 @@ export function connectLive({ onFrame, onCameras, onAlarms, onState }) {
         const msg = JSON.parse(ev.data);
         if (msg.type === "cameras") onCameras(msg);
         else if (msg.type === "alarms") onAlarms(msg.alarms);
+        else if (msg.type === "tracks") onTracks(msg);
         return;
       }
       const view = new DataView(ev.data);
@@ -35,7 +37,6 @@ export function connectLive({ onFrame, onCameras, onAlarms, onState }) {
         const bitmap = await createImageBitmap(new Blob([new Uint8Array(ev.data, 4 + n)], { type: "image/jpeg" }));
         requestAnimationFrame(() => {
           onFrame(meta, bitmap);
-          bitmap.close();
           ack(socket, meta.camera);
         });
       } catch (err) {
