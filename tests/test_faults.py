@@ -1,0 +1,183 @@
+"""Faults of processes on one host: a subscriber frozen by SIGSTOP, the broker restarted under load, SIGTERM.
+
+Real processes on loopback, `null` workers (decode only), every wait bounded.
+The network faults (a cut link) are in test_faults_net.py.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import time
+
+import msgpack
+
+from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL
+from anjeon.protocol.sockets import PEER_TIMEOUT_MS
+from anjeon.safety.incident import Event
+from anjeon.safety.store import EventStore
+from conftest import free_base_port, wait_for
+from prometheus_server import free_port, samples, try_scrape, wait_scrapeable
+from safety_fixtures import write_config
+
+RULES = """
+zones:
+  yard: [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]
+rules:
+  - {type: intrusion, zone: yard, min_duration: 1.0, end_after: 3.0}
+"""
+RESUME_WITHIN = 5.0
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 1e6
+
+
+def count(sub, seconds: float, prefix: bytes = b"res/") -> dict[str, int]:
+    """Messages per camera that arrive on a test subscriber within ``seconds``."""
+    got: dict[str, int] = {}
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        frames = sub.recv(min(left, 0.2))
+        if frames and frames[0].startswith(prefix):
+            cam = frames[0].split(b"/")[1].decode()
+            got[cam] = got.get(cam, 0) + 1
+    return got
+
+
+def start_console(system, tmp_path, metrics_port: int):
+    return system.start("viewer", "viewer", "--broker", system.broker_url, "--port", str(free_port()),
+                        "--history", f"tcp://127.0.0.1:{free_base_port()}", "--acks", str(tmp_path / "acks.jsonl"),
+                        "--metrics-port", str(metrics_port))
+
+
+def test_a_frozen_subscriber_slows_nobody_and_memory_stays_bounded(system, tmp_path, bus_jpg):
+    system.broker()
+    broker = system.procs[-1]
+    system.worker("w1", "null")
+    system.worker("w2", "null")
+    system.edge("edge", f"c1={bus_jpg}", f"c2={bus_jpg}", fps=10)
+    viewer_metrics = free_port()
+    viewer = start_console(system, tmp_path, viewer_metrics)
+    wait_scrapeable(viewer_metrics, 90, "the console")
+    sub = system.subscriber(b"img/")  # takes the pictures too, like the frozen console
+    wait_for(lambda: len(count(sub, 1.0, b"img/")) == 2, 90, "pictures of both cameras")
+    before = sum(count(sub, 10.0, b"img/").values()) / 10.0
+    broker_rss = rss_mb(broker.popen.pid)
+    viewer_results = lambda: sum(samples(try_scrape(viewer_metrics), "anjeon_viewer_results_total").values())  # noqa
+    seen_before = viewer_results()
+
+    viewer.signal(signal.SIGSTOP)
+    try:
+        stopped_rss = rss_mb(viewer.popen.pid)
+        during, peak = 0, broker_rss
+        for _ in range(10):  # 20 s frozen: several times the peer timeout
+            during += sum(count(sub, 2.0, b"img/").values())
+            peak = max(peak, rss_mb(broker.popen.pid))
+        rate = during / 20.0
+        assert rate >= 0.7 * before, f"{rate:.1f} pictures/s while the console was frozen, {before:.1f} before"
+        assert peak - broker_rss < 40, f"broker grew {broker_rss:.0f} -> {peak:.0f} MB behind a frozen subscriber"
+        assert rss_mb(viewer.popen.pid) - stopped_rss < 5
+    finally:
+        viewer.signal(signal.SIGCONT)
+    # Thawed, it catches up with the newest pictures (not a backlog) and its memory stays where it was.
+    wait_for(lambda: viewer_results() > seen_before + 5, 30, "the console taking pictures again")
+    count(sub, 3.0)
+    assert rss_mb(viewer.popen.pid) - stopped_rss < 40
+    print(f"frozen console: others got {rate:.1f} pictures/s (before {before:.1f}); broker {broker_rss:.0f} -> "
+          f"{peak:.0f} MB (peer timeout {PEER_TIMEOUT_MS} ms)")
+
+
+def test_broker_restart_under_load_everyone_resumes_and_the_registry_is_whole(system, tmp_path, bus_jpg):
+    broker = system.broker()
+    system.worker("w1", "null")
+    system.worker("w2", "null")
+    system.edge("edge", f"c1={bus_jpg}", f"c2={bus_jpg}", fps=10)
+    config = write_config(tmp_path / "site.yaml", "c1", RULES, tmp_path / "events.db")
+    system.start("safety", "safety", "--broker", system.broker_url, "--config", str(config), "--history-bind",
+                 f"tcp://127.0.0.1:{free_base_port()}", "--name", "safety")
+    start_console(system, tmp_path, free_port())
+    sub = system.subscriber()
+    everyone = {"worker": 2, "edge": 1, "safety": 1, "viewer": 1}
+
+    def online(status: dict) -> dict[str, int]:
+        roles = {"worker": sum(w["online"] for w in status.get("workers", {}).values()),
+                 "edge": sum(e["online"] for e in status.get("edges", {}).values())}
+        for p in status.get("subscribers", {}).values():
+            roles[p["role"]] = roles.get(p["role"], 0) + p["online"]
+        return roles
+
+    sub.status_where(lambda s: all(online(s).get(r, 0) >= n for r, n in everyone.items()), 120, "everyone online")
+    sub.results(10, timeout=60)
+    assert broker.stop() == 0
+    restarted = system.broker()
+    wait_for(lambda: "listening" in restarted.output(), 60, "the new broker to bind")
+    up_at = time.monotonic()
+    sub.status = {}
+    cams: set[str] = set()
+    first_result = None
+    whole_at = None
+    deadline = up_at + 30
+    while time.monotonic() < deadline and (len(cams) < 2 or whole_at is None):
+        frames = sub.recv(0.1)
+        if frames and frames[0].startswith(b"res/"):
+            cams.add(msgpack.unpackb(frames[1])["camera"])
+            first_result = first_result or time.monotonic()
+            resumed_at = time.monotonic()
+        if whole_at is None and sub.status and all(online(sub.status).get(r, 0) >= n for r, n in everyone.items()):
+            whole_at = time.monotonic()
+    assert cams == {"c1", "c2"} and whole_at is not None, (cams, sub.status)
+    print(f"broker restart: results of both cameras {resumed_at - up_at:.2f} s after it bound, registry whole "
+          f"after {whole_at - up_at:.2f} s (heartbeat {HEARTBEAT_INTERVAL:.0f} s)")
+    assert resumed_at - up_at < RESUME_WITHIN
+    # Within one heartbeat of the clients' reconnect (ZeroMQ retries at most every 2 s), not one liveness period.
+    assert whole_at - up_at < 2.0 + HEARTBEAT_INTERVAL + 0.5
+    statuses = [p for p in system.procs if p.name in ("w1", "w2", "edge", "safety", "viewer")]
+    assert all(p.alive for p in statuses)
+
+
+def test_sigterm_stops_every_process_within_5_s_with_its_store_flushed(system, tmp_path, bus_jpg):
+    db = tmp_path / "events.db"
+    store = EventStore(db)  # an event left open by an earlier run: the service takes it over
+    now = time.time()
+    store.save(Event(id="ev-open-1", camera="c1", rule="intrusion-yard", type="intrusion", zone="yard", line="",
+                     severity="warning", started=now - 5, since=now - 6, updated=now - 1, peak=1, count=3,
+                     tracks=[1]))
+    store.close()
+    system.broker()
+    system.worker("w1", "null")
+    system.edge("edge", f"c1={bus_jpg}", fps=10)
+    config = write_config(tmp_path / "site.yaml", "c1", RULES, db)
+    safety = system.start("safety", "safety", "--broker", system.broker_url, "--config", str(config),
+                          "--history-bind", f"tcp://127.0.0.1:{free_base_port()}", "--name", "safety")
+    start_console(system, tmp_path, free_port())
+    sub = system.subscriber()
+    sub.status_where(lambda s: len(s.get("subscribers", {})) >= 2 and s.get("workers"), 120, "everyone online")
+    sub.results(5, timeout=60)
+    wait_for(lambda: "resumed 1 open event" in safety.output(), 30, "the open event resumed")
+    started = time.monotonic()
+    for proc in system.procs:
+        proc.signal(signal.SIGTERM)
+    took: dict[str, float] = {}
+    while len(took) < len(system.procs) and time.monotonic() - started < 30:  # all at once, as a host shutdown
+        for proc in system.procs:
+            if proc.name not in took and proc.popen.poll() is not None:
+                took[proc.name] = round(time.monotonic() - started, 2)
+        time.sleep(0.05)
+    for proc in system.procs:
+        code = proc.popen.wait(30)
+        # uvicorn (the console) re-raises SIGTERM after its graceful shutdown: dying by it is its clean exit.
+        assert code == 0 or (proc.name == "viewer" and code == -signal.SIGTERM), (proc.name, code,
+                                                                                  proc.output()[-2000:])
+    print(f"SIGTERM: exit after {took} s")
+    assert max(took.values()) < 5.0, took
+    # Flushed: the WAL is checkpointed into the database and the event is there, whole.
+    assert not (tmp_path / "events.db-wal").exists() or (tmp_path / "events.db-wal").stat().st_size == 0
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = con.execute("SELECT id FROM events").fetchall()
+    finally:
+        con.close()
+    assert ("ev-open-1",) in rows
