@@ -17,7 +17,8 @@ live result interval (``safety/rate.py``) before each update:
   and overlap is gone before the Kalman filter has learnt their speed. The
   similarity is the larger of IoU and a proximity term that accepts a box
   within the distance a person can walk in the elapsed time (about one body
-  height per second), scaled by how alike the box sizes are.
+  length per second), scaled by how alike the box areas are. Length and area,
+  not height and width: a person who lies down keeps both, and their id.
 - **Confirmation**: a new track gets an id after ``CONFIRM_SECONDS`` of
   consecutive sightings, at least 2 and at most 5 results (whichever the rate
   allows): never on a single result.
@@ -37,8 +38,8 @@ LOST_RESULTS = 4  # ... or for this many result intervals, whichever is longer (
 MAX_PATIENCE = 60.0  # seconds; beyond this a "track" is a guess
 CONFIRM_SECONDS = 0.2  # consecutive sightings over this long confirm a track ...
 CONFIRM_RESULTS = (2, 5)  # ... in at least 2 and at most 5 results
-WALK_HEIGHTS_PER_S = 1.0  # a person moves at most about one body height per second (1.7 m/s)
-REACH_BASE = 0.5  # of the box height: detector jitter and pose changes between two results
+WALK_LENGTHS_PER_S = 1.0  # a person moves at most about one body length per second (1.7 m/s)
+REACH_BASE = 0.5  # of the body length: detector jitter and pose changes between two results
 MIN_SIMILARITY = 0.1  # ByteTrack's default minimum IoU, applied to the combined similarity
 # Thresholds tuned to the default model, whose confidences on people run 0.3-0.9 and which
 # already drops detections under 0.3: ByteTrack's defaults (0.7/0.6) would never start a
@@ -70,7 +71,10 @@ def _motion_similarity_class():
     import supervision as sv
 
     class MotionSimilarity(BaseIoU):
-        """max(IoU, proximity): proximity is 1 at the predicted spot, 0 at the reach of a walk of ``gap`` s."""
+        """max(IoU, proximity): proximity is 1 at the predicted spot, 0 at the reach of a walk of ``gap`` s.
+
+        A body's length is the longer side of its box and its size the box's area, so a person who lies
+        down (a tall box turning wide, about the same area) still matches their own track."""
 
         gap = 0.0
 
@@ -78,12 +82,14 @@ def _motion_similarity_class():
             iou = sv.box_iou_batch(tracks, dets)
             ct = np.stack([(tracks[:, 0] + tracks[:, 2]) / 2, (tracks[:, 1] + tracks[:, 3]) / 2], axis=1)
             cd = np.stack([(dets[:, 0] + dets[:, 2]) / 2, (dets[:, 1] + dets[:, 3]) / 2], axis=1)
-            ht = np.maximum(tracks[:, 3] - tracks[:, 1], 1.0)[:, None]
-            hd = np.maximum(dets[:, 3] - dets[:, 1], 1.0)[None, :]
-            small, large = np.minimum(ht, hd), np.maximum(ht, hd)
-            reach = small * (REACH_BASE + WALK_HEIGHTS_PER_S * max(self.gap, 0.0))
+            wt, ht = np.maximum(tracks[:, 2] - tracks[:, 0], 1.0), np.maximum(tracks[:, 3] - tracks[:, 1], 1.0)
+            wd, hd = np.maximum(dets[:, 2] - dets[:, 0], 1.0), np.maximum(dets[:, 3] - dets[:, 1], 1.0)
+            length = np.minimum(np.maximum(wt, ht)[:, None], np.maximum(wd, hd)[None, :])
+            area_t, area_d = (wt * ht)[:, None], (wd * hd)[None, :]
+            alike = np.minimum(area_t, area_d) / np.maximum(area_t, area_d)
+            reach = length * (REACH_BASE + WALK_LENGTHS_PER_S * max(self.gap, 0.0))
             distance = np.linalg.norm(ct[:, None, :] - cd[None, :, :], axis=2)
-            proximity = np.clip(1.0 - distance / reach, 0.0, 1.0) * (small / large)
+            proximity = np.clip(1.0 - distance / reach, 0.0, 1.0) * np.sqrt(alike)
             return np.maximum(iou, proximity)
 
     return MotionSimilarity

@@ -36,7 +36,9 @@ ZONE = ((0.4, 0.3), (0.75, 0.3), (0.75, 0.95), (0.4, 0.95))
 RATES = (0.5, 1.0, 3.0, 10.0, 30.0)
 SLACK = 0.5  # seconds beyond one result interval (box noise moves the moment a foot crosses an edge)
 BOX_W, BOX_H = 60.0, 150.0
-PROPERTY = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Derandomized: the same examples on every run, so the suite cannot turn red by luck (a new case found by
+# a wider search is a bug to fix, not noise); bounded, since a 30/s scene is about a thousand updates.
+PROPERTY = settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
 
 @dataclass(frozen=True)
@@ -67,12 +69,14 @@ def sample_times(n: Noise, duration: float, rng: np.random.Generator) -> list[fl
     return out
 
 
-def stream(n: Noise, duration: float, people) -> list[Observation]:
-    """Untracked observations: ``people(t - 100)`` gives the feet (x, y) of everyone present."""
+def stream(n: Noise, duration: float, people, missed=lambda k, i: False) -> list[Observation]:
+    """Untracked observations: ``people(t - 100)`` gives the feet (x, y) of everyone present;
+    ``missed(k, i)``: the detector misses person i on result k (besides the random ``n.miss``)."""
     rng = np.random.default_rng(n.seed)
     out = []
     for k, t in enumerate(sample_times(n, duration, rng)):
-        boxes = [np.add(box(*feet), rng.normal(0, 2.0, 4)) for feet in people(t - 100.0) if rng.random() >= n.miss]
+        boxes = [np.add(box(*feet), rng.normal(0, 2.0, 4)) for i, feet in enumerate(people(t - 100.0))
+                 if rng.random() >= n.miss and not missed(k, i)]
         m = len(boxes)
         out.append(Observation("cam", "run", k, t, W, H, boxes=np.array(boxes, float).reshape(-1, 4),
                                labels=("Normal",) * m, confidence=rng.uniform(0.5, 0.9, m)))
@@ -149,10 +153,11 @@ def crowd_scene(t: float) -> list[tuple[float, float]]:
     return people
 
 
-@given(n=noise)
+@given(n=noise.map(lambda n: Noise(n.rate, n.drop, 0.0, n.jitter, n.seed)))
 @example(n=FAST)  # 30 results/s (random rates stay under 12: a 30/s example costs seconds)
 @PROPERTY
-def test_crowding_one_event_though_the_count_flickers(n):
+def test_crowding_one_event_at_any_rate(n):
+    """No random misses here: a count has no identity to bridge them (see the flicker test below)."""
     spec = RuleSpec("crowding", name="crowd", zone="z", max_people=2, min_duration=1.0, end_after=2.0)
     observations = stream(n, CROWD_TO + 8.0, crowd_scene)
     events = run_engine(CameraRules(zones={"z": ZONE}, rules=(spec,)), observations)
@@ -162,6 +167,16 @@ def test_crowding_one_event_though_the_count_flickers(n):
     check_timing("start", started, CROWD_FROM, spec.min_duration, observations)
     check_timing("end", ended, CROWD_TO, spec.end_after, observations)
     assert ev.peak == 3
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_a_count_that_dips_for_one_result_is_not_an_end(rate):
+    """The third person is missed on every third result (never two in a row): still one crowding event."""
+    spec = RuleSpec("crowding", name="crowd", zone="z", max_people=2, min_duration=1.0, end_after=2.0)
+    observations = stream(Noise(rate, 0.0, 0.0, 0.1, 5), CROWD_TO + 8.0, crowd_scene,
+                          missed=lambda k, i: i == 2 and k % 3 == 1)
+    events = run_engine(CameraRules(zones={"z": ZONE}, rules=(spec,)), observations)
+    assert [e[0] for e in events if e[0] != "update"] == ["start", "end"], [(k, round(t, 2)) for k, t, _ in events]
 
 
 # ------------------------------------------------------------------ line crossing
