@@ -23,6 +23,7 @@ EVENTS_QUERY, EVENTS = "events_query", "events"
 ACK, ACKED = "ack", "acked"
 CLIP_QUERY, CLIP = "clip_query", "clip"
 STORAGE_QUERY, STORAGE = "storage_query", "storage"
+REPORT_QUERY, REPORT = "report_query", "report"
 ERROR = "error"
 CLIP_MIME = "video/mp4"
 HISTORY_OFFSET = 5  # default history port: the broker's base port + 5, on the safety host

@@ -11,9 +11,11 @@ answers: docs/protocol.md, "The history socket".
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,6 +35,8 @@ PAGE_BUDGET = 56 * 1024  # bytes of events per answer: the 64 KiB header limit l
 MAX_TRACKS_SENT = 1000  # an event with more track ids is sent with its list cut (and says so)
 MAX_CLIP_BYTES = 48 * 1024 * 1024  # under the socket's 64 MiB ceiling; clips are capped far below this
 POLL_MS = 200
+MAX_REPORT_JOBS = 2  # reports being made at once; more are refused (busy), never queued without bound
+MAX_REPORT_DAYS = 400
 
 
 def fit_event(event: dict[str, Any]) -> bytes:
@@ -91,6 +95,9 @@ class HistoryServer:
         self._thread: threading.Thread | None = None
         self.answered = 0
         self.errors = 0
+        # Reports take seconds (charts, PDF): made on a worker so queries, acks and clips are never held up.
+        self._reports = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report")
+        self._jobs: list[tuple[list[bytes], Future]] = []
 
     @property
     def socket(self) -> zmq.Socket:
@@ -122,6 +129,7 @@ class HistoryServer:
         writer: EventStore | None = None
         try:
             while not self._stop.is_set():
+                self._finish_reports()
                 if not self._sock.poll(POLL_MS):
                     continue
                 try:
@@ -133,12 +141,16 @@ class HistoryServer:
                     continue
                 if writer is None and _kind(body) == bus.ACK:
                     writer = EventStore(self._store_path)
+                if _kind(body) == bus.REPORT_QUERY:
+                    self._start_report(envelope, body)
+                    continue
                 reply = self._handle(body, reader, writer)
                 try:
                     self._sock.send_multipart([*envelope, *reply], zmq.NOBLOCK)
                 except zmq.ZMQError as exc:  # the asker is gone or its queue is full
                     self._drops.drop("history_unsent", f"history answer not sent: {exc}")
         finally:
+            self._reports.shutdown(wait=False, cancel_futures=True)
             reader.close()
             if writer is not None:
                 writer.close()
@@ -176,6 +188,35 @@ class HistoryServer:
             self._drops.drop("history_store", f"history request: {exc}")
             return self._error(f"the event store failed: {exc}")
 
+    def _start_report(self, envelope: list[bytes], body: bytes) -> None:
+        try:
+            request = wire.unpack(body, bus.REPORT_QUERY)
+            if len(self._jobs) >= MAX_REPORT_JOBS:
+                raise QueryError("reports are being made; ask again in a moment")
+            job = report_job(request)
+        except (wire.ProtocolError, QueryError) as exc:
+            self._drops.drop("bad_query", f"report request: {exc}")
+            self._send(envelope, self._error(str(exc)))
+            return
+        self._jobs.append((envelope, self._reports.submit(job, self._store_path)))
+
+    def _finish_reports(self) -> None:
+        for item in [j for j in self._jobs if j[1].done()]:
+            self._jobs.remove(item)
+            envelope, future = item
+            try:
+                reply = future.result()
+                self.answered += 1
+            except Exception as exc:  # a store or renderer failure answers an error; the socket goes on
+                reply = self._error(f"the report failed: {type(exc).__name__}: {exc}")
+            self._send(envelope, reply)
+
+    def _send(self, envelope: list[bytes], reply: list[bytes]) -> None:
+        try:
+            self._sock.send_multipart([*envelope, *reply], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            self._drops.drop("history_unsent", f"history answer not sent: {exc}")
+
     def _clip(self, reader: EventStore, request: dict[str, Any]) -> list[bytes]:
         event_id = request.get("event")
         if not isinstance(event_id, str) or not event_id or len(event_id) > 64:
@@ -210,3 +251,43 @@ def _kind(body: bytes) -> str:
     except Exception:  # any garbage: _handle will say what is wrong
         return ""
     return m.get("kind", "") if isinstance(m, dict) else ""
+
+
+def report_job(request: dict[str, Any]) -> Callable[[Path], list[bytes]]:
+    """Check a report_query and return the work that answers it:
+    json -> [header, figures JSON, PNG per chart], pdf -> [header, PDF]."""
+    def num(key: str) -> float:
+        v = request.get(key)
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or v != v:
+            raise QueryError(f"{key} must be a number (unix seconds)")
+        return float(v)
+
+    since, until = num("since"), num("until")
+    if not 0 < until - since <= MAX_REPORT_DAYS * 86400:
+        raise QueryError(f"until must be after since, at most {MAX_REPORT_DAYS} days")
+    cameras = request.get("cameras") or []
+    if not isinstance(cameras, list) or len(cameras) > 64 or not all(isinstance(c, str) and len(c) <= 64
+                                                                       for c in cameras):
+        raise QueryError("cameras must be a list of camera ids")
+    lang, fmt = request.get("lang", "ko"), request.get("format", "json")
+    if lang not in ("ko", "en") or fmt not in ("json", "pdf"):
+        raise QueryError("lang is ko or en, format json or pdf")
+
+    def work(store_path: Path) -> list[bytes]:
+        import tempfile
+
+        from .report import collect
+        from .report.render import charts_png, write_pdf
+
+        data = collect(store_path, since, until, tuple(cameras))
+        head = {"v": wire.VERSION, "kind": bus.REPORT, "format": fmt, "total": data.total}
+        if fmt == "pdf":
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "report.pdf"
+                write_pdf(data, lang, out)
+                return [wire.pack({**head, "parts": ["report.pdf"]}), out.read_bytes()]
+        charts = charts_png(data, lang)
+        return [wire.pack({**head, "parts": ["figures.json", *charts]}),
+                json.dumps(data.to_dict(), ensure_ascii=False).encode(), *(v.encode() for v in charts.values())]
+
+    return work

@@ -118,3 +118,66 @@ def test_pdf_renders_in_both_languages_with_the_font_embedded(known, lang, title
     for png in pngs:
         image = cv2.imread(str(png))
         assert image is not None and image.std() > 5  # not a blank page
+
+
+def test_console_reports_page_shows_the_same_figures_and_serves_the_pdf(system, tmp_path):
+    import socket
+    import urllib.request
+
+    import playwright.sync_api as playwright
+
+    from conftest import wait_for
+    from safety_fixtures import start_safety, write_config
+
+    db, want = build_store(tmp_path)
+    config = write_config(tmp_path / "site.yaml", "gate", """
+zones:
+  pit: [[0.2, 0.1], [0.8, 0.1], [0.8, 0.6], [0.2, 0.6]]
+rules:
+  - {type: intrusion, zone: pit}
+""", db)
+    system.broker()
+    safety, history_port = start_safety(system, "safety", config)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    system.start("viewer", "viewer", "--broker", system.broker_url, "--port", str(port), "--history",
+                 f"tcp://127.0.0.1:{history_port}", "--acks", str(tmp_path / "acks.jsonl"))
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            with urllib.request.urlopen(url + "/api/me", timeout=5):
+                return True
+        except OSError:
+            return False
+
+    wait_for(up, 60, "the console")
+    wait_for(lambda: "history on" in safety.output(), 60, "the safety service")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox",
+                                                                               "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url + "/#/reports", wait_until="domcontentloaded", timeout=60_000)
+            page.fill("#report-form input[name=since]", "2026-11-02")
+            page.fill("#report-form input[name=until]", "2026-11-04")
+            page.click("#report-form button[type=submit]")
+            page.wait_for_function("() => document.querySelector('#report-total')?.textContent === '9'",
+                                   timeout=180_000)
+            charts = page.eval_on_selector_all("img.chart", "els => els.map(e => [e.dataset.chart, e.naturalWidth])")
+            names = {n for n, width in charts if width > 100}
+            assert {"days", "hours", "rules", "heatmap:gate", "heatmap:yard"} <= names, charts
+            href = page.get_attribute("#report-pdf", "href")
+            assert not errors, errors
+        finally:
+            browser.close()
+    with urllib.request.urlopen(url + href, timeout=300) as resp:
+        pdf = resp.read()
+    assert pdf.startswith(b"%PDF") and "attachment" in resp.headers["Content-Disposition"]
+    out = tmp_path / "console.pdf"
+    out.write_bytes(pdf)
+    text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    assert "안전 사고 보고서" in text or "Safety incident report" in text

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 from anjeon.protocol import wire
 
 from . import history as hist
-from . import evidence
+from . import evidence, reports
 from .auth import COOKIE, SESSION_SECONDS, Auth
 from .bus import Bus
 from .guard import Guard, GuardMiddleware
@@ -307,6 +307,7 @@ def create_app(state: ConsoleState, hub: Hub, bus: Bus, auth: Auth | None, confi
         return FileResponse(STATIC / "login.html")
 
     app.include_router(evidence.router(bus))  # clips, storage (viewer/evidence.py)
+    app.include_router(reports.router(bus))  # the Reports page (viewer/reports.py)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

@@ -6,6 +6,7 @@ import { paint, describe } from "./draw.js";
 import { connectLive } from "./live.js";
 import { renderZones } from "./zones.js";
 import { openEvent, storageCard } from "./evidence.js";
+import { renderReports } from "./reports.js";
 import { h, fill, num, int } from "./dom.js";
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -350,6 +351,7 @@ function route() {
   if (ui.view === "history") { fillCameraFilter(); loadHistory(); }
   if (ui.view === "system") renderSystem();
   if (ui.view === "zones") renderZones($("#view-zones"), ui, api, loadZones);
+  if (ui.view === "reports") renderReports($("#view-reports"), api);
   renderCameras();
   sendWatch();
   document.dispatchEvent(new CustomEvent("anjeon:view", { detail: { view: ui.view, arg, api } }));

@@ -2,6 +2,7 @@
 const LABELS = {
   en: {
     title: "anjeon safety console", live: "Live", history: "History", system: "System", zones: "Zones",
+    reports: "Reports",
     alarms: "Alarms", noAlarms: "No active alarms", ack: "Acknowledge", acked: "Acknowledged by",
     online: "online", offline: "offline", fps: "fps", latency: "latency", people: "people",
     broker: "Broker", brokerOffline: "broker offline", workers: "Workers", edges: "Edges", cameras: "Cameras",
@@ -24,6 +25,7 @@ const LABELS = {
   },
   ko: {
     title: "안전 관제 콘솔", live: "실시간", history: "이력", system: "시스템", zones: "구역",
+    reports: "보고서",
     alarms: "경보", noAlarms: "활성 경보 없음", ack: "확인", acked: "확인자",
     online: "온라인", offline: "오프라인", fps: "fps", latency: "지연", people: "인원",
     broker: "브로커", brokerOffline: "브로커 연결 끊김", workers: "추론 서버", edges: "에지", cameras: "카메라",
