@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.run_all            # everything (~28 min on a 2-core machine)
     .venv/bin/python -m benchmarks.run_all freshness  # one of: freshness overhead scaling transport memory viewer
+                                                      # batching scale peer (peer: Roboflow's InferencePipeline)
 
 Results go to docs/benchmarks/*.json and *.png; docs/benchmarks.md is
 regenerated from every JSON present. Figures are ratios measured in one run
@@ -299,9 +300,41 @@ def bench_viewer(seconds: float) -> None:
             f"{r['viewer_cpu_pct_per_camera']} % of a core per camera")
 
 
+def bench_batching(seconds: float) -> None:
+    """ms per frame of the default model at batch 1/2/4/8 on this CPU: the measurement behind --batch auto."""
+    from anjeon.inference.batching import DEFAULT_BATCH
+
+    from .gpu import model_fps
+
+    rows = []
+    for n in (1, 2):
+        for r in model_fps("person", "cpu", 2, [1, 2, 4, 8], seconds, 768, 576):
+            rows.append({"pass": n, **r})
+    cheapest = min(rows, key=lambda r: r["ms_per_frame"])["batch"]
+    save("batching", {"threads": 2, "resolution": "768x576", "seconds": seconds, "passes": 2, "rows": rows,
+                      "cheapest": cheapest, "chosen": DEFAULT_BATCH["cpu"]})
+    say(f"batching: cheapest per frame at batch {cheapest}; the CPU default is {DEFAULT_BATCH['cpu']}")
+
+
+def bench_scale(seconds: float) -> None:
+    from .scale import run
+
+    data = run(500, 2.0, seconds, 2, 160, 120)
+    save("scale", data)
+    say(f"scale: 500 cameras, delivered {data['delivered_fps']} fps, p99 {data['latency_ms']['p99']} ms")
+
+
+def bench_peer(seconds: float) -> None:
+    from .peer_inference import run
+
+    save("peer", run(seconds))
+
+
 BENCHES = {"freshness": bench_freshness, "overhead": bench_overhead, "scaling": bench_scaling,
-           "transport": bench_transport, "memory": bench_memory, "viewer": bench_viewer}
-DEFAULT_SECONDS = {"freshness": 60, "overhead": 30, "scaling": 20, "transport": 10, "memory": 60, "viewer": 25}
+           "transport": bench_transport, "memory": bench_memory, "viewer": bench_viewer,
+           "batching": bench_batching, "scale": bench_scale, "peer": bench_peer}
+DEFAULT_SECONDS = {"freshness": 60, "overhead": 30, "scaling": 20, "transport": 10, "memory": 60, "viewer": 25,
+                   "batching": 10, "scale": 30, "peer": 60}
 
 
 @click.command()

@@ -151,6 +151,133 @@ VIEWER_NOTES = [
     "figure falls as cameras are added. It grows with every browser connected; one was measured.", ""]
 
 
+BUSY = ("The machine was shared with other people's test runs (load average well above its 2 cores) while this "
+        "ran: absolute figures are pessimistic and noisy; only figures side by side in one run compare.")
+
+
+def batching(d: dict) -> list[str]:
+    lines = ["## 8. Batch size on the CPU (the default of `--batch auto`)", "",
+             f"The default model alone on {d['threads']} torch threads, decoded {d['resolution']} frames of the "
+             f"synthetic scene, {d['seconds']:.0f} s per batch size, {d['passes']} passes in one run "
+             "(`benchmarks/run_all.py batching`). " + BUSY, "",
+             "| pass | batch | ms per frame | frames/s |", "| ---: | ---: | ---: | ---: |"]
+    for r in d["rows"]:
+        lines.append(f"| {r['pass']} | {r['batch']} | {r['ms_per_frame']:.0f} | {r['fps']:.2f} |")
+    lines += ["", f"Chosen CPU default: **{d['chosen']}** (inference/batching.py): the batch size cheapest per frame. "
+              "A worker never waits for a batch to fill, so at light load every batch is one frame (tests/"
+              "test_batching.py shows batch 1 at light load and full batches under a backlog with real processes). "
+              "The CUDA default (8) is not measured: `benchmarks/gpu.py` measures it on a GPU.", ""]
+    return lines
+
+
+def scale(d: dict) -> list[str]:
+    c, lat = d["camera_fps"], d["latency_ms"]
+    lines = ["## 9. Many cameras through one broker", "",
+             f"`benchmarks/scale.py`: {d['cameras']} synthetic cameras at {d['fps_per_camera']:g} fps "
+             f"({d['resolution']} JPEGs of {_f(d.get('jpeg_kb'), 1)} KB) from one load generator, one broker, "
+             f"{d['workers']} `--model null` workers, the web console (`anjeon viewer`, no browser) and the safety "
+             f"service with an intrusion zone on every camera, all on this machine, {d['seconds']:.0f} s. " + BUSY, "",
+             "| offered fps | delivered fps | cameras served | per camera fps: slowest / median / fastest (ratio) "
+             "| p50 ms | p99 ms |", "| ---: | ---: | ---: | ---: | ---: | ---: |",
+             f"| {d['offered_fps']:.0f} | {d['delivered_fps']:.0f} | {d['cameras_served']} | {_f(c['min'], 2)} / "
+             f"{_f(c['median'], 2)} / {_f(c['max'], 2)} ({_f(c.get('ratio'), 2)}) | {_f(lat['p50'])} | "
+             f"{_f(lat['p99'])} |", "",
+             "| process | CPU % of one core | RSS MB (start -> end) |", "| --- | ---: | ---: |"]
+    for name, fig in d["processes"].items():
+        start = fig.get("rss_mb_start")
+        rss = f"{start:.0f} -> {fig['rss_mb']:.0f}" if start is not None else _f(fig.get("rss_mb"))
+        lines.append(f"| {name} | {_f(fig.get('cpu'), 1)} | {rss} |")
+    st = d.get("stages_ms", {})
+    if st:
+        lines += ["", "Median time per stage (ms): " + ", ".join(f"{k} {_f(v, 1)}" for k, v in st.items()) +
+                  f"; worker batch mean {d.get('worker_batch_mean')}. Drops: " +
+                  "; ".join(f"{stage} {r}" for stage, r in d["drops"].items() if r) + "."]
+    return lines + ["", *SCALE_NOTES, ""]
+
+
+SCALE_NOTES = [
+    "How to read it: the spread column is the round-robin check (the slowest camera against the fastest; no camera "
+    "went unserved). Where delivered is below offered, the broker kept the newest frame per camera and counted the "
+    "rest as `superseded`: nothing queues. On this run the workers and the broker were far from busy (their CPU "
+    "column) while the frames waited for a worker's credit (`broker_wait`) and results waited on the way to the "
+    "measuring subscriber (`publish`), which shares the load generator's process: on a machine whose run queue is "
+    "several times its cores, each hop waits for a core. The same benchmark on an idle machine is the figure to "
+    "size a site by; it was not available to the session that wrote this."]
+
+
+def peer(d: dict) -> list[str]:
+    lines = ["## 10. Side by side with Roboflow's InferencePipeline", ""]
+    if d.get("error"):
+        return lines + [f"Not measured: {d['error']}", ""]
+    lines += [d["setup"], "", "| system | results/s | p50 ms | p99 ms | batch |", "| --- | ---: | ---: | ---: | ---: |"]
+    for r in d["runs"]:
+        lines.append(f"| {r['system']} | {r['results_per_s']:.2f} | {_f(r['p50'])} | {_f(r['p99'])} | "
+                     f"{r.get('batch', '-')} |")
+    g = d.get("goal")
+    if g:
+        lines += ["", f"Goal: more results/s than InferencePipeline at no more than half its p99: results/s "
+                  f"{'met' if g['more_results'] else '**missed**'}, p99 {'met' if g['half_p99'] else '**missed**'}."]
+    return lines + ["", BUSY, ""]
+
+
+def sizing(folder: Path) -> list[str]:
+    """Cameras x fps -> workers and broker CPU, from the measured worker capacity and broker CPU per frame."""
+    from anjeon.loadtest.sizing import Capacity, plan, render
+
+    b, f, sc = _load(folder, "batching"), _load(folder, "freshness"), _load(folder, "scale")
+    worker_fps = None
+    if b:
+        best = min((r for r in b["rows"] if r["batch"] == b["chosen"]), key=lambda r: r["ms_per_frame"])
+        worker_fps = 1000.0 / best["ms_per_frame"]
+        source = f"batch {b['chosen']}, best pass of section 8, {b['date']}"
+    elif f:
+        worker_fps, source = 1000.0 / f["service_ms"], f"section 1's service time, {f['date']}"
+    broker_us = None
+    if sc and sc.get("processes", {}).get("broker", {}).get("cpu") is not None and sc["delivered_fps"]:
+        broker_us = sc["processes"]["broker"]["cpu"] * 1e4 / sc["delivered_fps"]
+    caps = [Capacity(worker_fps, broker_us, "CPU worker (2 cores, default model)"),
+            Capacity(None, None, "GPU worker")]
+    lines = ["## 11. Sizing", "",
+             "Derived from the measured figures above, not guessed (`loadtest/sizing.py`): workers = frames/s over "
+             "80 % of one worker's measured capacity; broker CPU = frames/s times the broker's measured CPU per "
+             "frame; brokers = shards at 80 % of a core each (one broker per site or per camera group, workers "
+             "connected to each). " + (f"CPU worker: {worker_fps:.2f} frames/s ({source}). " if worker_fps else "")
+             + (f"Broker: {broker_us:.0f} µs of CPU per delivered frame (section 9, {sc['date']}, on the busy "
+                "machine, including its status and results forwarding for 500 cameras; pessimistic). "
+                if broker_us else "") +
+             "The two inputs may come from different runs (dates above): re-run both on the site's hardware. " +
+             "GPU workers are unmeasured (no GPU was lent): run `benchmarks/gpu.py` on one and read its capacity "
+             "step. `anjeon loadtest --spawn --ramp` prints this table for the machine it runs on.", ""]
+    return lines + render(plan(caps), caps) + [""]
+
+
+def gpu(d: dict | None, tiny: dict | None) -> list[str]:
+    lines = ["## 5. GPU", ""]
+    if d:
+        lines += [f"Measured on {d['machine']} (`benchmarks/gpu.py`): model {d['model']}, engine {d['engine']}.", "",
+                  "| batch | frames/s | ms per frame |", "| ---: | ---: | ---: |"]
+        lines += [f"| {r['batch']} | {r['fps']:.0f} | {r['ms_per_frame']:.2f} |" for r in d["model_fps"]]
+        cap = d.get("capacity", {})
+        lines += ["", f"Most 10-fps cameras at p99 < {cap.get('slo_ms')} ms: {cap.get('max_cameras')}.", ""]
+        return lines
+    lines += ["**Not measured**: no GPU machine was lent to the sessions that wrote these benchmarks, so the "
+              "TensorRT / ONNX Runtime CUDA engines, fp16, GPU JPEG decode (nvJPEG through torchvision), the "
+              "default CUDA batch (8) and every GPU throughput claim are unmeasured. What is built and tested on "
+              "the CPU: engine choice and the engine cache (model hash, GPU, versions, options), batching across "
+              "cameras with a wait cap, the GPU decode path and its letterbox (run on CPU tensors), and "
+              "`benchmarks/gpu.py`, the one script that measures all of it on a GPU in a few minutes: "
+              "`.venv/bin/python -m benchmarks.gpu` (model fps at batch 1/8/32, CPU vs GPU decode, pipeline fps "
+              "with 64 cameras through the broker, the most 10-fps cameras at p99 < 250 ms, GPU utilisation).", ""]
+    if tiny:
+        rows = ", ".join(f"batch {r['batch']}: {r['fps']:.1f} fps" for r in tiny["model_fps"])
+        cap = tiny.get("capacity", {})
+        lines += [f"Its CPU smoke run (`--device cpu --tiny`, {tiny['date']}) completed every step: model {rows}; "
+                  f"pipeline {tiny['pipeline']['delivered_fps']} fps delivered with {tiny['pipeline']['cameras']} "
+                  f"cameras; capacity step: {cap.get('max_cameras')} camera(s) at p99 < {cap.get('slo_ms'):.0f} ms.",
+                  ""]
+    return lines
+
+
 def write(folder: Path, target: Path) -> None:
     parts = ["# Benchmarks", "",
              "Generated by `.venv/bin/python -m benchmarks.run_all` (`make bench`) from the JSON files in "
@@ -158,7 +285,8 @@ def write(folder: Path, target: Path) -> None:
              "read the ratios, not the absolute times.", ""]
     machines = set()
     for name, render in (("freshness", freshness), ("overhead", overhead), ("scaling", scaling),
-                         ("transport", transport), ("memory", memory), ("viewer", viewer)):
+                         ("transport", transport), ("memory", memory), ("viewer", viewer), ("batching", batching),
+                         ("scale", scale), ("peer", peer)):
         data = _load(folder, name)
         if data:
             parts += render(data)
@@ -168,7 +296,6 @@ def write(folder: Path, target: Path) -> None:
               "each frame header) as its top per-frame cost. Building the map explicitly made header encoding "
               "10.5x faster (24.2 µs -> 2.3 µs per header, same machine, one run; "
               "`FrameHeader.to_wire`), which the figures above include.", "",
-              "## 5. GPU", "", "Not measured yet: no GPU machine was available to the session that wrote these "
-              "benchmarks. The code path is the same (`anjeon worker --device cuda:0`, fp16 on CUDA).", "",
+              *sizing(folder), *gpu(_load(folder, "gpu"), _load(folder, "gpu-tiny")),
               "## Machines", ""] + [f"- {m}" for m in sorted(machines)]
     target.write_text("\n".join(parts) + "\n")

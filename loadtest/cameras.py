@@ -91,7 +91,9 @@ class SyntheticCameras:
         self.heartbeat.stop()
 
     def _run(self) -> None:
-        push = configure(self._ctx.socket(zmq.PUSH), sndhwm=2, immediate=True)
+        # Two frames of queue per camera, as N edges with their own sockets would have: one shared
+        # socket with room for 2 drops frames of hundreds of cameras whenever the broker blinks.
+        push = configure(self._ctx.socket(zmq.PUSH), sndhwm=2 * len(self.camera_ids), immediate=True)
         security.connect(push, self.broker.endpoint(FRAMES_IN))
         n_cams, pool = len(self.camera_ids), self.pool
         seqs = dict.fromkeys(self.camera_ids, 0)

@@ -76,6 +76,22 @@ def _rss_trend(first: dict[str, Any], last: dict[str, Any]) -> dict[str, list[fl
     return {name: [a[name], b[name]] for name in b if name in a}
 
 
+def camera_spread(rows: list, cameras: set[str], duration: float) -> dict[str, Any]:
+    """Delivered fps per camera: the slowest against the fastest (round robin must starve no one)."""
+    counts = dict.fromkeys(cameras, 0)
+    for r in rows:
+        if r.camera in counts:
+            counts[r.camera] += 1
+    if not counts:
+        return {"min": None, "median": None, "max": None, "slowest": None, "fastest": None, "unserved": 0}
+    fps = {cam: n / duration for cam, n in counts.items()}
+    slowest, fastest = min(fps, key=fps.get), max(fps, key=fps.get)
+    return {"min": round(fps[slowest], 2), "median": round(float(np.median(list(fps.values()))), 2),
+            "max": round(fps[fastest], 2), "slowest": slowest, "fastest": fastest,
+            "ratio": round(fps[slowest] / fps[fastest], 3) if fps[fastest] else None,
+            "unserved": sum(1 for n in counts.values() if n == 0)}
+
+
 def summarize(data: Collected, samples: list[SendSample], t0: float, t1: float, cameras: set[str],
               stale_at_t0: int = 0) -> dict[str, Any]:
     """Figures for the window [t0, t1] (monotonic)."""
@@ -116,6 +132,7 @@ def summarize(data: Collected, samples: list[SendSample], t0: float, t1: float, 
         "latency_ms": _pcts([r.latency_ms for r in rows]),
         "stages_ms": {name: _pcts([r.stages[name] for r in rows if name in r.stages]) for name in STAGES},
         "cameras_served": len({r.camera for r in rows}),
+        "camera_fps": camera_spread(rows, cameras, duration),
         "workers": workers,
         "processes": processes,
     }
@@ -155,6 +172,10 @@ def render_table(report: dict[str, Any]) -> str:
              f"offered    {s['offered_fps']:>9.1f} fps   (sent {s['sent_fps']:.1f})",
              f"delivered  {s['delivered_fps']:>9.1f} fps   drop rate {100 * (s['drop_rate'] or 0):.1f} %, "
              f"cameras served {s['cameras_served']}"]
+    spread = s.get("camera_fps") or {}
+    if spread.get("max"):
+        lines.append(f"per camera {spread['min']:.2f} .. {spread['max']:.2f} fps (median {spread['median']:.2f}; "
+                     f"slowest {spread['slowest']}, fastest {spread['fastest']}, unserved {spread['unserved']})")
     for stage, reasons in s["drops"].items():
         if reasons:
             lines.append(f"  dropped at {stage:<10} " + ", ".join(f"{r} {n}" for r, n in reasons.items()))
@@ -183,7 +204,21 @@ def render_table(report: dict[str, Any]) -> str:
         lines.append(f"sustainable: {best} fps (SLO p95 <= {report['ramp']['slo_ms']} ms and >= 95 % delivered)"
                      if best is not None else "sustainable: none (the first step already broke the SLO; "
                                               "lower --ramp-start)")
+        lines += sizing_lines(report)
     return "\n".join(lines)
+
+
+def sizing_lines(report: dict[str, Any]) -> list[str]:
+    """The sizing table (docs/benchmarks.md) for the machine this ramp ran on."""
+    from .sizing import from_ramp, plan, render
+
+    capacity = from_ramp(report)
+    if capacity is None or not capacity.worker_fps:
+        return []
+    broker = f"{capacity.broker_us_per_frame:.0f} us" if capacity.broker_us_per_frame is not None else "unknown"
+    return ["", f"sizing for this machine: one worker sustains {capacity.worker_fps:.1f} fps at the SLO; the broker "
+                f"spent {broker} of CPU per frame; planned at 80 % of both",
+            *render(plan([capacity]), [capacity])]
 
 
 def plot(report: dict[str, Any], path: str) -> None:

@@ -122,6 +122,13 @@ class Run:
             report["timeline"] = timeline(collector.data, self.samples, t0, t1)
             report["summary"]["p99_slope_ms_per_min"] = slope_ms_per_min(report["timeline"])
             report["interrupted"] = self.stop.is_set()
+            if cfg.ramp:
+                from .sizing import from_ramp, plan
+
+                capacity = from_ramp(report)
+                report["sizing"] = None if capacity is None else {
+                    "worker_fps": capacity.worker_fps, "broker_us_per_frame": capacity.broker_us_per_frame,
+                    "rows": plan([capacity])}
             return report
         finally:
             cams.stop()
@@ -144,8 +151,10 @@ class Run:
             s = summarize(collector.data, self.samples, a + 1.0, time.monotonic(), ids, stale0)
             holds = (s["latency_ms"]["p95"] is not None and s["latency_ms"]["p95"] <= cfg.slo_ms
                      and s["delivered_fps"] >= 0.95 * s["offered_fps"])
+            broker_cpu = next((p.get("cpu") for p in s["processes"] if p.get("role") == "broker"), None)
             steps.append({"fps_per_camera": round(cams.fps, 2), "offered_fps": s["offered_fps"],
-                          "delivered_fps": s["delivered_fps"], "latency_ms": s["latency_ms"], "holds": holds})
+                          "delivered_fps": s["delivered_fps"], "latency_ms": s["latency_ms"], "holds": holds,
+                          "broker_cpu": broker_cpu})
             if holds:
                 sustainable = s["delivered_fps"]
             else:

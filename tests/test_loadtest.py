@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -28,6 +29,9 @@ def test_loadtest_spawn_writes_json_and_plot(tmp_path):
     assert SUMMARY <= set(s)
     assert 10 <= s["offered_fps"] <= 20  # 3 cameras x 5 fps
     assert s["delivered_fps"] > 0 and s["cameras_served"] == 3
+    spread = s["camera_fps"]
+    assert spread["unserved"] == 0 and 0 < spread["min"] <= spread["median"] <= spread["max"]
+    assert {spread["slowest"], spread["fastest"]} <= {"load00", "load01", "load02"}
     assert set(s["stages_ms"]) == {"transport_in", "broker_wait", "transport_out", "decode", "inference", "publish"}
     assert 0 < s["latency_ms"]["p50"] <= s["latency_ms"]["p99"] <= s["latency_ms"]["max"]
     assert {w["name"] for w in s["workers"]} == {"worker-1", "worker-2"}
@@ -51,6 +55,14 @@ def test_loadtest_ramp_reports_steps(tmp_path):
     offered = [s["offered_fps"] for s in ramp["steps"]]
     assert offered == sorted(offered)
     assert ramp["sustainable_fps"] is None or ramp["sustainable_fps"] > 0
+    report = json.loads(out.read_text())
+    if ramp["sustainable_fps"]:  # the same sizing answer as docs/benchmarks.md, for this machine
+        sizing = report["sizing"]
+        assert sizing["worker_fps"] > 0 and sizing["rows"]
+        row = next(r for r in sizing["rows"] if r["cameras"] == 100 and r["fps"] == 10)
+        (workers,) = row["workers"].values()
+        assert workers == math.ceil(1000 / (0.8 * sizing["worker_fps"]))
+        assert "sizing for this machine" in done.stdout and "| 100 | 10 | 1000 |" in done.stdout
 
 
 def test_loadtest_bad_resolution():
