@@ -47,8 +47,40 @@ test: venv
 	./scripts/test-deps.sh
 	$(BIN)/python -m pytest
 
+# The comparison system of `make bench` (benchmarks/peer_inference.py): Roboflow's inference package in its
+# own venv, because it brings other OpenCV wheels. Optional: without it the peer section says why.
+PEER_VENV := .cache/peer-venv
+$(PEER_VENV)/.installed:
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/pip install -q inference-cpu
+	@touch $@
+
+peer-venv: $(PEER_VENV)/.installed
+
 bench: venv
+	-$(MAKE) peer-venv
 	$(BIN)/python -m benchmarks.run_all
+
+# The container deployment for real: podman and a local base image (no registry needed here), then the
+# compose stack with a --model null worker, checked from the host (tests/test_deploy_compose.py).
+deploy-test: venv
+	deploy/docker/local-base.sh
+	$(BIN)/python -m pytest -m deploy -s -p no:cacheprovider tests/test_deploy_compose.py
+
+# Images for a site (docs/deploy.md). CA_BUNDLE: a CA bundle pip must trust during the build.
+BUILDER ?= docker
+BASE_IMAGE ?= python:3.11-slim
+IMAGE_TAG ?= 0.1.0
+CA_BUNDLE ?=
+comma := ,
+# podman keeps HEALTHCHECK only in the docker image format.
+BUILD = $(BUILDER) build $(if $(filter podman,$(BUILDER)),--format docker) --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	$(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE))
+# The names deploy/compose.yaml runs by default.
+images:
+	$(BUILD) -f deploy/docker/Containerfile -t localhost/anjeon:$(IMAGE_TAG) .
+	$(BUILD) -f deploy/docker/Containerfile.worker -t localhost/anjeon-worker:$(IMAGE_TAG)-cpu .
+	$(BUILD) -f deploy/docker/Containerfile.worker --build-arg TORCH_PIP_ARGS= -t localhost/anjeon-worker:$(IMAGE_TAG)-cuda .
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache logs
