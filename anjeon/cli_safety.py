@@ -81,21 +81,6 @@ def safety(broker: BrokerAddress, config_path: Path, store: str | None, history_
         raise click.ClickException(str(exc)) from None
 
 
-CSV_COLUMNS = ("id", "camera", "rule", "type", "zone", "line", "severity", "state", "started", "ended", "duration",
-               "peak", "tracks", "snapshot", "ack_by", "ack_at", "ack_note", "response_s", "outcome", "outcome_reason",
-               "clip_state", "clip")
-
-
-def csv_row(row: dict) -> list:
-    """One event as a CSV row: acknowledgement, response time and clip flattened into columns."""
-    ack, clip = row.get("ack") or {}, row.get("clip") or {}
-    flat = {**row, "tracks": " ".join(map(str, row.get("tracks") or [])), "ack_by": ack.get("by", ""),
-            "ack_at": ack.get("at", ""), "ack_note": ack.get("note", ""), "response_s": ack.get("response", ""),
-            "outcome": ack.get("outcome", ""), "outcome_reason": ack.get("reason", ""),
-            "clip_state": clip.get("state", ""), "clip": clip.get("path", "")}
-    return [flat.get(c, "") if flat.get(c) is not None else "" for c in CSV_COLUMNS]
-
-
 def _rows(db: Path, history: str | None, query: dict, limit: int):
     """Matching events newest first, page by page (any number, never all in memory)."""
     if history:
@@ -139,9 +124,11 @@ def events(db: Path, history: str | None, camera: str, rule: str, since: float |
 
     query = {"camera": camera, "rule": rule, "since": since, "until": until, "state": state}
     n = 0
+    from anjeon.safety.bus import EXPORT_COLUMNS, export_fields
+
     writer = csv.writer(sys.stdout) if as_csv else None
     if writer is not None:
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(EXPORT_COLUMNS)
     elif not as_json:
         click.echo(f"{'STARTED':19}  {'CAMERA':12} {'RULE':22} {'STATE':6} {'DUR s':>7} {'PEAK':>4}  "
                    f"{'ACK':16} {'CLIP':9} TRACKS  ID")
@@ -151,7 +138,7 @@ def events(db: Path, history: str | None, camera: str, rule: str, since: float |
             if as_json:
                 click.echo(json.dumps(row, ensure_ascii=False))
             elif writer is not None:
-                writer.writerow(csv_row(row))
+                writer.writerow(list(export_fields(row).values()))
             else:
                 click.echo(_line(row))
     except (TimeoutError, RuntimeError, ProtocolError) as exc:

@@ -30,6 +30,23 @@ HISTORY_OFFSET = 5  # default history port: the broker's base port + 5, on the s
 DEFAULT_HISTORY_HOST = "127.0.0.1"  # loopback unless --history-bind says otherwise
 
 
+# One event as a flat export row (CSV of `anjeon events` and of the console): ack, response time, outcome, clip.
+EXPORT_COLUMNS = ("id", "camera", "rule", "type", "zone", "line", "severity", "state", "started", "ended", "duration",
+                  "peak", "tracks", "snapshot", "ack_by", "ack_at", "ack_note", "response_s", "outcome",
+                  "outcome_reason", "clip_state", "clip")
+
+
+def export_fields(event: dict[str, Any]) -> dict[str, Any]:
+    """EXPORT_COLUMNS of one event map ('' where a value is missing)."""
+    ack = event.get("ack") if isinstance(event.get("ack"), dict) else {}
+    clip = event.get("clip") if isinstance(event.get("clip"), dict) else {}
+    tracks = event.get("tracks") if isinstance(event.get("tracks"), list) else []
+    flat = {**event, "tracks": " ".join(map(str, tracks)), "ack_by": ack.get("by"), "ack_at": ack.get("at"),
+            "ack_note": ack.get("note"), "response_s": ack.get("response"), "outcome": ack.get("outcome"),
+            "outcome_reason": ack.get("reason"), "clip_state": clip.get("state"), "clip": clip.get("path")}
+    return {c: "" if flat.get(c) is None else flat[c] for c in EXPORT_COLUMNS}
+
+
 def event_message(transition: str, event: dict[str, Any]) -> list[bytes]:
     return [wire.topic(EVENT_PREFIX, event["camera"]),
             wire.pack({"v": wire.VERSION, "kind": EVENT, "transition": transition, "event": event})]

@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.request
 
+import msgpack
 import numpy as np
 import pytest
 import zmq
@@ -90,6 +91,7 @@ rules:
     port = free_port()
     viewer = system.start("viewer", "viewer", "--broker", system.broker_url, "--port", str(port), "--history",
                           f"tcp://127.0.0.1:{history_port}", "--acks", str(tmp_path / "acks.jsonl"))
+    events = system.subscriber(b"evt/")
     time.sleep(1.0)  # subscriptions reach the broker
     stop = threading.Event()
     feeder = threading.Thread(target=scripted_camera, args=(system, "yard", open(bus_jpg, "rb").read(), stop,
@@ -97,7 +99,7 @@ rules:
     feeder.start()
     try:
         yield {"db": db, "safety": safety, "viewer": viewer, "url": f"http://127.0.0.1:{port}",
-               "history": f"tcp://127.0.0.1:{history_port}", "tmp": tmp_path}
+               "history": f"tcp://127.0.0.1:{history_port}", "tmp": tmp_path, "events": events}
     finally:
         stop.set()
         feeder.join(5)
@@ -122,6 +124,13 @@ def test_clip_covers_pre_to_post_roll_plays_in_chromium_and_ack_is_stored(clip_s
     clip = wait_for(lambda: (c := clip_row(db, event["id"])) and c["state"] != "recording" and c, 60,
                     "the clip to be finished")
     assert clip["state"] == "ready", clip
+    # The live end transition (what alerts at `end` carry) names the clip.
+    ends = []
+    while (frames := clip_system["events"].recv(1.0)) is not None:
+        msg = msgpack.unpackb(frames[1])
+        if msg["transition"] == "end":
+            ends.append(msg["event"])
+    assert [e["clip"]["path"] for e in ends] == [clip["path"]]
     info = probe(clip["path"])
     assert info["codec"] == "h264" and info["width"] == 810
     # The clip runs from PRE s before the start to POST s after the end (one clip frame of slack each side).

@@ -16,11 +16,12 @@ import json
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Awaitable, Callable
 
+from anjeon.safety.bus import EXPORT_COLUMNS, export_fields
+
 from .bus import HistoryPage
 from .state import safe_float
 
-CSV_COLUMNS = ("id", "camera", "rule", "type", "zone", "line", "severity", "state", "started", "ended", "duration",
-               "peak", "tracks", "ack_by", "ack_at")
+CSV_COLUMNS = EXPORT_COLUMNS  # with the acknowledgement, response time, outcome and clip (safety/bus.py)
 CSV_PAGE = 500  # events per history query while exporting (the service also cuts pages by size)
 
 Query = Callable[[dict[str, Any]], Awaitable[HistoryPage]]
@@ -93,10 +94,8 @@ async def all_events(query: Query, filters: dict[str, Any]) -> AsyncIterator[lis
 
 
 def csv_row(event: dict[str, Any]) -> list[Any]:
-    ack = event.get("ack") or {}
-    flat = {**event, "tracks": " ".join(map(str, event.get("tracks") or [])), "ack_by": ack.get("by", ""),
-            "ack_at": ack.get("at", "")}
-    return [_cell(flat.get(c, "")) for c in CSV_COLUMNS]
+    flat = export_fields(event)
+    return [_cell(flat[c]) for c in CSV_COLUMNS]
 
 
 def _cell(value: Any) -> Any:
