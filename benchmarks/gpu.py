@@ -161,19 +161,23 @@ def capacity(model: str, device: str, workers: int, threads: int, batch: int, st
 @click.option("--slo-ms", default=250.0, type=float, help="p99 target of the capacity step.")
 @click.option("--seconds", default=15.0, type=float, help="Length of each measured run.")
 @click.option("--resolution", default="1280x720", help="Frame size of the synthetic cameras.")
-@click.option("--tiny", is_flag=True, help="CPU smoke run: batches 1,2, 2 cameras, 1-step ramp, 3 s runs, 320x240.")
+@click.option("--pipeline-model", default="", help="Model of the pipeline and capacity steps [--model].")
+@click.option("--tiny", is_flag=True, help="CPU smoke run: batches 1,2, 2 cameras, 1-step ramp, 3 s runs, 320x240, "
+                                         "and a null:20 model (20 ms a batch) in the pipeline steps.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=OUT)
 def main(device, model, engine, batches, workers, batch, threads, cameras, ramp_start, ramp_factor, ramp_steps,
-         slo_ms, seconds, resolution, tiny, out) -> None:
+         slo_ms, seconds, resolution, pipeline_model, tiny, out) -> None:
     """Run the GPU benchmark end to end and write OUT/gpu.json."""
     width, height = (int(v) for v in resolution.split("x"))
     sizes = [int(b) for b in batches.split(",")]
     if tiny:
         sizes, cameras, ramp_start, ramp_steps, seconds, width, height = [1, 2], 2, 1, 1, 3.0, 320, 240
-        workers, batch = 1, 2
+        workers, batch, pipeline_model = 1, 2, pipeline_model or "null:20"
+    pipeline_model = pipeline_model or model
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
     result: dict[str, Any] = {"device": device, "model": model, "engine": engine, "tiny": tiny,
-                              "resolution": f"{width}x{height}", "workers": workers, "batch": batch}
+                              "resolution": f"{width}x{height}", "workers": workers, "batch": batch,
+                              "pipeline_model": pipeline_model}
     out.mkdir(parents=True, exist_ok=True)
     name = "gpu-tiny.json" if tiny else "gpu.json"
 
@@ -187,9 +191,9 @@ def main(device, model, engine, batches, workers, batch, threads, cameras, ramp_
     save()
     result["decode"] = decode_fps(width, height, device, min(seconds, 5.0))
     save()
-    result["pipeline"] = pipeline(model, device, workers, threads, batch, cameras, 10.0, seconds, width, height)
+    result["pipeline"] = pipeline(pipeline_model, device, workers, threads, batch, cameras, 10.0, seconds, width, height)
     save()
-    result["capacity"] = capacity(model, device, workers, threads, batch, ramp_start, ramp_factor, ramp_steps,
+    result["capacity"] = capacity(pipeline_model, device, workers, threads, batch, ramp_start, ramp_factor, ramp_steps,
                                   slo_ms, seconds, width, height)
     save()
     say(f"wrote {out / name}: most 10-fps cameras at p99 < {slo_ms:.0f} ms: {result['capacity']['max_cameras']}")

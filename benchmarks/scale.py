@@ -25,7 +25,7 @@ from typing import Any
 
 import click
 
-from anjeon.loadtest.runner import LoadTestConfig, Run, spawned_system, wait_for_workers
+from anjeon.loadtest.runner import LoadTestConfig, Run, spawned_system, wait_for_status, wait_for_workers
 from anjeon.protocol.endpoints import BrokerAddress, free_base_port
 
 from .common import LOG_DIR, QuietProgress
@@ -75,23 +75,8 @@ def role_figures(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def wait_for_names(address: BrokerAddress, names: set[str], timeout: float) -> bool:
     """Until the broker's status lists these subscribers online (the console and safety start slowly)."""
-    import zmq
-
-    from anjeon.loadtest.measure import Collector
-
-    ctx = zmq.Context()
-    collector = Collector(address, ctx).start()
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            subs = collector.latest_status().get("subscribers", {}).values()
-            if names <= {p.get("name") for p in subs if p.get("online")}:
-                return True
-            time.sleep(0.5)
-        return False
-    finally:
-        collector.stop()
-        ctx.destroy(linger=0)
+    return wait_for_status(address, lambda s: names <= {p.get("name") for p in s.get("subscribers", {}).values()
+                                                        if p.get("online")}, timeout, threading.Event())
 
 
 def run(cameras: int, fps: float, seconds: float, workers: int, width: int, height: int) -> dict[str, Any]:

@@ -272,8 +272,8 @@ def gpu(d: dict | None, tiny: dict | None) -> list[str]:
         rows = ", ".join(f"batch {r['batch']}: {r['fps']:.1f} fps" for r in tiny["model_fps"])
         cap = tiny.get("capacity", {})
         lines += [f"Its CPU smoke run (`--device cpu --tiny`, {tiny['date']}) completed every step: model {rows}; "
-                  f"pipeline {tiny['pipeline']['delivered_fps']} fps delivered with {tiny['pipeline']['cameras']} "
-                  f"cameras; capacity step: {cap.get('max_cameras')} camera(s) at p99 < {cap.get('slo_ms'):.0f} ms.",
+                  f"pipeline ({tiny.get('pipeline_model', tiny['model'])}) {tiny['pipeline']['delivered_fps']} fps "
+                  f"delivered with {tiny['pipeline']['cameras']} cameras; capacity step: {cap.get('max_cameras')} camera(s) at p99 < {cap.get('slo_ms'):.0f} ms.",
                   ""]
     return lines
 

@@ -178,18 +178,24 @@ def spawned_system(cfg: LoadTestConfig, log_dir: Path | None, cores: int) -> tup
     return sup, sup.shutdown
 
 
-def wait_for_workers(broker: BrokerAddress, count: int, timeout: float, stop: threading.Event) -> bool:
-    """Block until the broker's status lists ``count`` online workers."""
+def wait_for_status(broker: BrokerAddress, predicate: Callable[[dict[str, Any]], bool], timeout: float,
+                    stop: threading.Event) -> bool:
+    """Block until the broker's status snapshot satisfies ``predicate`` (or the timeout)."""
     ctx = zmq.Context()
     collector = Collector(broker, ctx).start()
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not stop.is_set():
-            status = collector.latest_status()
-            if len([w for w in status.get("workers", {}).values() if w.get("online")]) >= count:
+            if predicate(collector.latest_status()):
                 return True
             stop.wait(0.2)
         return False
     finally:
         collector.stop()
         ctx.destroy(linger=0)
+
+
+def wait_for_workers(broker: BrokerAddress, count: int, timeout: float, stop: threading.Event) -> bool:
+    """Block until the broker's status lists ``count`` online workers."""
+    return wait_for_status(broker, lambda s: len([w for w in s.get("workers", {}).values() if w.get("online")])
+                           >= count, timeout, stop)
