@@ -7,7 +7,9 @@ down (packets lost both ways, TCP connections left half-open, as on a real cut).
 
 from __future__ import annotations
 
+import math
 import time
+from pathlib import Path
 
 import msgpack
 import zmq
@@ -79,3 +81,61 @@ def test_edge_link_cut_for_30_s_drops_and_counts_at_the_edge_nothing_stale_after
         assert not stale, f"{len(stale)} frame(s) captured during the outage were delivered after it"
     finally:
         ns.close()
+
+
+DELAY = 0.3  # the issue's added latency on the worker's network
+SERVICE = 0.2  # null:200: each frame takes 200 ms, like a busy CPU model
+
+
+def _measure(sub, n: int = 50) -> tuple[float, float, float]:
+    """(results/s, p50, p99 latency in s) over the next n results, after letting the pipeline settle."""
+    sub.results(5, timeout=120)
+    got = sub.results(n, timeout=120)
+    rate = (len(got) - 1) / (got[-1]["_received"] - got[0]["_received"])
+    lat = sorted(r["_received"] - r["t_capture"] for r in got)
+    return rate, lat[len(lat) // 2], lat[int(0.99 * (len(lat) - 1))]
+
+
+def test_worker_300_ms_away_keeps_results_fresh_when_its_credit_covers_the_round_trip(system, tmp_path, bus_jpg):
+    """300 ms on the worker's egress (this kernel has no sch_netem: a delaying TCP proxy, tests/delay_proxy.py).
+
+    First the same worker next to the broker (credit 1) sets this machine's baseline; then one behind
+    the delay with credit ceil((service + delay) / service) = 3. With credit 1 it would idle a whole round
+    trip per frame (1 / 0.5 s = 2 frames/s); with 3 it keeps its throughput, and a frame waits behind at
+    most credit - 1 others: p99 = the baseline's plus the delay plus (credit - 1) service times at most.
+    Both figures are relative to the baseline, so a slow machine does not fail the test.
+    """
+    import subprocess
+    import sys
+
+    system.broker()
+    model = f"null:{SERVICE * 1000:.0f}"
+    near = system.start("w-near", "worker", "--broker", system.broker_url, "--model", model, "--batch", "1",
+                        "--name", "w-near")
+    system.edge("edge", f"c1={bus_jpg}", f"c2={bus_jpg}", f"c3={bus_jpg}", fps=10)  # 30/s offered: overload
+    sub = system.subscriber()
+    base_rate, base_p50, base_p99 = _measure(sub)
+    near.stop()
+    proxy_base = free_base_port()
+    proxy = subprocess.Popen([sys.executable, str(Path(__file__).with_name("delay_proxy.py")), str(proxy_base),
+                              str(system.base), str(DELAY)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proxy.stdout.readline().strip() == "ready"
+        credit = math.ceil((SERVICE + DELAY) / SERVICE)
+        system.start("w-far", "worker", "--broker", f"tcp://127.0.0.1:{proxy_base}", "--model", model,
+                     "--batch", "1", "--credit", str(credit), "--name", "w-far")
+        rate, p50, p99 = _measure(sub)
+        print(f"worker next to the broker: {base_rate:.2f} results/s, p50 {base_p50 * 1000:.0f} ms, "
+              f"p99 {base_p99 * 1000:.0f} ms; {DELAY * 1000:.0f} ms away with credit {credit}: {rate:.2f} "
+              f"results/s, p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+        assert rate >= 0.75 * base_rate, f"{rate:.2f} results/s against {base_rate:.2f}: credit short of the trip"
+        # Credit bounds what waits at the worker: a frame is behind at most credit - 1 others and the one in
+        # service. So p99 may add the delay and (credit - 1) service times to the baseline, never more
+        # (plus slack for this loaded machine's scheduling of the Python proxy: 0.1 s on the median, 0.6 s on
+        # the p99, which is one sample of 50); a queue that grows would pass both within seconds.
+        added = DELAY + (credit - 1) * SERVICE
+        assert p50 <= base_p50 + added + 0.1, f"p50 {p50 * 1000:.0f} ms: results went stale behind the delay"
+        assert p99 <= base_p99 + added + 0.6, f"p99 {p99 * 1000:.0f} ms: results went stale behind the delay"
+    finally:
+        proxy.terminate()
+        proxy.wait(10)
