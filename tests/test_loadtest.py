@@ -85,3 +85,16 @@ def test_benchmark_command_runs_and_writes_its_report(tmp_path):
     assert set(data["hop"]) == {"transport_in", "broker_wait", "transport_out"}
     report = (tmp_path / "benchmarks.md").read_text()
     assert "## 4. Transport ceiling" in report and "machine" in data
+
+
+def test_sizing_from_measured_capacities():
+    from anjeon.loadtest.sizing import Capacity, plan, render
+
+    cpu, gpu = Capacity(2.5, 800.0, "cpu"), Capacity(None, None, "gpu")
+    rows = plan([cpu, gpu], cameras=(16, 500), rates=(10.0,))
+    small, big = rows
+    assert small["frames_per_s"] == 160 and small["workers"] == {"cpu": 80, "gpu": None}  # 160 / (0.8 * 2.5)
+    assert small["broker_cores"] == 0.128 and small["brokers"] == 1
+    assert big["broker_cores"] == 4.0 and big["brokers"] == 5  # shards at 80 % of a core each
+    table = render(rows, [cpu, gpu])
+    assert table[0].startswith("| cameras |") and "| 500 | 10 | 5000 | 2500 | unmeasured | 4.00 | 5 |" in table
