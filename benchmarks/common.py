@@ -30,12 +30,12 @@ class QuietProgress(Progress):
 
 
 @contextlib.contextmanager
-def anjeon_system(workers: int, model: str, threads: int, batch: int | str = 1,
-                  device: str = "cpu") -> Iterator[BrokerAddress]:
+def anjeon_system(workers: int, model: str, threads: int, batch: int | str = 1, device: str = "cpu",
+                  worker_args: tuple[str, ...] = ()) -> Iterator[BrokerAddress]:
     """A private broker and workers on loopback, stopped on exit."""
     address = BrokerAddress("127.0.0.1", free_base_port())
     cfg = LoadTestConfig(broker=address, workers=workers, model=model, threads=threads, batch=batch, spawn=True,
-                         device=device)
+                         device=device, worker_args=worker_args)
     _, shutdown = spawned_system(cfg, LOG_DIR, cores=os.cpu_count() or 1)
     try:
         if not wait_for_workers(address, workers, 240, threading.Event()):

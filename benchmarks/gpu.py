@@ -116,9 +116,17 @@ class GpuSampler:
                 "memory_mb_max": round(max(m for _, m in self.samples))}
 
 
+def worker_flags(device: str, engine: str) -> tuple[str, ...]:
+    """A GPU worker as a site would run it: the engine asked for, JPEG decode on the GPU, a 2 ms batch wait cap."""
+    if not device.startswith("cuda"):
+        return ("--engine", engine)
+    return ("--engine", engine, "--decode", "gpu", "--batch-wait-ms", "2")
+
+
 def pipeline(model: str, device: str, workers: int, threads: int, batch: int, cameras: int, fps: float,
-             seconds: float, width: int, height: int) -> dict[str, Any]:
-    with common.anjeon_system(workers, model, threads=threads, batch=batch, device=device) as address:
+             seconds: float, width: int, height: int, engine: str = "auto") -> dict[str, Any]:
+    with common.anjeon_system(workers, model, threads=threads, batch=batch, device=device,
+                              worker_args=worker_flags(device, engine)) as address:
         with GpuSampler() as gpu:
             s = common.load_run(address, cameras=cameras, fps=fps, seconds=seconds, width=width,
                                 height=height)["summary"]
@@ -131,11 +139,11 @@ def pipeline(model: str, device: str, workers: int, threads: int, batch: int, ca
 
 
 def capacity(model: str, device: str, workers: int, threads: int, batch: int, start: int, factor: float,
-             steps: int, slo_ms: float, seconds: float, width: int, height: int) -> dict[str, Any]:
+             steps: int, slo_ms: float, seconds: float, width: int, height: int, engine: str = "auto") -> dict[str, Any]:
     """Ramp 10-fps cameras until p99 breaks the SLO or fewer than 95 % of frames come back."""
     rows, best, cams = [], None, start
     for _ in range(steps):
-        row = pipeline(model, device, workers, threads, batch, cams, 10.0, seconds, width, height)
+        row = pipeline(model, device, workers, threads, batch, cams, 10.0, seconds, width, height, engine)
         row["holds"] = bool(row["p99_ms"] is not None and row["p99_ms"] < slo_ms
                             and row["delivered_fps"] >= 0.95 * row["offered_fps"])
         rows.append(row)
@@ -191,10 +199,11 @@ def main(device, model, engine, batches, workers, batch, threads, cameras, ramp_
     save()
     result["decode"] = decode_fps(width, height, device, min(seconds, 5.0))
     save()
-    result["pipeline"] = pipeline(pipeline_model, device, workers, threads, batch, cameras, 10.0, seconds, width, height)
+    result["pipeline"] = pipeline(pipeline_model, device, workers, threads, batch, cameras, 10.0, seconds, width,
+                                  height, engine)
     save()
     result["capacity"] = capacity(pipeline_model, device, workers, threads, batch, ramp_start, ramp_factor, ramp_steps,
-                                  slo_ms, seconds, width, height)
+                                  slo_ms, seconds, width, height, engine)
     save()
     say(f"wrote {out / name}: most 10-fps cameras at p99 < {slo_ms:.0f} ms: {result['capacity']['max_cameras']}")
 

@@ -267,7 +267,10 @@ def gpu(d: dict | None, tiny: dict | None) -> list[str]:
               "cameras with a wait cap, the GPU decode path and its letterbox (run on CPU tensors), and "
               "`benchmarks/gpu.py`, the one script that measures all of it on a GPU in a few minutes: "
               "`.venv/bin/python -m benchmarks.gpu` (model fps at batch 1/8/32, CPU vs GPU decode, pipeline fps "
-              "with 64 cameras through the broker, the most 10-fps cameras at p99 < 250 ms, GPU utilisation).", ""]
+              "with 64 cameras through the broker, the most 10-fps cameras at p99 < 250 ms, GPU utilisation; `--workers N` "
+              "for several workers per GPU). On a lent GPU machine run it once as one command, e.g. `timeout 540 "
+              ".venv/bin/python -m benchmarks.gpu --seconds 10 --ramp-steps 4`: it writes docs/benchmarks/gpu.json "
+              "after every step, so a run cut short keeps what it measured, and this section then shows it.", ""]
     if tiny:
         rows = ", ".join(f"batch {r['batch']}: {r['fps']:.1f} fps" for r in tiny["model_fps"])
         cap = tiny.get("capacity", {})

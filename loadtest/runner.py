@@ -41,6 +41,7 @@ class LoadTestConfig:
     batch: int | str = "auto"
     device: str = "cpu"
     threads: int = 0
+    worker_args: tuple[str, ...] = ()  # more flags for spawned workers (e.g. --engine, --decode gpu)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def public(self) -> dict[str, Any]:
@@ -171,7 +172,7 @@ def spawned_system(cfg: LoadTestConfig, log_dir: Path | None, cores: int) -> tup
     for i in range(cfg.workers):
         specs.append(ServiceSpec(f"worker-{i + 1}", ["worker", "--broker", str(cfg.broker), "--model", cfg.model,
                                                      "--batch", str(cfg.batch), "--threads", str(threads),
-                                                     "--device", cfg.device,
+                                                     "--device", cfg.device, *cfg.worker_args,
                                                      "--name", f"worker-{i + 1}"]))
     sup = Supervisor(specs, log_dir)
     sup.start()
