@@ -42,13 +42,15 @@ def main(broker: str, credit: int = 8) -> None:
         if not dealer.poll(200):
             dealer.send(ready)
             continue
-        header_raw = dealer.recv_multipart(copy=False)[0]
-        header = msgpack.unpackb(header_raw.bytes)
-        if header.get("kind") != "frame":
+        parts = dealer.recv_multipart(copy=False)
+        header = msgpack.unpackb(parts[0].bytes)
+        if header.get("kind") != "frame" or len(parts) != 3:
             dealer.send(ready)
             continue
-        header.update(kind="result", worker=proc, model="drain", rendered=False, detections=[])
-        grant = header.pop("grant", "")
+        trailer = msgpack.unpackb(parts[2].bytes)  # what the broker adds: grant, age, its two timestamps
+        grant = trailer["grant"]
+        header.update(kind="result", worker=proc, model="drain", rendered=False, detections=[], age=trailer["age"])
+        header["ts"].update(broker_in=trailer["broker_in"], broker_out=trailer["broker_out"])
         t = time.time()
         header["ts"].update(worker_in=t, decoded=t, inferred=t, published=t)
         pub.send_multipart([f"res/{header['camera']}/".encode(), msgpack.packb(header)])

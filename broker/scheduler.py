@@ -52,6 +52,7 @@ class Pending:
     jpeg: Any  # zmq.Frame (forwarded untouched) or bytes
     arrived: float  # broker's monotonic clock
     raw: Any = None  # the header frame as received (forwarded untouched; see server.py)
+    t_in: float = 0.0  # Unix time it reached the broker (the broker_in stage, sent in the trailer)
     claimed: bool = True  # the camera is reported by an online edge
 
 

@@ -2,7 +2,7 @@
 
 Sockets (ports relative to --base-port, see anjeon.protocol.endpoints):
   frames-in   PULL    edges push [frame header, jpeg]
-  frames-out  ROUTER  workers' DEALERs send ready/credit; we send [header, jpeg]
+  frames-out  ROUTER  workers' DEALERs send ready/credit; we send [header as received, jpeg, trailer]
   results-in  XSUB    workers publish results; forwarded to results-out
   results-out XPUB    subscribers; subscriptions are forwarded to results-in
   control     ROUTER  heartbeats in, acks out
@@ -144,6 +144,9 @@ class Broker:
                         self._camera_drop(frame.header.camera, "expired")
                     if self._sweep():
                         next_status = now  # tell subscribers at once when something went offline
+                    # A revoked key must stop receiving too: drop results-out's connections (they reconnect).
+                    self.guard.drop_revoked(s[RESULTS_OUT], bind_endpoint(self.config.bind, self.config.base_port,
+                                                                          RESULTS_OUT))
                     next_tick = now + TICK
                 if self._status_now:
                     next_status, self._status_now = now, False
@@ -193,10 +196,9 @@ class Broker:
             self.drops.drop("camera_cap", f"camera {header.camera}: --max-cameras {self.config.max_cameras} "
                                           "cameras are streaming")
             return
-        header.stamp("broker_in")
         flow.frames_in.add()
         flow.edge, flow.last_frame = header.edge, now
-        outcome, other = self.scheduler.offer(header.camera, Pending(header, jpeg, now,
+        outcome, other = self.scheduler.offer(header.camera, Pending(header, jpeg, now, raw=frames[0], t_in=time.time(),
                                                                      claimed=header.camera in self._claimed))
         if outcome == OfferOutcome.REPLACED:
             flow.drops["superseded"] += 1
@@ -255,8 +257,10 @@ class Broker:
         outcome, slot = self.scheduler.ready(msg.proc, ident, msg.credit, msg.batch)
         if outcome == ReadyOutcome.NEW and slot is not None:
             log.info("worker %s ready with credit %d (announced %d)", msg.proc, slot.capacity, msg.credit)
-        elif outcome in (ReadyOutcome.CONFLICT, ReadyOutcome.FULL, ReadyOutcome.TOO_SOON):
+        elif outcome in (ReadyOutcome.CONFLICT, ReadyOutcome.FULL):
             self.drops.drop(outcome, f"ready from worker {msg.proc} ignored")
+        # TOO_SOON is not counted: a worker announces itself at start and again when it first hears the
+        # broker's id, and an ignored ready costs nothing (it cannot refill the credit of frames held).
 
     def _send_unknown(self, sock: zmq.Socket, ident: bytes) -> None:
         """Tell a worker the broker does not know it: it announces itself again."""
@@ -270,12 +274,12 @@ class Broker:
         while (picked := self.scheduler.next()) is not None:
             slot, frame = picked
             h = frame.header
-            now = time.monotonic()
-            h.age += now - frame.arrived
-            h.grant = slot.grant
-            h.stamp("broker_out")
+            # The edge's header goes on as received; what the broker adds travels in a small trailer
+            # (re-encoding the whole header per frame was the broker's largest cost after the decode).
+            trailer = messages.encode_trailer(slot.grant, h.age + (time.monotonic() - frame.arrived), frame.t_in,
+                                              time.time())
             try:
-                sock.send_multipart([slot.ident, h.to_wire(), frame.jpeg], zmq.NOBLOCK, copy=False)
+                sock.send_multipart([slot.ident, frame.raw, frame.jpeg, trailer], zmq.NOBLOCK, copy=False)
             except zmq.ZMQError as exc:
                 # EHOSTUNREACH: the worker is gone. EAGAIN: its pipe is full. Either way it has no
                 # real credit; forget it until it announces itself again. The frame is not re-sent:

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import zmq
 
-from anjeon.protocol import imaging, metrics, wire
+from anjeon.protocol import imaging, messages, metrics, wire
 from anjeon.protocol.annotate import draw
 from anjeon.protocol.endpoints import FRAMES_OUT, RESULTS_IN, BrokerAddress
 from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL, HeartbeatClient, default_name
@@ -158,9 +158,7 @@ class Worker:
             try:
                 if len(frames) == 1 and wire.unpack(frames[0].bytes, wire.UNKNOWN):
                     return None
-                if len(frames) != 2:
-                    raise wire.ProtocolError("malformed", f"{len(frames)} parts where [header, jpeg] was expected")
-                header = wire.FrameHeader.from_wire(frames[0].bytes)
+                header = messages.decode_dispatched(frames)  # [header, jpeg, trailer] (docs/protocol.md)
             except wire.ProtocolError as exc:
                 self.drops.drop(exc.reason, str(exc))
                 continue

@@ -15,7 +15,7 @@ from typing import Any
 
 import zmq
 
-from anjeon.protocol import wire
+from anjeon.protocol import messages, wire
 from anjeon.protocol.endpoints import RESULTS_OUT, BrokerAddress
 from anjeon.protocol import security
 from anjeon.protocol.sockets import configure
@@ -98,7 +98,7 @@ class Collector:
         now_wall, now = time.time(), time.monotonic()
         try:
             if frames[0] == wire.STATUS_TOPIC:
-                self.data.statuses.append((now, wire.unpack(frames[1], wire.STATUS)))
+                self.data.statuses.append((now, messages.decode_status(frames[1])))
                 return
             header = wire.unpack(frames[1], wire.RESULT)
             frame = wire.FrameHeader.from_map(header)

@@ -271,7 +271,7 @@ def F(name: str, type_: Type, required: bool = False, default: Any = None, doc: 
 
 ID = Str(MAX_ID, min_len=1)
 COUNTS = MapOf(Str(MAX_NAME), Int(), MAX_COUNT_KEYS)
-STAMPS = MapOf(Str(MAX_NAME), Float(), 32)
+STAMPS = MapOf(Str(MAX_NAME), Float(), 64)
 SECONDS = Float(0.0)
 PROCESS = Record((F("cpu", Float(0.0), default=0.0, doc="CPU use, percent of one core"),
                   F("rss_mb", Float(0.0), default=0.0, doc="resident memory, MB")))
@@ -536,7 +536,12 @@ def decode_worker_message(data: bytes) -> Ready | Credit:
     h = wire.unpack(data, wire.READY, wire.CREDIT)
     if h["kind"] == wire.READY:
         return Ready(**_record(wire.READY, h))
-    return Credit(**_record(wire.CREDIT, h))
+    # A credit comes back for every frame: CREDIT_FIELDS checked inline (a test checks they agree).
+    proc, grant, n = h.get("proc"), h.get("grant"), h.get("n", 1)
+    if type(proc) is not str or not 0 < len(proc) <= MAX_ID or type(grant) is not str or len(grant) > MAX_ID \
+            or type(n) is not int or not 1 <= n <= 1024:
+        raise ProtocolError("malformed", "credit: proc, grant or n missing or of the wrong type or range")
+    return Credit(proc, grant, n)
 
 
 def decode_unknown(data: bytes) -> None:

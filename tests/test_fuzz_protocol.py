@@ -57,6 +57,22 @@ def test_the_hand_written_frame_decoder_agrees_with_its_declared_table(raw):
 
 
 @FUZZ
+@given(raw=confused(wire.CREDIT))
+def test_the_inline_credit_decoder_agrees_with_its_declared_table(raw):
+    try:
+        messages.decode_worker_message(raw)
+        fast = True
+    except wire.ProtocolError:
+        fast = False
+    try:
+        messages.decode_credit(raw)
+        table = True
+    except wire.ProtocolError:
+        table = False
+    assert fast == table
+
+
+@FUZZ
 @given(raw=confused(wire.HEARTBEAT + "/edge"))
 def test_a_decoded_heartbeat_has_the_declared_types(raw):
     try:
