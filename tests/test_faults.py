@@ -11,14 +11,16 @@ import sqlite3
 import time
 
 import msgpack
+import zmq
 
+from anjeon.protocol import wire
 from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL
 from anjeon.protocol.sockets import PEER_TIMEOUT_MS
 from anjeon.safety.incident import Event
 from anjeon.safety.store import EventStore
 from conftest import free_base_port, wait_for
 from prometheus_server import free_port, samples, try_scrape, wait_scrapeable
-from safety_fixtures import write_config
+from safety_fixtures import stored_events, write_config
 
 RULES = """
 zones:
@@ -181,3 +183,86 @@ def test_sigterm_stops_every_process_within_5_s_with_its_store_flushed(system, t
     finally:
         con.close()
     assert ("ev-open-1",) in rows
+
+
+class SteadyPerson:
+    """A worker speaking the protocol: one person standing in the frame, five results a second.
+
+    The null worker finds nobody, and the person model is too slow for this machine to hold an event
+    through a restart; this peer publishes exactly what a worker would for such a scene.
+    """
+
+    def __init__(self, ctx, base: int, camera: str, jpeg: bytes) -> None:
+        import threading
+
+        self.camera, self.jpeg = camera, jpeg
+        self.pub = ctx.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.LINGER, 0)
+        self.pub.connect(f"tcp://127.0.0.1:{base + 2}")
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        seq = 0
+        while not self.stop.wait(0.2):
+            seq += 1
+            now = time.time()
+            header = wire.FrameHeader(camera=self.camera, run="steady", seq=seq, t_capture=now, width=810,
+                                      height=1080, size=len(self.jpeg), ts={"capture": now, "published": now})
+            box = [300.0 + (seq % 5), 300.0, 450.0 + (seq % 5), 800.0]
+            body = wire.Result(frame=header, worker="steady", model="steady",
+                               detections=[wire.Detection("person", 0.9, box, "person")]).to_wire()
+            try:
+                self.pub.send_multipart([wire.topic(wire.IMAGE_PREFIX, self.camera), body, self.jpeg], zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.pub.close(0)
+
+
+def test_broker_restart_loses_and_duplicates_no_safety_event(system, tmp_path, bus_jpg):
+    db = tmp_path / "events.db"
+    # The rules cannot tell "nobody there" from "no results": an outage longer than end_after ends the event
+    # (and the next result starts another). A broker restart on this loaded machine takes a few seconds,
+    # so end_after is 15 s here; docs/metrics.md (Faults) says what this means for a site's config.
+    config = write_config(tmp_path / "site.yaml", "gate", RULES.replace("end_after: 3.0", "end_after: 15.0"), db)
+    broker = system.broker()
+    metrics_port = free_port()
+    system.start("safety", "safety", "--broker", system.broker_url, "--config", str(config), "--history-bind",
+                 f"tcp://127.0.0.1:{free_base_port()}", "--name", "safety", "--metrics-port", str(metrics_port))
+    evaluated = lambda: sum(samples(try_scrape(metrics_port), "anjeon_safety_results_total").values())  # noqa
+    events = system.subscriber(b"evt/gate/")
+    live: list[tuple[str, str]] = []
+
+    def drain(seconds: float) -> list[tuple[str, str]]:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            frames = events.recv(min(left, 0.2))
+            if frames and frames[0].startswith(b"evt/"):
+                msg = msgpack.unpackb(frames[1])
+                live.append((msg["transition"], msg["event"]["id"]))
+        return live
+
+    person = SteadyPerson(system.ctx, system.base, "gate", open(bus_jpg, "rb").read())
+    try:
+        wait_for(lambda: [t for t in drain(0.5) if t[0] == "start"], 90, "the intrusion to start")
+        (event_id,) = {i for t, i in live if t == "start"}
+        assert broker.stop() == 0
+        restarted = system.broker()
+        wait_for(lambda: "listening" in restarted.output(), 60, "the new broker to bind")
+        restarted_at = time.monotonic()
+        before = evaluated()
+        wait_for(lambda: drain(0.5) is not None and evaluated() >= before + 15, 60,
+                 "results reaching the rules through the new broker")
+        print(f"broker restart with an open event: 15 results evaluated through the new broker "
+              f"{time.monotonic() - restarted_at:.1f} s after it bound")
+    finally:
+        person.close()
+    wait_for(lambda: [t for t in drain(0.5) if t[0] == "end"], 90, "the intrusion to end once the person left")
+    stored = stored_events(db)
+    assert [(e["id"], e["state"]) for e in stored] == [(event_id, "ended")], (live, [(e["id"], e["started"], e["ended"], e["updated"]) for e in stored])
+    assert [t for t in live if t[0] in ("start", "end")] == [("start", event_id), ("end", event_id)], live
