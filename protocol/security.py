@@ -165,13 +165,22 @@ def format_allowlist_line(public: bytes, name: str, roles: list[str] | tuple[str
 
 
 class AllowlistFile:
-    """The allowlist as currently on disk; ``current`` is swapped whole, so readers on other threads are safe."""
+    """The allowlist as on disk. Two views, each swapped whole (safe for readers on other threads):
+
+    ``admission`` decides new connections (the ZAP handler); ``current`` decides the messages of
+    connections already made. A file that parses replaces both: a removed line revokes at once, a
+    broken line refuses its key everywhere. A file that cannot be read (deleted, mid-copy, wrong
+    mode) admits nobody new but keeps the running site as it was, since it says nothing about who
+    lost their rights. A change is applied once the file has stayed the same for one check, so a
+    file being written is not read half-way.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._stamp: tuple | None = None
         self.reloads = self.failures = 0
-        self.current = self._load(initial=True)
+        self.revoked = False  # a reload removed a key or a role: set by the watcher, cleared by the server
+        self._stamp = self._pending = self._read_stamp()
+        self.current = self.admission = self._parse(self._read(initial=True))
 
     def _read_stamp(self) -> tuple | None:
         try:
@@ -180,17 +189,18 @@ class AllowlistFile:
             return None
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
-    def _load(self, initial: bool = False) -> Allowlist:
-        self._stamp = self._read_stamp()
+    def _read(self, initial: bool = False) -> str | None:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            return self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             if initial:
                 raise SecurityError(f"cannot read the allowlist {self.path}: {exc}") from None
             self.failures += 1
-            log.error("SECURITY: cannot read the allowlist %s (%s): admitting NOBODY until it is fixed",
-                      self.path, exc)
-            return Allowlist()
+            log.error("SECURITY: cannot read the allowlist %s (%s): admitting NOBODY new until it is fixed "
+                      "(connections made before keep their rights)", self.path, exc)
+            return None
+
+    def _parse(self, text: str) -> Allowlist:
         allowlist = parse_allowlist(text, str(self.path))
         for error in allowlist.errors:
             log.error("SECURITY: allowlist line refused, that key is NOT admitted: %s", error)
@@ -199,11 +209,23 @@ class AllowlistFile:
         return allowlist
 
     def reload_if_changed(self) -> bool:
-        if self._read_stamp() == self._stamp:
+        stamp = self._read_stamp()
+        if stamp == self._stamp:
             return False
-        self.current = self._load()
+        if stamp != self._pending:  # still changing (or just changed): look again on the next check
+            self._pending = stamp
+            return False
+        self._stamp = stamp
+        text = self._read()
+        if text is None:
+            self.admission = Allowlist()
+        else:
+            old, self.current = self.current, self._parse(text)
+            self.admission = self.current
+            if any(not entry.roles <= self.current.roles(key) for key, entry in old.entries.items()):
+                self.revoked = True
         self.reloads += 1
-        log.info("allowlist %s reloaded: %d key(s)", self.path, len(self.current.entries))
+        log.info("allowlist %s reloaded: %d key(s)", self.path, len(self.admission.entries))
         return True
 
 
@@ -288,7 +310,7 @@ class _Admission:
         self._refused: set[bytes] = set()
 
     def callback(self, _domain: str, key: bytes) -> bool:
-        roles = self._allowlist.current.roles(key.decode("ascii", "replace"))
+        roles = self._allowlist.admission.roles(key.decode("ascii", "replace"))
         if roles & SOCKET_ROLES[self._domain]:
             return True
         if key not in self._refused and len(self._refused) < 1000:  # logged once per key, bounded
@@ -308,7 +330,7 @@ class RoleAuthenticator(ThreadAuthenticator):
 
     def curve_user_id(self, client_public_key: bytes) -> str:
         key = zmq.utils.z85.encode(client_public_key).decode("ascii")
-        entry = self.allowlist.current.entries.get(key)
+        entry = self.allowlist.admission.entries.get(key)
         name, roles = (entry.name, ",".join(sorted(entry.roles))) if entry else ("?", "")
         return f"{name}:{roles}:{key}"
 
@@ -322,7 +344,9 @@ class Guard:
 
     def __init__(self, ctx: zmq.Context, keys: Keyring | None, bind_host: str, what: str) -> None:
         self.keys, self.what = keys, what
-        self.denied = 0
+        self.denied = self.cuts = 0
+        self._rebind = False  # results-out unbound after a revocation, not yet bound again
+        self._rebind_failures = 0
         self._auth: RoleAuthenticator | None = None
         self.allowlist: AllowlistFile | None = None
         self._stop = threading.Event()
@@ -411,10 +435,42 @@ class Guard:
         uid = user_id(frame) if self._auth is not None else None
         return uid.split(":", 1)[0] if uid else "unauthenticated"
 
+    def drop_revoked(self, sock: zmq.Socket, endpoint: str) -> bool:
+        """After a revocation, drop every connection of ``sock`` (call on its own thread).
+
+        Messages from a revoked key are refused one by one, but a subscriber already connected would
+        go on receiving: unbinding ends every connection made through the endpoint, the honest
+        clients reconnect by themselves (a second or two) and the revoked one fails the handshake.
+        """
+        if self.allowlist is None or not (self.allowlist.revoked or self._rebind):
+            return False
+        if self.allowlist.revoked:
+            self.allowlist.revoked = False
+            try:
+                sock.unbind(sock.last_endpoint.decode())
+            except zmq.ZMQError as exc:
+                self.allowlist.revoked = True  # nothing was cut: try again on the next call
+                log.error("SECURITY: could not unbind %s after a revocation (%s)", endpoint, exc.strerror)
+                return False
+            self._rebind = True
+        try:
+            sock.bind(endpoint)  # the old listener closes asynchronously: EADDRINUSE for a moment
+        except zmq.ZMQError as exc:
+            self._rebind_failures += 1
+            if self._rebind_failures % 40 == 0:  # every ~10 s at the broker's tick: say it, keep trying
+                log.error("SECURITY: cannot bind %s again after a revocation (%s); subscribers are cut off",
+                          endpoint, exc.strerror)
+            return False
+        self._rebind, self._rebind_failures = False, 0
+        self.cuts += 1
+        log.warning("SECURITY: a key lost its rights: dropped every connection on %s (cut %d); clients reconnect",
+                    endpoint, self.cuts)
+        return True
+
     def stats(self) -> dict:
         if self.allowlist is None:
             return {"curve": False}
-        return {"curve": True, "keys": len(self.allowlist.current.entries), "denied": self.denied,
+        return {"curve": True, "keys": len(self.allowlist.current.entries), "denied": self.denied, "cuts": self.cuts,
                 "reloads": self.allowlist.reloads, "allowlist_errors": self.allowlist.failures}
 
     def stop(self) -> None:

@@ -276,6 +276,23 @@ def test_allowlist_changes_apply_without_restart_and_a_bad_line_admits_nobody(sy
     assert b"after" not in seen
     assert not (keys / "pub2.key_secret").exists()  # revoke also removes the master copy of the pair
 
+    # A revoked subscriber already connected stops receiving too: the broker drops results-out's connections
+    # (honest clients reconnect by themselves; the revoked one fails the handshake).
+    before = reloads()
+    assert anjeon("keys", "add", k, "sub2", "--role", "subscriber").returncode == 0
+    wait_for(lambda: reloads() > before, WAIT, "the broker to reload the allowlist")
+    sub2 = client.sub("sub2", b"status/")
+    recv_until(sub2, lambda f: f[0] == wire.STATUS_TOPIC, WAIT, "status for sub2")
+    cuts = broker.output().count("dropped every connection")
+    assert anjeon("keys", "revoke", k, "sub2").returncode == 0
+    wait_for(lambda: broker.output().count("dropped every connection") > cuts, WAIT, "results-out's connections cut")
+    watcher = client.sub("subscriber", b"status/")
+    recv_until(watcher, lambda f: f[0] == wire.STATUS_TOPIC, WAIT, "status after the cut")
+    drain(sub2)  # what was under way before the cut
+    for _ in range(2):
+        recv_until(watcher, lambda f: f[0] == wire.STATUS_TOPIC, WAIT, "more status")
+    assert drain(sub2) == [], "a revoked subscriber kept receiving"
+
     # A broken line refuses that key (loudly) and keeps the valid ones; nothing falls back to "allow any".
     allowlist = keys / security.ALLOWLIST
     lines = allowlist.read_text().splitlines()
