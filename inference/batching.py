@@ -22,7 +22,10 @@ MAX_BATCH = 256
 # CPU: the default model on 2 torch threads, 768x576 frames of the sample, on the shared 2-core machine while
 # other people's jobs ran, two passes of 10 s per size in one run: ms per frame at batch 1/2/4/8 =
 # 3149/2229/1520/1596 and 13259/899/440/496 (the machine's load swung between and within the passes, so
-# only the order is trusted). Batch 4 was the cheapest per frame in both passes and 8 was no better, so 4.
+# only the order is trusted). Batch 4 was the cheapest per frame in both passes and 8 was no better. The
+# benchmark (`benchmarks/run_all.py batching`, docs/benchmarks.md section 8) repeated it: 9164/5909/4130/5527
+# and 11711/7204/4553/3246, batch 4 cheapest in one pass and 8 in the other. Batches >= 2 always beat 1; of 4
+# and 8, 4, because a backlogged batch's latency grows with its size.
 # Batching never waits, so at light load the batch is 1 whatever this says. CUDA: NOT measured (no GPU was
 # lent to the session that wrote this); 8 is a placeholder for the figure benchmarks/gpu.py reports.
 DEFAULT_BATCH = {"cpu": 4, "cuda": 8}
