@@ -22,7 +22,10 @@ from .observation import NO_HELMET_LABELS, Observation
 FALL_LABELS = frozenset({"Fall", "fall", "fallen"})
 UPRIGHT_ASPECT = 1.2  # box height / width of a standing person (walking people measure 1.8-3)
 DOWN_ASPECT = 1.0  # height / width below this: a lying box (needed together with the Fall label)
-MOVED_HEIGHTS = 1.0  # an upright track must move this many of its box heights to count as a moving person
+# An upright track must move this many of its box heights to count as a moving person. Half a height
+# is far beyond box jitter (a static object moves a few pixels) and still reachable at a low result
+# rate, where a walker is seen upright only a few times after their track is confirmed.
+MOVED_HEIGHTS = 0.5
 FORGET_AFTER = 30.0  # seconds: per-track memory of tracks not seen for this long is dropped
 
 

@@ -19,7 +19,8 @@ The yard (normalized coordinates, feet = bottom centre of a person):
   together (crowding, max 1), and walks out again; C never crosses the fence.
 - **D** walks upright on the left, lies down (the sprite turned on its side),
   stays down (fall), and is gone later.
-- **B** stands still on the left all along: never part of anything.
+- **B** stands still at the top right all along, above the zone and never on
+  the fence's allowed side: never part of anything.
 """
 
 from __future__ import annotations
@@ -87,17 +88,18 @@ def c_x(t: float) -> float | None:
 
 
 def d_at(t: float) -> tuple[float, float] | None:
-    """D: walks upright x 0.04 -> 0.34 (t 4..12: more than their own height), lies down at t 12, gone at t 24."""
-    if t < 4.0 or t >= 24.0:
+    """D: walks upright x 0.03 -> 0.42 (t 3..12: 1.4 times their height, so even at a low rate the part
+    seen after the track is confirmed is more than their height), lies down at t 12, gone at t 24."""
+    if t < 3.0 or t >= 24.0:
         return None
-    return (_walk(t, 4.0, 0.04, 12.0, 0.34), 0.62)
+    return (_walk(t, 3.0, 0.03, 12.0, 0.42), 0.62)
 
 
 ACTORS = (
     Actor("A", "left", lambda t: (a_x(t), 0.86)),
     Actor("C", "left", lambda t: None if c_x(t) is None else (c_x(t), 0.93)),
     Actor("D", "left", d_at, lying=lambda t: t >= 12.0),
-    Actor("B", "right", lambda t: (0.44, 0.38)),
+    Actor("B", "right", lambda t: (0.75, 0.40)),
 )
 DURATION = 34.0  # seconds; everything is over by then except B standing
 
@@ -228,3 +230,174 @@ def record(fps: float, model: str = "person") -> list[list[dict]]:
     tmp.write_text(json.dumps({"fps": fps, "model": model, "frames": frames}))
     tmp.replace(path)
     return frames
+
+
+# ------------------------------------------------------------------ running a scene and scoring what the rules said
+
+CAMERA = "yard"
+WARMUP = "warmup"  # a camera without rules: proves the bus is connected both ways before the scene starts
+SLACK = 0.5  # seconds beyond one result interval that the issue allows
+
+
+def site_config(path: Path, store: Path, cameras: tuple[str, ...] = (CAMERA,)) -> Path:
+    body = "\n".join("      " + line for line in RULES.strip("\n").splitlines())
+    cams = "".join(f"    {cam}:\n{body}\n" for cam in cameras)
+    path.write_text(f"safety:\n  store: {store}\n  cameras:\n{cams}    {WARMUP}: {{}}\n", encoding="utf-8")
+    return path
+
+
+@dataclass
+class Heard:
+    """What the safety service said on the bus, in order: its track state per result and its events."""
+
+    tracks: list[dict]  # trk/CAM/ headers
+    events: list[tuple[dict, float | None]]  # (evt message, t_capture of the result that decided it)
+
+
+class Listener:
+    """A SUB on results-out for trk/ and evt/: the order on one publisher's connection is kept, so the
+    last trk/ message before an evt/ message is the result that decided that transition."""
+
+    def __init__(self, ctx, results_out: str, camera: str = CAMERA) -> None:
+        import zmq
+
+        self.sock = ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(results_out)
+        for prefix in ("trk/", "evt/"):
+            self.sock.setsockopt(zmq.SUBSCRIBE, f"{prefix}{camera}/".encode())
+        self.sock.setsockopt(zmq.SUBSCRIBE, f"trk/{WARMUP}/".encode())
+        self.camera = camera
+        self.heard = Heard([], [])
+        self.warm = False
+
+    def drain(self, timeout: float = 0.0) -> None:
+        import msgpack
+
+        while self.sock.poll(timeout * 1000):
+            timeout = 0.0
+            topic, body = self.sock.recv_multipart()[:2]
+            msg = msgpack.unpackb(body)
+            if topic.startswith(f"trk/{WARMUP}/".encode()):
+                self.warm = True
+            elif topic.startswith(b"trk/"):
+                self.heard.tracks.append(msg)
+            else:
+                last = self.heard.tracks[-1]["t_capture"] if self.heard.tracks else None
+                self.heard.events.append((msg, last))
+
+
+def result_message(camera: str, run: str, seq: int, t_capture: float, jpeg: bytes, detections: list[dict]) -> list[bytes]:
+    """What a worker publishes for one frame on img/CAM/ (header with detections, then the JPEG)."""
+    from anjeon.protocol import wire
+
+    frame = wire.FrameHeader(camera=camera, run=run, seq=seq, t_capture=t_capture, width=W, height=H, size=len(jpeg),
+                             edge="scene-replay", ts={"capture": t_capture})
+    result = wire.Result(frame=frame, worker="replay", model="person (recorded)",
+                         detections=[wire.Detection.from_dict(d) for d in detections])
+    return [wire.topic(wire.IMAGE_PREFIX, camera), result.to_wire(), jpeg]
+
+
+def replay(ctx, results_in: str, listener: Listener, recorded: list[list[dict]], fps: float, rate: float,
+           cameras: tuple[str, ...] = (CAMERA,), timeout: float = 60.0, stop_at: float | None = None) -> float:
+    """Publish the recorded detections of every (fps/rate)-th frame at ``rate`` results/s, paced in real time,
+    with capture time = now (as an edge would stamp them). Returns the capture time of the scene's start.
+    ``stop_at``: the camera goes quiet at this scene time (seconds)."""
+    import time
+
+    import zmq
+
+    pub = ctx.socket(zmq.PUB)
+    pub.setsockopt(zmq.LINGER, 0)
+    pub.connect(results_in)
+    jpeg0 = cv2.imencode(".jpg", background())[1].tobytes()
+    deadline = time.monotonic() + timeout
+    seq = 0
+    while not listener.warm:  # bounded: the service must answer a warm-up result before the scene starts
+        if time.monotonic() > deadline:
+            raise AssertionError("the safety service never answered on trk/warmup/")
+        seq += 1
+        pub.send_multipart(result_message(WARMUP, "warm", seq, time.time(), jpeg0, []))
+        listener.drain(0.2)
+    # The frame nearest each 1/rate step: at a rate that does not divide fps the gaps alternate (jitter).
+    picks = sorted({min(len(recorded) - 1, round(j * fps / rate)) for j in range(int(len(recorded) / fps * rate) + 1)})
+    frames = [k for k in picks if stop_at is None or k / fps < stop_at]
+    jpegs = {k: cv2.imencode(".jpg", frame_at(k / fps), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for k in frames}
+    t0 = time.time() + 0.5
+    for k in frames:
+        due = t0 + k / fps
+        while time.time() < due:
+            listener.drain(min(0.05, max(0.0, due - time.time())))
+        for cam in cameras:
+            pub.send_multipart(result_message(cam, f"replay-{cam}", k + 1, due, jpegs[k], recorded[k]))
+    listener.drain(1.0)
+    pub.close(0)
+    return t0
+
+
+@dataclass
+class Score:
+    rule: str
+    events: int  # events of this rule (1 is right)
+    start_error: float | None  # started - (truth.start + min_duration), seconds
+    end_error: float | None  # (capture time of the result that ended it) - (truth.end + end_after)
+    interval: float  # the largest result interval around the incident
+    start_ok: bool
+    end_ok: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.events == 1 and self.start_ok and self.end_ok
+
+
+def _interval_near(times: list[float], a: float, b: float) -> float:
+    gaps = [t2 - t1 for t1, t2 in zip(times, times[1:]) if t2 >= a and t1 <= b]
+    return max(gaps, default=0.0)
+
+
+def score(heard: Heard, t0: float) -> list[Score]:
+    """Each scripted incident against what the service said: one event, on time (bounds as in the issue)."""
+    times = [m["t_capture"] for m in heard.tracks]
+    out = []
+    for tr in truth():
+        msgs = [(m, at) for m, at in heard.events if m["event"]["rule"] == tr.rule]
+        ids = {m["event"]["id"] for m, _ in msgs}
+        starts = [m for m, _ in msgs if m["transition"] == "start"]
+        ends = [at for m, at in msgs if m["transition"] == "end"]
+        wait, linger = MIN_DURATION[tr.rule], END_AFTER[tr.rule]
+        i_start = _interval_near(times, t0 + tr.start - 1.0, t0 + tr.start + wait + 1.0)
+        i_end = _interval_near(times, t0 + tr.end - 1.0, t0 + tr.end + linger + 1.0)
+        start_err = starts[0]["event"]["started"] - (t0 + tr.start + wait) if starts else None
+        end_err = ends[0] - (t0 + tr.end + linger) if ends and ends[0] is not None else None
+        # Where min_duration (end_after) is shorter than one interval, the two results an event needs
+        # take longer: max(min_duration, interval) + interval (docs/safety.md).
+        start_ok = start_err is not None and -i_start - SLACK <= start_err <= max(wait, i_start) - wait + i_start + SLACK
+        end_ok = end_err is not None and -i_end - SLACK <= end_err <= max(linger, i_end) - linger + i_end + SLACK
+        out.append(Score(tr.rule, len(ids), start_err, end_err, max(i_start, i_end), start_ok, end_ok))
+    return out
+
+
+def other_events(heard: Heard) -> list[dict]:
+    rules = {tr.rule for tr in truth()}
+    return [m for m, _ in heard.events if m["event"]["rule"] not in rules]
+
+
+def main() -> None:
+    """``python tests/scenes.py RESULTS_IN RESULTS_OUT RATE [STOP_AT]``: replay the scene as a separate process
+    (so it can run on a shifted clock under faketime, like an edge on a host whose clock is off); prints the
+    capture time of the scene's start on that clock."""
+    import sys
+
+    import zmq
+
+    results_in, results_out, rate = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    stop_at = float(sys.argv[4]) if len(sys.argv) > 4 else None
+    ctx = zmq.Context()
+    listener = Listener(ctx, results_out)
+    t0 = replay(ctx, results_in, listener, record(5.0), 5.0, rate, stop_at=stop_at)
+    print(f"t0 {t0!r}", flush=True)
+    ctx.destroy(linger=0)
+
+
+if __name__ == "__main__":
+    main()
