@@ -661,10 +661,15 @@ DOC_TABLES = {
     "worker info": WORKER_INFO.fields, "other roles' info": OTHER_INFO.fields, "event": EVENT_FIELDS,
     "event map": EVENT_MAP.fields, "events_query": EVENTS_QUERY_FIELDS, "events": EVENTS_FIELDS,
     "ack": ACK_FIELDS, "acked": ACKED_FIELDS,
-    "error": ERROR_FIELDS, "tracks": TRACKS_FIELDS, "track": TRACK.fields,
+    "error": ERROR_FIELDS, "tracks": TRACKS_FIELDS, "track": TRACK.fields, "status": STATUS_FIELDS,
+    "status camera": STATUS_CAMERA.fields,
 }
 
 
+def doc_tables() -> str:
+    """Every table above, as docs/protocol.md's "Field tables" section holds them."""
+    return "".join(f"\n#### `{title}`\n\n{field_table(spec)}\n" for title, spec in DOC_TABLES.items())
+
+
 if __name__ == "__main__":
-    for title, spec in DOC_TABLES.items():
-        sys.stdout.write(f"\n#### `{title}`\n\n{field_table(spec)}\n")
+    sys.stdout.write(doc_tables())

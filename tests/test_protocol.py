@@ -184,3 +184,13 @@ def test_freshness_gate_is_bounded():
         gate.admit(f"fake{i}", "r", 1, 100.0, now=i * 1e-3)
     assert len(gate) == 100 and gate.evicted == 19_900
     assert gate.last("fake19999") is not None and gate.last("fake0") is None
+
+
+def test_the_field_tables_in_docs_are_the_decoders_own():
+    from pathlib import Path
+
+    from anjeon.protocol import messages
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+    section = doc.split("<!-- field tables begin -->\n")[1].split("<!-- field tables end -->")[0]
+    assert section.strip() == messages.doc_tables().strip(), "run: python -m anjeon.protocol.messages"
