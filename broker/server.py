@@ -390,9 +390,11 @@ class Broker:
         return bool(gone)
 
     def snapshot(self) -> dict:
-        return build_snapshot(run=self.run_id, started=self._started, flows=self.flows, registry=self.registry,
+        snap = build_snapshot(run=self.run_id, started=self._started, flows=self.flows, registry=self.registry,
                               scheduler=self.scheduler, broker_drops=self.drops.snapshot(),
                               process=self._meter.sample(), now=time.monotonic(), limits=self.config.limits())
+        snap["security"] = self.guard.stats() if self.guard is not None else {"curve": False}
+        return snap
 
     def _publish_status(self) -> None:
         try:

@@ -194,6 +194,7 @@ def test_nobody_without_the_right_role_injects_anything(secured, bus_jpg):
     assert [w["name"] for w in status["workers"].values()] == ["w1"]
     assert all(not e["name"].startswith("fake-worker") for e in status["edges"].values())
     assert status["drops"].get("forbidden", 0) > 0  # keyed but wrong role: refused per message and counted
+    assert status["security"]["curve"] is True and status["security"]["denied"] > 0
     for key, sock in dealers.items():
         assert drain(sock) == [], f"a frames-out DEALER with key {key} was given frames"
 
