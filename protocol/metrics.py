@@ -137,7 +137,8 @@ class RoleCollector(Collector):
 
     role = ""
 
-    def __init__(self) -> None:
+    def __init__(self, source: Any = None) -> None:
+        self.source = source  # the role's service object, whose counters are read at scrape time
         self.cameras = LabelCap(MAX_CAMERAS)
         self.reasons = LabelCap(MAX_REASONS)
         self._totals: dict[str, Totals] = defaultdict(Totals)
@@ -272,12 +273,8 @@ def split_drops(drops: Any) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
 class EdgeCollector(RoleCollector):
     role = "edge"
 
-    def __init__(self, edge: Any) -> None:
-        super().__init__()
-        self.edge = edge
-
     def metrics(self) -> Iterator[Metric]:
-        cams = _copy(self.edge.cameras)
+        cams = _copy(self.source.cameras)
         cam = self.cameras
         one = lambda c: (cam(c),)  # noqa: E731
         yield counter("anjeon_edge_frames_captured_total", "Frames read from the camera.", ("camera",),
@@ -303,12 +300,8 @@ class EdgeCollector(RoleCollector):
 class WorkerCollector(RoleCollector):
     role = "worker"
 
-    def __init__(self, worker: Any) -> None:
-        super().__init__()
-        self.worker = worker
-
     def metrics(self) -> Iterator[Metric]:
-        w = self.worker
+        w = self.source
         yield counter("anjeon_worker_frames_total", "Frames inferred and published.", (),
                       {(): w.stats.processed.count})
         yield counter("anjeon_worker_batches_total", "Batches run through the model.", (), {(): w.stats.batches})

@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, Process
 
 IP = shutil.which("ip")
 
@@ -67,8 +66,8 @@ class Netns:
         _ip("netns", "del", self.name, check=False)
 
 
-class NsProcess:
-    """`python -m anjeon ARGS` inside a namespace, with the interface of conftest.Process."""
+class NsProcess(Process):
+    """`python -m anjeon ARGS` inside a namespace; otherwise a conftest.Process (logs, stop, kill)."""
 
     def __init__(self, ns: Netns, name: str, args: list[str], log_dir: Path) -> None:
         self.name, self.args = name, args
@@ -79,31 +78,3 @@ class NsProcess:
         self.popen = subprocess.Popen([IP, "netns", "exec", ns.name, sys.executable, "-m", "anjeon", *args],
                                       stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                       env=env, cwd=ROOT)
-
-    @property
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def signal(self, sig: int) -> None:
-        if self.alive:
-            self.popen.send_signal(sig)
-
-    def stop(self, timeout: float = 10.0) -> int:
-        self.signal(signal.SIGTERM)
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            return self.popen.wait()
-
-    def kill(self) -> None:
-        if self.alive:
-            self.popen.kill()
-            self.popen.wait()
-
-    def close(self) -> None:
-        self.kill()
-        self._log_file.close()
