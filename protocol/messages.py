@@ -450,6 +450,8 @@ STATUS_FIELDS = (
     F("pending", Int(), default=0), F("process", PROCESS, default=lambda: {"cpu": 0.0, "rss_mb": 0.0}),
     F("drops", COUNTS, default=dict),
     F("limits", MapOf(Str(32), Int(), 16), default=dict),
+    F("security", Record((F("curve", Bool(), default=False),), extras=True), default=lambda: {"curve": False},
+      doc="CURVE state and counters (docs/security.md)"),
     F("cameras", MapOf(Camera(), STATUS_CAMERA, MAX_CAMERAS), default=dict),
     F("workers", MapOf(ID, Record((F("name", Str(MAX_NAME), default=""), F("online", Bool(), default=False)),
                                   extras=True), MAX_CAMERAS), default=dict),
