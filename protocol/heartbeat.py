@@ -103,8 +103,9 @@ class HeartbeatClient:
                         warned_unreachable = True
                     elif not warned_unreachable:
                         self._log.warning("cannot reach the broker at %s; still trying (is `anjeon broker` running "
-                                          "there, and are ports %d-%d open?)", self._address,
-                                          self._address.base_port, self._address.base_port + 4)
+                                          "there, and are ports %d-%d open?%s)", self._address,
+                                          self._address.base_port, self._address.base_port + 4,
+                                          security.refusal_hint())
                         warned_unreachable = True
                     # Reopen: a TCP connection can stay half-open on a flaky network.
                     sock.close(0)

@@ -270,6 +270,15 @@ def process_keys() -> Keyring | None:
     return _process_keys
 
 
+def refusal_hint() -> str:
+    """For "cannot reach the broker" messages: with keys, a refused key looks exactly like a dead broker."""
+    if _process_keys is None:
+        return ""
+    return (f" With keys: is '{_process_keys.own.name}' in the broker's allowlist with the right role, and is "
+            f"{_process_keys.folder}/broker.key the broker's? The broker logs every key it refuses; a client "
+            "refused at the handshake must be restarted once its key is allowed")
+
+
 def connect(sock: zmq.Socket, endpoint: str, server: str = SERVER_KEY, keys: Keyring | None = None) -> None:
     """Connect a client socket, as a CURVE client of ``server``'s public key when this process has keys."""
     keys = keys or _process_keys
