@@ -165,8 +165,11 @@ def run(minutes: float, model: str, fps: float, interval: float, out: Path, sour
     argv = [sys.executable, "-m", "anjeon", "up", "--config", str(site), "--camera", f"soak={source}", "--loop",
             "--fps", str(fps), "--viewer-port", str(viewer_port), "--metrics-port", str(metrics_port)]
     log = open(out / "up.log", "wb")
+    # Offline, and ultralytics' settings under the repo's cache rather than ~/.config (DESIGN.md pitfalls).
+    env = dict(os.environ, YOLO_OFFLINE="1", YOLO_CONFIG_DIR=os.environ.get("YOLO_CONFIG_DIR",
+                                                                           str(ROOT / ".cache" / "ultralytics")))
     up = subprocess.Popen(argv, cwd=work, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                          start_new_session=True)
+                          start_new_session=True, env=env)
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
@@ -174,10 +177,14 @@ def run(minutes: float, model: str, fps: float, interval: float, out: Path, sour
     sub.setsockopt(zmq.SUBSCRIBE, b"res/soak/")
     samples: list[Sample] = []
     started = time.monotonic()
+    stopping: list[int] = []
+    # Ctrl-C or SIGTERM ends the run early, but `up` is still stopped and the samples so far are reported.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     try:
-        while time.monotonic() - started < minutes * 60 and up.poll() is None:
+        while time.monotonic() - started < minutes * 60 and up.poll() is None and not stopping:
             count, window_end = 0, time.monotonic() + interval
-            while (left := window_end - time.monotonic()) > 0:
+            while (left := window_end - time.monotonic()) > 0 and not stopping:
                 if sub.poll(left * 1000):
                     sub.recv_multipart()
                     count += 1
@@ -192,7 +199,7 @@ def run(minutes: float, model: str, fps: float, interval: float, out: Path, sour
         log.close()
         ctx.destroy(linger=0)
     steady_fps = [s.fps for s in samples[WARMUP_SAMPLES:]]
-    report = {"minutes": minutes, "model": model, "fps_offered": fps, "interval_s": interval, "source": source,
+    report = {"minutes": minutes, "stopped_early": bool(stopping), "model": model, "fps_offered": fps, "interval_s": interval, "source": source,
               "samples": [asdict(s) for s in samples], "verdict": verdict(samples),
               "fps": {"median": statistics.median(steady_fps) if steady_fps else 0.0,
                       "min": min(steady_fps, default=0.0)},
