@@ -46,6 +46,7 @@ class WorkerConfig:
     device: str = "auto"
     batch: int = 1  # the CLI resolves --batch auto to the device's measured default (inference/batching.py)
     batch_wait: float = 0.0  # seconds to wait for a batch to fill; 0: never wait (batch only from backlog)
+    burst_gap: float = 0.002  # seconds: the rest of a dispatch burst (see _receive) arrives within this
     credit: int = 0  # 0: the batch size
     gpu_decode: bool = False  # decode JPEGs on the GPU (torchvision/nvJPEG), CPU fallback
     max_age: float = 1.0
@@ -143,6 +144,13 @@ class Worker:
         frame that came, so latency is that of batch 1, and batches grow only
         when frames pile up while the model runs. ``batch_wait`` (GPU workers,
         where a bigger batch is almost free) waits at most that long for more.
+
+        One short gap is always allowed between frames: a batch's credits go
+        back in one message, so under a backlog the broker answers with that
+        many frames at once and they arrive some 100 µs apart. Taking only the
+        first would split every batch in two (measured: sizes 1, 3, 1, 3 for a
+        backlogged batch of 4); waiting ``burst_gap`` (2 ms) for the next one
+        costs a light load 2 ms and keeps the burst together.
         """
         jobs: list[Job] = []
         deadline = time.monotonic() + self.config.batch_wait
@@ -150,8 +158,10 @@ class Worker:
             try:
                 frames = dealer.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
-                left = deadline - time.monotonic()
-                if jobs and left > 0 and dealer.poll(left * 1000, zmq.POLLIN):
+                if not jobs:
+                    break
+                wait = max(deadline - time.monotonic(), self.config.burst_gap)
+                if dealer.poll(wait * 1000, zmq.POLLIN):
                     continue
                 break
             received = time.monotonic()

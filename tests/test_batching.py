@@ -48,10 +48,10 @@ def test_backlog_makes_batches_across_cameras(system, cameras):
     cameras(4, 10.0)
     w = worker_status(sub, "slow", lambda w: sum(tally(w).values()) >= 8, "8 batches")
     sizes = tally(w)
-    assert w["capacity"] == 4 and max(sizes) > 1, sizes
-    # Under a backlog nearly every batch is full: one pending frame per camera, 4 cameras.
-    assert w["batch_mean"] >= 2.5, sizes
-    assert max(sizes) <= 4
+    assert w["capacity"] == 4 and max(sizes) == 4, sizes
+    # Under a backlog batches are full (one pending frame per camera, 4 cameras) unless the shared test machine
+    # stalls the broker in the middle of a burst of 4 (then 1 + 3): the test asks that at least half are full.
+    assert sizes.get(4, 0) >= 0.5 * sum(sizes.values()), sizes
 
 
 def test_light_load_runs_batch_one(system, cameras):
