@@ -199,13 +199,37 @@ def run(minutes: float, model: str, fps: float, interval: float, out: Path, sour
         log.close()
         ctx.destroy(linger=0)
     steady_fps = [s.fps for s in samples[WARMUP_SAMPLES:]]
-    report = {"minutes": minutes, "stopped_early": bool(stopping), "model": model, "fps_offered": fps, "interval_s": interval, "source": source,
+    report = {"minutes": minutes, "stopped_early": bool(stopping), "date": time.strftime("%Y-%m-%d %H:%M"),
+              "load_average": round(os.getloadavg()[0], 1), "model": model, "fps_offered": fps, "interval_s": interval, "source": source,
               "samples": [asdict(s) for s in samples], "verdict": verdict(samples),
               "fps": {"median": statistics.median(steady_fps) if steady_fps else 0.0,
                       "min": min(steady_fps, default=0.0)},
               "up_exit": up.returncode}
     (out / "samples.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def render(d: dict) -> list[str]:
+    """The docs/benchmarks.md subsection for a saved run (benchmarks/write_docs.py calls it for soak.json)."""
+    lines = ["## 12. Soak (benchmarks/soak.py)", "",
+             f"`anjeon up` for {len(d['samples']) * d['interval_s'] / 60:.0f} minutes on the looped sample (one "
+             f"camera at {d['fps_offered']:.0f} fps, one `{d['model']}` worker, the safety service with intrusion and "
+             f"crowding rules, the web console), sampled every {d['interval_s']:.0f} s from /proc. First and last "
+             f"are the medians of the first and last third of the samples after a {WARMUP_SAMPLES * d['interval_s']:.0f} s "
+             "warm-up; a process grows "
+             f"when the last exceeds the first by more than {RSS_SLACK_MB:.0f} MB + {RSS_SLACK_FRACTION:.0%} (memory) "
+             f"or {COUNT_SLACK} (files, threads), or when it was restarted. Load average of the machine at the end: "
+             f"{d.get('load_average', '-')} on {os.cpu_count()} cores (other sessions' tests ran meanwhile).", "",
+             "| process | RSS first → last MB (max) | open fds | threads | restarts | grows? |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for name, r in d["verdict"].items():
+        lines.append(f"| {name} | {r['rss_mb']['first']:.1f} → {r['rss_mb']['last']:.1f} ({r['rss_mb']['max']:.1f}) | "
+                     f"{r['fds']['first']:.0f} → {r['fds']['last']:.0f} | {r['threads']['first']:.0f} → "
+                     f"{r['threads']['last']:.0f} | {r['restarts']} | {'no' if r['no_growth'] else '**yes**'} |")
+    lines += ["", f"Delivered results: median {d['fps']['median']:.2f}/s, lowest {d['interval_s']:.0f} s window "
+              f"{d['fps']['min']:.2f}/s.",
+              "", "![memory per process and delivered results over the soak](benchmarks/soak.png)", ""]
+    return lines
 
 
 @click.command()

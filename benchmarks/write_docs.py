@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .soak import render as soak_render  # H5's subsection (12)
+
 
 def _load(folder: Path, name: str) -> dict | None:
     path = folder / f"{name}.json"
@@ -296,7 +298,7 @@ def write(folder: Path, target: Path) -> None:
     machines = set()
     for name, render in (("freshness", freshness), ("overhead", overhead), ("scaling", scaling),
                          ("transport", transport), ("memory", memory), ("viewer", viewer), ("batching", batching),
-                         ("scale", scale), ("peer", peer)):
+                         ("scale", scale), ("peer", peer), ("soak", soak_render)):
         data = _load(folder, name)
         if data:
             parts += render(data)
