@@ -147,3 +147,19 @@ def test_up_gives_every_service_its_own_metrics_port():
     for spec in specs:
         if spec.name in ports:
             assert spec.argv[-2:] == ["--metrics-port", str(ports[spec.name])]
+
+
+def test_a_taken_metrics_port_is_a_one_line_error(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run([sys.executable, "-m", "anjeon", "broker", "--bind", "127.0.0.1", "--base-port",
+                              str(free_base_port()), "--metrics-port", str(port)], capture_output=True, text=True,
+                             timeout=60)
+    assert run.returncode != 0
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in run.stderr and "Traceback" not in run.stderr, run.stderr
