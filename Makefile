@@ -18,12 +18,14 @@ TRACKER_PACKAGE := trackers==2.6.1
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.cache/ultralytics
 
-.PHONY: venv demo test bench clean help
+.PHONY: venv demo test bench clean help deploy-test images
 
 help:
 	@echo "make demo   set up .venv and run broker + worker + edge + live table on the sample (Ctrl-C stops)"
 	@echo "make test   set up .venv and run the test suite"
 	@echo "make bench  run the benchmarks side by side and regenerate docs/benchmarks.md (~30 min)"
+	@echo "make deploy-test  build the image and run deploy/compose.yaml with podman, checked end to end (minutes)"
+	@echo "make images  build the container images (BUILDER=docker|podman, BASE_IMAGE=..., CA_BUNDLE=...)"
 	@echo "make clean  remove .venv and caches"
 
 # Rebuilt only when the dependencies change (pyproject.toml or this file).

@@ -1,0 +1,34 @@
+"""Make empty stand-ins for the folders of the packages pyproject.toml lists, under the folder given.
+
+The images install anjeon's dependencies from pyproject.toml alone, in a layer of their own, before the
+sources are copied: a change to the code then rebuilds only the small layer that installs anjeon itself,
+not the hundreds of megabytes below it. pip needs the package's folders to exist for that first install.
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from pathlib import Path
+
+
+def package_folder(root: Path, package: str, package_dirs: dict[str, str]) -> Path:
+    """Where setuptools looks for ``package``: under the longest package-dir prefix that maps it."""
+    parts = package.split(".")
+    for i in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:i])
+        if prefix in package_dirs:
+            return root / package_dirs[prefix] / Path(*parts[i:])
+    return root / Path(*parts)
+
+
+def main(root: Path) -> None:
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for package in config["packages"]:
+        folder = package_folder(root, package, config.get("package-dir", {}))
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "__init__.py").touch()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
