@@ -161,7 +161,7 @@ if sys.argv[1] == 'recv':
     pull = ctx.socket(zmq.PULL); pull.bind('tcp://127.0.0.1:' + sys.argv[2])
     n = 0; start = None
     while True:
-        if not pull.poll(3000): break
+        if not pull.poll(3000 if start else 120000): break  # a busy machine starts the sender late
         h, j = pull.recv_multipart(copy=False)
         if start is None: start = time.perf_counter()
         if {decode}: cv2.imdecode(np.frombuffer(j.buffer, np.uint8), 1)
@@ -202,7 +202,7 @@ def _results_out(address, seconds: float) -> tuple[float, dict]:
     """Results/s leaving the broker over ``seconds``, from its own status counters."""
     import zmq
 
-    from anjeon.protocol import wire
+    from anjeon.protocol import messages, wire
     from anjeon.protocol.endpoints import RESULTS_OUT
 
     ctx = zmq.Context()
@@ -211,14 +211,21 @@ def _results_out(address, seconds: float) -> tuple[float, dict]:
     sub.setsockopt(zmq.SUBSCRIBE, wire.STATUS_TOPIC)
     sub.setsockopt(zmq.SUBSCRIBE, wire.RESULT_PREFIX.encode())  # results flow only to subscribers
 
-    def snapshot(after: float) -> tuple[float, dict]:
-        while True:  # drain results, return the first status snapshot after `after`
+    def snapshot(after: float, flowing: bool = False) -> tuple[float, dict]:
+        """The first status snapshot after `after` (with `flowing`: once results leave the broker at all)."""
+        deadline = time.monotonic() + 180  # a busy machine starts the load generators late
+        while time.monotonic() < deadline:
+            if not sub.poll(1000):
+                continue
             frames = sub.recv_multipart()
             if frames[0] == wire.STATUS_TOPIC and time.monotonic() >= after:
-                return time.monotonic(), wire.unpack(frames[1], wire.STATUS)
+                status = messages.decode_status(frames[1])
+                if not flowing or sum(c["results_out"] for c in status["cameras"].values()):
+                    return time.monotonic(), status
+        raise RuntimeError("no results left the broker within 180 s")
 
     try:
-        t0, first = snapshot(time.monotonic())
+        t0, first = snapshot(time.monotonic(), flowing=True)
         t1, last = snapshot(t0 + seconds)
         count = sum(c["results_out"] for c in last["cameras"].values()) - \
             sum(c["results_out"] for c in first["cameras"].values())
