@@ -44,17 +44,15 @@ def _row(label: str, mode: str, camera: str, scores) -> list[str]:
 def replayed(tmp: Path, rate: float, cameras: tuple[str, ...]) -> list[tuple[str, list]]:
     import scenes
     from conftest import System, wait_for
-    from safety_fixtures import start_safety, stored_events
+    from safety_fixtures import stored_events
 
     fps = 5.0 if rate <= 5.0 else 10.0  # a recording at 10 fps is made (slowly, once) only for the 10/s row
     recorded = scenes.record(fps)
     system = System(tmp)
     try:
-        db = tmp / "events.db"
-        system.broker()
-        start_safety(system, "safety", scenes.site_config(tmp / "site.yaml", db, cameras))
-        listeners = {cam: scenes.Listener(system.ctx, f"tcp://127.0.0.1:{system.base + 3}", cam) for cam in cameras}
-        first = listeners[cameras[0]]
+        db, first = scenes.start_service(system, tmp, cameras)
+        listeners = {cam: scenes.Listener(system.ctx, f"tcp://127.0.0.1:{system.base + 3}", cam) for cam in cameras[1:]}
+        listeners = {cameras[0]: first, **listeners}
         t0 = scenes.replay(system.ctx, f"tcp://127.0.0.1:{system.base + 2}", first, recorded, fps, rate, cameras)
         wait_for(lambda: all(e["state"] == "ended" for e in stored_events(db)), 60, "every event to end")
         out = []

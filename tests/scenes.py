@@ -246,6 +246,19 @@ def site_config(path: Path, store: Path, cameras: tuple[str, ...] = (CAMERA,)) -
     return path
 
 
+def start_service(system, tmp: Path, cameras: tuple[str, ...] = (CAMERA,)) -> "tuple[Path, Listener]":
+    """Broker and `anjeon safety` with the scene's rules (real processes, conftest.System), and a listener on
+    the bus; returns (event store, listener) once the service is up (slow to import on a busy host)."""
+    from conftest import wait_for
+    from safety_fixtures import start_safety
+
+    db = tmp / "events.db"
+    system.broker()
+    safety, _ = start_safety(system, "safety", site_config(tmp / "site.yaml", db, cameras))
+    wait_for(lambda: "connected" in safety.output(), 240, "the safety service to start")
+    return db, Listener(system.ctx, f"tcp://127.0.0.1:{system.base + 3}", cameras[0])
+
+
 @dataclass
 class Heard:
     """What the safety service said on the bus, in order: its track state per result and its events."""
@@ -299,7 +312,7 @@ def result_message(camera: str, run: str, seq: int, t_capture: float, jpeg: byte
 
 
 def replay(ctx, results_in: str, listener: Listener, recorded: list[list[dict]], fps: float, rate: float,
-           cameras: tuple[str, ...] = (CAMERA,), timeout: float = 60.0, stop_at: float | None = None) -> float:
+           cameras: tuple[str, ...] = (CAMERA,), timeout: float = 180.0, stop_at: float | None = None) -> float:
     """Publish the recorded detections of every (fps/rate)-th frame at ``rate`` results/s, paced in real time,
     with capture time = now (as an edge would stamp them). Returns the capture time of the scene's start.
     ``stop_at``: the camera goes quiet at this scene time (seconds)."""
