@@ -33,6 +33,10 @@ log = logging.getLogger("anjeon.safety.retention")
 
 DAY = 86400.0
 BATCH = 200  # rows looked at per deletion round
+FILES = {  # what retention deletes before event rows, oldest event first (never an open event's)
+    "clips": "SELECT c.event, c.path FROM clips c JOIN events e ON e.id = c.event WHERE c.state = 'ready'",
+    "snapshots": "SELECT e.id, e.snapshot FROM events e WHERE e.snapshot != '' AND e.state = 'ended'",
+}
 
 
 def tree_bytes(folder: Path) -> int:
@@ -133,16 +137,15 @@ class Retention:
         now = time.time() if now is None else now
         s, done = self.spec, Deleted()
         if s.clips_days:
-            self._delete_clips(store, done, older=now - s.clips_days * DAY)
+            self._delete_files(store, done, "clips", older=now - s.clips_days * DAY)
         if s.snapshots_days:
-            self._delete_snapshots(store, done, older=now - s.snapshots_days * DAY)
+            self._delete_files(store, done, "snapshots", older=now - s.snapshots_days * DAY)
         if s.events_days:
             self._delete_events(store, done, older=now - s.events_days * DAY)
         excess = self._excess()
-        if excess > 0:
-            excess -= self._delete_clips(store, done, budget=excess)
-        if excess > 0:
-            excess -= self._delete_snapshots(store, done, budget=excess)
+        for kind in ("clips", "snapshots"):  # the oldest clips first, then snapshots
+            if excess > 0:
+                excess -= self._delete_files(store, done, kind, budget=excess)
         if excess > 0:
             self._delete_events(store, done, older=now - s.keep_events_days * DAY, budget=excess)
         for key in ("clips", "snapshots", "events", "bytes"):
@@ -170,35 +173,22 @@ class Retention:
             excess = max(excess, (disk.total - disk.free) - int(disk.total * s.max_disk_percent / 100))
         return excess
 
-    def _delete_clips(self, store: EventStore, done: Deleted, older: float | None = None, budget: int = 0) -> int:
+    def _delete_files(self, store: EventStore, done: Deleted, kind: str, older: float | None = None,
+                      budget: int = 0) -> int:
+        """The oldest clips or snapshots: all older than ``older``, or until ``budget`` bytes are freed."""
         freed = 0
         while older is not None or freed < budget:
-            sql = ("SELECT c.event, c.path FROM clips c JOIN events e ON e.id = c.event WHERE c.state = 'ready'"
-                   + (" AND e.started < ?" if older is not None else "") + " ORDER BY e.started LIMIT ?")
+            sql = FILES[kind] + (" AND e.started < ?" if older is not None else "") + " ORDER BY e.started LIMIT ?"
             rows = store.db.execute(sql, ([older] if older is not None else []) + [BATCH]).fetchall()
             if not rows:
                 break
             for event, path in rows:
                 freed += _unlink(path)
-                store.set_clip(ClipRecord(event, "deleted", "", error="deleted by retention"))
-                done.clips += 1
-                if older is None and freed >= budget:
-                    break
-        done.bytes += freed
-        return freed
-
-    def _delete_snapshots(self, store: EventStore, done: Deleted, older: float | None = None, budget: int = 0) -> int:
-        freed = 0
-        while older is not None or freed < budget:
-            sql = ("SELECT id, snapshot FROM events WHERE snapshot != '' AND state = 'ended'"
-                   + (" AND started < ?" if older is not None else "") + " ORDER BY started LIMIT ?")
-            rows = store.db.execute(sql, ([older] if older is not None else []) + [BATCH]).fetchall()
-            if not rows:
-                break
-            for event, path in rows:
-                freed += _unlink(path)
-                store.db.execute("UPDATE events SET snapshot = '' WHERE id = ?", (event,))
-                done.snapshots += 1
+                if kind == "clips":
+                    store.set_clip(ClipRecord(event, "deleted", "", error="deleted by retention"))
+                else:
+                    store.db.execute("UPDATE events SET snapshot = '' WHERE id = ?", (event,))
+                setattr(done, kind, getattr(done, kind) + 1)
                 if older is None and freed >= budget:
                     break
             store.db.commit()

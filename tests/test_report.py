@@ -8,7 +8,6 @@ with poppler's pdftotext, its fonts with pdffonts, and its pages are rendered wi
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time

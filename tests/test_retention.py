@@ -19,14 +19,13 @@ from pathlib import Path
 
 import msgpack
 import pytest
-import zmq
 
-from anjeon.protocol import wire
 from anjeon.safety.evidence_config import RetentionSpec
 from anjeon.safety.incident import Event
 from anjeon.safety.retention import Retention
 from anjeon.safety.store import ClipRecord, EventStore
 from conftest import wait_for
+from evidence_fixtures import scripted_camera
 from safety_fixtures import start_safety, stored_events, write_config
 
 DAY = 86400.0
@@ -132,27 +131,6 @@ def fill(folder: Path) -> Path:
     return filler
 
 
-def scripted(system, camera: str, jpeg: bytes, stop: threading.Event) -> None:
-    """img/CAM/ at 10/s: a person 2 s inside the zone, 2 s outside, again and again."""
-    pub = system.ctx.socket(zmq.PUB)
-    pub.setsockopt(zmq.LINGER, 0)
-    pub.connect(f"tcp://127.0.0.1:{system.base + 2}")
-    t0, seq = time.time(), 0
-    try:
-        while not stop.is_set():
-            now = time.time()
-            x = 300 if (now - t0) % 4.0 < 2.0 else 20
-            header = wire.FrameHeader(camera=camera, run="r", seq=seq, t_capture=now, width=810, height=1080,
-                                      size=len(jpeg))
-            result = wire.Result(header, "test", "script", [wire.Detection("person", 0.9, [x, 200, x + 60, 400],
-                                                                           "Normal")])
-            pub.send_multipart([wire.topic(wire.IMAGE_PREFIX, camera), result.to_wire(), jpeg])
-            seq += 1
-            stop.wait(0.1)
-    finally:
-        pub.close(0)
-
-
 def storage(system, port: int) -> dict:
     from anjeon.safety.bus import query_storage
 
@@ -175,7 +153,8 @@ rules:
     events = system.subscriber(b"evt/")
     time.sleep(1.0)
     stop = threading.Event()
-    feeder = threading.Thread(target=scripted, args=(system, "yard", open(bus_jpg, "rb").read(), stop), daemon=True)
+    feeder = threading.Thread(target=scripted_camera, args=(system, "yard", open(bus_jpg, "rb").read(), stop,
+                                                            lambda s: s % 4.0 < 2.0), daemon=True)  # 2 s in, 2 out
     feeder.start()
     try:
         wait_for(lambda: stored_events(db), 60, "a first stored event")
