@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .broker_hop import render as broker_hop_render  # H2's subsection (4b)
 from .soak import render as soak_render  # H5's subsection (12)
 
 
@@ -297,7 +298,7 @@ def write(folder: Path, target: Path) -> None:
              "read the ratios, not the absolute times.", ""]
     machines = set()
     for name, render in (("freshness", freshness), ("overhead", overhead), ("scaling", scaling),
-                         ("transport", transport), ("memory", memory), ("viewer", viewer), ("batching", batching),
+                         ("transport", transport), ("broker_hop", broker_hop_render), ("memory", memory), ("viewer", viewer), ("batching", batching),
                          ("scale", scale), ("peer", peer), ("soak", soak_render)):
         data = _load(folder, name)
         if data:
