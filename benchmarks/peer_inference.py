@@ -44,7 +44,9 @@ def peer_missing() -> str | None:
     if not PEER_PYTHON.exists():
         return (f"{PEER_PYTHON} does not exist: python3 -m venv .cache/peer-venv && "
                 ".cache/peer-venv/bin/pip install inference-cpu")
-    done = subprocess.run([str(PEER_PYTHON), "-c", "import inference"], capture_output=True, text=True, timeout=300)
+    # Not from the checkout's root: its inference/ folder (anjeon's worker) would shadow the package.
+    done = subprocess.run([str(PEER_PYTHON), "-c", "from inference import InferencePipeline"], capture_output=True,
+                          text=True, timeout=900, cwd="/")
     if done.returncode != 0:
         return f"the peer venv cannot import inference: {done.stderr.strip().splitlines()[-1:]}"
     return None

@@ -39,7 +39,7 @@ def main() -> None:
     import torch
     from inference import InferencePipeline
     from inference.core.interfaces.camera.entities import VideoFrame
-    from inference.core.interfaces.stream.entities import BufferConsumptionStrategy, BufferFillingStrategy
+    from inference.core.interfaces.camera.video_source import BufferConsumptionStrategy, BufferFillingStrategy
     from ultralytics import YOLO
     from ultralytics.utils import torch_utils
 
