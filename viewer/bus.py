@@ -134,7 +134,8 @@ class Bus:
                 events.append(check_event(raw))
             except wire.ProtocolError as exc:
                 self.stats.drops.drop("malformed", f"history answer: {exc}")
-        self.state.remember_history(events)
+        for ev in events:
+            self.state.remember(ev)
         nxt = reply.get("next")
         total = reply.get("total")
         return HistoryPage(events, nxt if isinstance(nxt, str) and nxt else None, "next" in reply,

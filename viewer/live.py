@@ -46,7 +46,7 @@ class Client:
     dirty: set[str] = field(default_factory=lambda: {"cameras", "alarms"})
     sent_version: dict[str, int] = field(default_factory=dict)
     inflight: dict[str, float] = field(default_factory=dict)  # camera -> time.monotonic() sent
-    watch: set[str] | None = None  # None: every camera
+    watch: set[str] | None = field(default_factory=set)  # None: every camera; none until the browser says
     last_cameras: str = ""
     lists_sent: float = 0.0  # time.monotonic() of the last list message
     lists_due: bool = False  # a wake-up for the held-back lists is scheduled

@@ -386,7 +386,7 @@ class ConsoleState:
     def add_event(self, transition: str, raw: Any) -> None:
         event = check_event(raw)
         eid = event["id"]
-        self._remember(event)
+        self.remember(event)
         if transition == "start":
             feed = self.feeds.get(event["camera"])
             if feed is not None and feed.frame is not None:
@@ -403,15 +403,20 @@ class ConsoleState:
                                           "the oldest handled ones leave first")
         self.alarms[eid] = event
 
-    def _remember(self, event: dict[str, Any]) -> None:
+    def remember(self, event: dict[str, Any]) -> None:
+        """Keep a checked event among the recent ones (for acknowledgements and snapshots)."""
         self.events[event["id"]] = event
         self.events.move_to_end(event["id"])
         while len(self.events) > self.limits.events:
             self.events.popitem(last=False)
 
     def remember_history(self, events: list[dict[str, Any]]) -> None:
-        for ev in events:
-            self._remember(ev)
+        """Events from the safety service's history (checked like those from the bus; bad ones counted)."""
+        for raw in events:
+            try:
+                self.remember(check_event(raw))
+            except wire.ProtocolError as exc:
+                self.drops.drop("malformed", f"history event: {exc}")
 
     def acknowledge(self, event_id: str, by: str, note: str = "") -> Ack:
         if event_id not in self.alarms and event_id not in self.events:
