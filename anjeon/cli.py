@@ -103,16 +103,18 @@ def main(ctx: click.Context, log_level: str, log_format: str, keys_dir: Path | N
               help="Most cameras tracked; a new one beyond it replaces one silent for a while, else is dropped.")
 @click.option("--max-peers", default=1024, type=click.IntRange(1, 100_000),
               help="Most processes (edges, workers, subscribers) in the registry.")
+@click.option("--unclaimed-fps", default=100.0, type=click.FloatRange(0, 100_000),
+              help="Frames/s, all together, taken from cameras that no online edge reports in its heartbeat.")
 @metrics_options
 def broker(bind: str, base_port: int, max_age: float, max_frame_bytes: int, max_credit: int, max_cameras: int,
-           max_peers: int) -> None:
+           max_peers: int, unclaimed_fps: float) -> None:
     """Run the broker: the one process everything else connects to."""
     from anjeon.broker.server import BindError, Broker, BrokerConfig
     from anjeon.protocol.security import SecurityError
 
     server = Broker(BrokerConfig(bind=bind, base_port=base_port, max_age=max_age, max_frame_bytes=max_frame_bytes,
                                  max_credit=max_credit, max_cameras=max_cameras, max_peers=max_peers,
-                                 max_pending=max_cameras))
+                                 max_pending=max_cameras, unclaimed_fps=unclaimed_fps))
     try:
         server.bind()
     except (BindError, SecurityError) as exc:  # SecurityError: no allowlist in the --keys folder

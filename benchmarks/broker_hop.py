@@ -46,10 +46,24 @@ ctx = zmq.Context()
 push = ctx.socket(zmq.PUSH)
 push.setsockopt(zmq.SNDHWM, 50)
 push.connect(f"tcp://127.0.0.1:{port}")
-headers = {}
-seq, n, start = 0, 0, time.monotonic()
+import uuid
+proc = uuid.uuid4().hex[:12]
+control = ctx.socket(zmq.DEALER)  # an edge's heartbeat claims its cameras (unclaimed ones are rate-limited)
+control.setsockopt(zmq.LINGER, 0)
+control.connect(f"tcp://127.0.0.1:{port + 4}")
+beat = msgpack.packb({"v": 1, "kind": "hb", "proc": proc, "role": "edge", "name": "hop", "t": time.time(),
+                      "info": {"cameras": {f"hop{c}": {"state": "streaming"} for c in range(cams)}}})
+seq, n, start, next_beat = 0, 0, time.monotonic(), 0.0
 end = start + seconds
 while time.monotonic() < end:
+    if time.monotonic() >= next_beat:
+        try:
+            control.send(beat, zmq.NOBLOCK)
+        except zmq.Again:
+            pass
+        while control.poll(0):
+            control.recv()
+        next_beat = time.monotonic() + 1.0
     if rate > 0 and n >= rate * (time.monotonic() - start):  # paced: offered load, not a flood
         time.sleep(0.0005)
         continue

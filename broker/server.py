@@ -51,6 +51,9 @@ class BrokerConfig:
     max_peers: int = DEFAULT_MAX_PEERS
     max_pending: int = DEFAULT_MAX_PENDING
     max_workers: int = DEFAULT_MAX_WORKERS
+    # Frames/s accepted, all together, from cameras no online edge reports (ids anyone can invent by pushing
+    # frames): enough for a client without heartbeats, too few for a flood of invented ids to load the workers.
+    unclaimed_fps: float = 100.0
 
     @property
     def camera_idle(self) -> float:
@@ -59,7 +62,7 @@ class BrokerConfig:
 
     def limits(self) -> dict[str, int]:
         return {"credit": self.max_credit, "cameras": self.max_cameras, "peers": self.max_peers,
-                "pending": self.max_pending, "workers": self.max_workers}
+                "pending": self.max_pending, "workers": self.max_workers, "unclaimed_fps": round(self.unclaimed_fps)}
 
 
 UNKNOWN_MSG = wire.pack({"v": wire.VERSION, "kind": wire.UNKNOWN})
@@ -80,6 +83,7 @@ class Broker:
         self.flows: OrderedDict[str, CameraFlow] = OrderedDict()  # least recently seen first
         self._claimed: set[str] = set()  # cameras an online edge reports in its heartbeat
         self._status_now = False  # publish the status on this loop turn (something went offline)
+        self._unclaimed_tokens, self._unclaimed_at = config.unclaimed_fps, time.monotonic()
         self.drops = DropCounter(log)
         self._started = time.monotonic()
         self._meter = ProcessMeter()
@@ -191,6 +195,11 @@ class Broker:
             self.drops.drop("not_jpeg", f"camera {header.camera}: payload does not start with a JPEG marker")
             return
         now = time.monotonic()
+        claimed = header.camera in self._claimed
+        if not claimed and not self._unclaimed_token(now):
+            self.drops.drop("unclaimed_rate", f"camera {header.camera}: no online edge reports it, and frames of such "
+                                              f"cameras are over {self.config.unclaimed_fps:.0f}/s")
+            return
         flow = self._flow(header.camera, now)
         if flow is None:
             self.drops.drop("camera_cap", f"camera {header.camera}: --max-cameras {self.config.max_cameras} "
@@ -199,13 +208,23 @@ class Broker:
         flow.frames_in.add()
         flow.edge, flow.last_frame = header.edge, now
         outcome, other = self.scheduler.offer(header.camera, Pending(header, jpeg, now, raw=frames[0], t_in=time.time(),
-                                                                     claimed=header.camera in self._claimed))
+                                                                     claimed=claimed))
         if outcome == OfferOutcome.REPLACED:
             flow.drops["superseded"] += 1
         elif outcome == OfferOutcome.FULL:
             flow.drops["pending_cap"] += 1
         elif other is not None:  # NEW, and an unclaimed camera's frame made room for it
             self._camera_drop(other.header.camera, "pending_cap")
+
+    def _unclaimed_token(self, now: float) -> bool:
+        """A token bucket (one second's worth) for frames of unclaimed cameras."""
+        rate = self.config.unclaimed_fps
+        self._unclaimed_tokens = min(rate, self._unclaimed_tokens + (now - self._unclaimed_at) * rate)
+        self._unclaimed_at = now
+        if self._unclaimed_tokens < 1.0:
+            return False
+        self._unclaimed_tokens -= 1.0
+        return True
 
     def _flow(self, camera: str, now: float) -> CameraFlow | None:
         """The camera's flow; a new camera takes the place of the one silent longest, if that one is idle."""

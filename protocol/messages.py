@@ -14,7 +14,9 @@ Conventions every decoder follows:
   ``bad_camera_id``). An optional field that is missing takes its default.
 - A float field accepts an int (msgpack writers often send ``1`` for ``1.0``)
   and rejects NaN and infinities; an int field rejects floats and booleans.
-- Unknown keys are ignored, so fields can be added within version 1.
+- Unknown keys are ignored, so fields can be added within version 1. Where a
+  record keeps extra keys (a role's heartbeat figures, passed on in the
+  status), it keeps those whose value is plain and bounded and skips the rest.
 - Maps and lists keyed or filled by the sender are bounded in entries and
   string lengths, so no message can make a receiver hold unbounded state.
 """
@@ -197,7 +199,7 @@ class Plain(Type):
 
     depth: int = 2
     max_entries: int = MAX_COUNT_KEYS
-    doc = "scalar (str ≤ 1024 chars, int, float, bool, nil) or a map/list of them, ≤ 2 levels, ≤ 64 entries each"
+    doc = "scalar (str ≤ 1024 chars, int, float, bool, nil) or maps/lists of them, bounded depth, ≤ 64 entries each"
 
     def check(self, value: Any, path: str) -> Any:
         return self._check(value, path, self.depth)
@@ -214,7 +216,7 @@ class Plain(Type):
         if depth > 0 and isinstance(value, list) and len(value) <= self.max_entries:
             return [self._check(v, path, depth - 1) for v in value]
         if depth > 0 and isinstance(value, dict) and len(value) <= self.max_entries:
-            return {Str(MAX_NAME).check(k, f"{path} key"): self._check(v, f"{path}.{k}", depth - 1)
+            return {Str(MAX_TEXT).check(k, f"{path} key"): self._check(v, f"{path}.{k}", depth - 1)
                     for k, v in value.items()}
         raise _bad(path, self.doc, value)
 
@@ -249,11 +251,19 @@ class Record(Type):
             else:
                 out[f.name] = f.type.check(v, f"{path}.{f.name}")
         if self.extras:
-            extra = {k: v for k, v in value.items() if k not in self._names}
-            if len(extra) > MAX_COUNT_KEYS:
-                raise _bad(path, f"at most {MAX_COUNT_KEYS} extra keys", len(extra))
-            if extra:
-                out.update(_EXTRAS.check(extra, path))
+            # Unknown keys are ignored by the protocol's rule; these are kept when they are plain figures
+            # (bounded), and skipped one by one otherwise, never costing the message.
+            kept = 0
+            for k, v in value.items():
+                if kept >= MAX_COUNT_KEYS:
+                    break
+                if k in self._names or type(k) is not str or len(k) > MAX_NAME:
+                    continue
+                try:
+                    out[k] = _EXTRAS.check(v, f"{path}.{k}")
+                    kept += 1
+                except ProtocolError:
+                    continue
         return out
 
     @property
@@ -262,7 +272,7 @@ class Record(Type):
 
 
 _MISSING = object()
-_EXTRAS = Plain(depth=3)  # the map of extra keys itself is one level
+_EXTRAS = Plain(depth=3)  # an extra key's value: a scalar, or maps/lists of them 3 levels deep
 
 
 def F(name: str, type_: Type, required: bool = False, default: Any = None, doc: str = "") -> Field:

@@ -103,7 +103,7 @@ def test_type_confused_maps_are_counted_and_the_broker_serves_on(system, bus_jpg
     assert broker.alive, broker.output()
     # The forged status never reached subscribers, and the real camera streams on.
     assert sub.status["broker"] != "forged"
-    assert sub.status["cameras"]["cam"]["online"] is True
+    sub.status_where(lambda s: s["cameras"]["cam"]["online"], 20, "the real camera online")  # beats may be late
     assert real_rate(sub, "cam", 2.0) >= 3.0
     assert "Traceback" not in broker.output()
 
@@ -150,7 +150,7 @@ def test_a_rogue_worker_cannot_take_the_frames_or_a_real_workers_id(system, bus_
 
 
 def test_invented_camera_ids_neither_cut_the_real_camera_nor_grow_the_broker(system, bus_jpg):
-    sub = start_pipeline(system, bus_jpg, "--max-cameras", "2000")
+    sub = start_pipeline(system, bus_jpg, "--max-cameras", "200")
     before = real_rate(sub, "cam", 3.0)
     rss_before = sub.status["process"]["rss_mb"]
     push = system.socket(zmq.PUSH, 0)
@@ -159,18 +159,20 @@ def test_invented_camera_ids_neither_cut_the_real_camera_nor_grow_the_broker(sys
     for i in range(20_000):
         push.send_multipart(fake_frame(f"fake{i}"))
     during = real_rate(sub, "cam", 4.0)
-    sub.status_where(lambda s: s["drops"].get("camera_cap", 0) > 0, 30, "the camera cap counted")
+    # Frames of cameras no edge reports are rate-limited (unclaimed_rate); those let in fill the camera cap.
+    sub.status_where(lambda s: s["drops"].get("camera_cap", 0) + s["drops"].get("unclaimed_rate", 0) > 0, 30,
+                     "the flood counted")
+    sub.status_where(lambda s: s["cameras"]["cam"]["online"], 20, "the real camera online")
     status = sub.status
-    assert len(status["cameras"]) <= 2000 + 1
-    assert status["limits"]["cameras"] == 2000
-    assert status["cameras"]["cam"]["online"] is True
+    assert len(status["cameras"]) <= 200 + 1
+    assert status["limits"]["cameras"] == 200
     assert during >= 0.6 * before, (during, before)
     assert status["process"]["rss_mb"] < rss_before + 40
     assert time.time() - t_flood < 120
     # Still bounded after the flood: a second wave makes no more room than the cap.
     for i in range(5_000):
         push.send_multipart(fake_frame(f"wave{i}"))
-    sub.status_where(lambda s: s["drops"]["camera_cap"] > 0, 10, "status")
+    sub.status_where(lambda s: s["drops"].get("unclaimed_rate", 0) > 15_000, 30, "the flood rate-limited")
     status = sub.status
-    assert len(status["cameras"]) <= 2001
+    assert len(status["cameras"]) <= 201
     wait_for(lambda: sub.status["cameras"]["cam"]["fps_out"] > 0, 10, "the real camera still served")
