@@ -199,7 +199,10 @@ def run(minutes: float, model: str, fps: float, interval: float, out: Path, sour
         log.close()
         ctx.destroy(linger=0)
     steady_fps = [s.fps for s in samples[WARMUP_SAMPLES:]]
+    from .run_all import machine
+
     report = {"minutes": minutes, "stopped_early": bool(stopping), "date": time.strftime("%Y-%m-%d %H:%M"),
+              "machine": machine(),
               "load_average": round(os.getloadavg()[0], 1), "model": model, "fps_offered": fps, "interval_s": interval, "source": source,
               "samples": [asdict(s) for s in samples], "verdict": verdict(samples),
               "fps": {"median": statistics.median(steady_fps) if steady_fps else 0.0,
