@@ -62,8 +62,10 @@ def run_peer(seconds: float, weights: str) -> dict[str, Any]:
         raise RuntimeError(f"the peer failed: {done.stderr[-2000:]}")
     data = json.loads(done.stdout.strip().splitlines()[-1])
     lat = data["latencies_ms"]
+    if data.get("unstamped") and not data.get("stamped"):
+        raise RuntimeError("the peer's source sent no 'frame captured' updates: no capture time to measure from")
     return {"system": "InferencePipeline", "results_per_s": round(len(lat) / data["seconds"], 2), **pcts(lat),
-            "batch": round(data["batches_mean"], 2)}
+            "batch": round(data["batches_mean"], 2), "unstamped": data.get("unstamped", 0)}
 
 
 def run_anjeon(seconds: float, batch: int | str = "auto") -> dict[str, Any]:
@@ -89,9 +91,9 @@ def run_anjeon(seconds: float, batch: int | str = "auto") -> dict[str, Any]:
             ctx.destroy(linger=0)
             edge.terminate()
             edge.wait(10)
-    batch = [w.get("batch_mean") for w in status.get("workers", {}).values() if w.get("online")]
+    means = [w.get("batch_mean") for w in status.get("workers", {}).values() if w.get("online")]
     return {"system": f"anjeon --batch {batch}", "results_per_s": round(len(rows) / (t1 - t0), 2),
-            **pcts([r.latency_ms for r in rows]), "batch": batch[0] if batch else None}
+            **pcts([r.latency_ms for r in rows]), "batch": means[0] if means else None}
 
 
 def run(seconds: float) -> dict[str, Any]:

@@ -59,6 +59,16 @@ def main() -> None:
 
     rows: list[tuple[float, float]] = []  # (monotonic when the result arrived, latency ms)
     lock = threading.Lock()
+    # For a video file VideoFrame.frame_timestamp is a media time (file mtime - length + frame / fps), not when
+    # the frame was read: stamp the read ourselves from the source's "frame captured" status update, which it
+    # sends right after grabbing, keyed by (source, frame id), as anjeon's edge stamps t_capture when it reads.
+    grabbed: dict[tuple[int, int], float] = {}
+    unstamped = [0]
+
+    def on_status(update) -> None:
+        payload = getattr(update, "payload", None) or {}
+        if "frame_id" in payload and "source_id" in payload:
+            grabbed[(payload["source_id"], payload["frame_id"])] = time.time()
 
     def on_prediction(predictions, frames) -> None:
         predictions = predictions if isinstance(predictions, list) else [predictions]
@@ -68,11 +78,16 @@ def main() -> None:
             for p, f in zip(predictions, frames):
                 if p is None or f is None:
                     continue
-                rows.append((now, (now_wall - f.frame_timestamp.timestamp()) * 1000.0))
+                t = grabbed.pop((f.source_id, f.frame_id), None)
+                if t is None:
+                    unstamped[0] += 1
+                    continue
+                rows.append((now, (now_wall - t) * 1000.0))
 
     pipeline = InferencePipeline.init_with_custom_logic(
         video_reference=[args.video] * args.cameras, on_video_frame=on_video_frame, on_prediction=on_prediction,
-        max_fps=args.fps, source_buffer_filling_strategy=BufferFillingStrategy.DROP_OLDEST,
+        max_fps=args.fps, status_update_handlers=[on_status],
+        source_buffer_filling_strategy=BufferFillingStrategy.DROP_OLDEST,
         source_buffer_consumption_strategy=BufferConsumptionStrategy.EAGER)
     started = time.monotonic()
     pipeline.start(use_main_thread=False)
@@ -84,7 +99,8 @@ def main() -> None:
     with lock:
         window = [lat for when, lat in rows if t0 <= when <= t1]
     print(json.dumps({"latencies_ms": window, "seconds": t1 - t0, "batches_mean":
-                      sum(batches) / len(batches) if batches else 0, "startup_s": t0 - started - args.warmup}))
+                      sum(batches) / len(batches) if batches else 0, "startup_s": t0 - started - args.warmup,
+                      "unstamped": unstamped[0], "stamped": len(rows)}))
     os._exit(0)  # the pipeline's video threads of a looped file do not always end on terminate
 
 

@@ -172,7 +172,9 @@ def batching(d: dict) -> list[str]:
               f". Chosen CPU default: **{d['chosen']}** (inference/batching.py, which also lists an earlier run): "
               "batches of 2 and more cost clearly less per frame than batch 1 in every pass, 4 and 8 are close "
               "and swap places with the machine's load, and a backlogged batch's latency grows with its size, "
-              "so the smaller of the two. A worker never waits for a batch to fill, so at light load every batch is one frame (tests/"
+              "so the smaller of the two. A worker never waits for a batch to fill (only up to 2 ms for the rest of a "
+              "burst the broker is sending it: its credits go back together, so the frames come together), so at "
+              "light load every batch is one frame (tests/"
               "test_batching.py shows batch 1 at light load and full batches under a backlog with real processes). "
               "The CUDA default (8) is not measured: `benchmarks/gpu.py` measures it on a GPU.", ""]
     return lines
