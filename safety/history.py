@@ -98,6 +98,7 @@ class HistoryServer:
         # Reports take seconds (charts, PDF): made on a worker so queries, acks and clips are never held up.
         self._reports = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report")
         self._jobs: list[tuple[list[bytes], Future]] = []
+        self._writer: EventStore | None = None
 
     @property
     def socket(self) -> zmq.Socket:
@@ -126,7 +127,6 @@ class HistoryServer:
 
     def _run(self) -> None:
         reader = EventStore(self._store_path, readonly=True)
-        writer: EventStore | None = None
         try:
             while not self._stop.is_set():
                 self._finish_reports()
@@ -139,12 +139,10 @@ class HistoryServer:
                 envelope, body = frames[:-1], frames[-1]
                 if not envelope:
                     continue
-                if writer is None and _kind(body) == bus.ACK:
-                    writer = EventStore(self._store_path)
                 if _kind(body) == bus.REPORT_QUERY:
                     self._start_report(envelope, body)
                     continue
-                reply = self._handle(body, reader, writer)
+                reply = self._handle(body, reader)
                 try:
                     self._sock.send_multipart([*envelope, *reply], zmq.NOBLOCK)
                 except zmq.ZMQError as exc:  # the asker is gone or its queue is full
@@ -152,11 +150,17 @@ class HistoryServer:
         finally:
             self._reports.shutdown(wait=False, cancel_futures=True)
             reader.close()
-            if writer is not None:
-                writer.close()
+            if self._writer is not None:
+                self._writer.close()
             self._sock.close(0)
 
-    def _handle(self, body: bytes, reader: EventStore, writer: EventStore | None) -> list[bytes]:
+    def _acks(self) -> EventStore:
+        """The connection that writes acknowledgements, opened at the first one (in the history thread)."""
+        if self._writer is None:
+            self._writer = EventStore(self._store_path)
+        return self._writer
+
+    def _handle(self, body: bytes, reader: EventStore) -> list[bytes]:
         try:
             request = wire.unpack(body, bus.EVENTS_QUERY, bus.ACK, bus.CLIP_QUERY, bus.STORAGE_QUERY)
             kind = request["kind"]
@@ -165,8 +169,7 @@ class HistoryServer:
                 rows, more = reader.page(q)
                 reply = [page_answer(rows, more, reader.count(q) if q.total else None)]
             elif kind == bus.ACK:
-                assert writer is not None
-                event = writer.acknowledge(Ack.from_map(request))
+                event = self._acks().acknowledge(Ack.from_map(request))
                 log.info("event %s acknowledged by %s%s", event.get("id"), request.get("by"),
                          f" ({request.get('outcome')})" if request.get("outcome") else "")
                 reply = [wire.pack({"v": wire.VERSION, "kind": bus.ACKED, "event": _small(event)})]
@@ -187,6 +190,10 @@ class HistoryServer:
         except (sqlite3.Error, OSError) as exc:  # a locked, full or vanished store: say so, keep serving
             self._drops.drop("history_store", f"history request: {exc}")
             return self._error(f"the event store failed: {exc}")
+        except Exception as exc:  # a bug must cost one answer, not the history thread
+            log.exception("history request failed")
+            self._drops.drop("history_failed", f"history request: {type(exc).__name__}: {exc}")
+            return self._error(f"the request failed: {type(exc).__name__}")
 
     def _start_report(self, envelope: list[bytes], body: bytes) -> None:
         try:

@@ -69,6 +69,9 @@ rules:
     viewer = system.start("viewer", "viewer", "--broker", system.broker_url, "--port", str(port), "--history",
                           f"tcp://127.0.0.1:{history_port}", "--acks", str(tmp_path / "acks.jsonl"))
     events = system.subscriber(b"evt/")
+    url = f"http://127.0.0.1:{port}"
+    # The console must be listening on the bus before the incident, so its alarm panel shows it live.
+    wait_for(lambda: _status_online(url), 120, "the console up with the broker's status")
     time.sleep(1.0)  # subscriptions reach the broker
     stop = threading.Event()
     lead = PRE + 2.0  # outside the zone first, so the pre-roll is there; then INSIDE s inside, then outside
@@ -76,7 +79,7 @@ rules:
                                                             lambda s: lead <= s < lead + INSIDE, 3000), daemon=True)
     feeder.start()
     try:
-        yield {"db": db, "safety": safety, "viewer": viewer, "url": f"http://127.0.0.1:{port}",
+        yield {"db": db, "safety": safety, "viewer": viewer, "url": url,
                "history": f"tcp://127.0.0.1:{history_port}", "tmp": tmp_path, "events": events}
     finally:
         stop.set()
@@ -185,6 +188,14 @@ def test_clip_covers_pre_to_post_roll_plays_in_chromium_and_ack_is_stored(clip_s
                                                                       "a worker with a permit")
     assert ack["response"] == pytest.approx(ack["at"] - event["started"], abs=0.01)
     assert clip_system["safety"].alive
+
+
+def _status_online(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/api/status", timeout=5) as resp:
+            return bool(json.loads(resp.read()).get("broker_online"))
+    except (OSError, ValueError):
+        return False
 
 
 def _get(url: str) -> bool:
