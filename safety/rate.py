@@ -42,7 +42,11 @@ class ResultRate:
 
 
 QUIET_RESULTS = 3  # a camera is quiet after this many result intervals without a result ...
-QUIET_MIN = 1.0  # ... and at least this many seconds (also the interval assumed while none is measured)
+# ... and at least this many seconds: a pipeline hiccup (a worker stalled, an edge's host busy for a
+# second or two) must not end events that the late results then show going on (one incident, two
+# events). Broker and console call a process gone after 3 missed 1 s heartbeats; a camera gets more.
+QUIET_MIN = 5.0
+QUIET_DEFAULT_INTERVAL = 1.0  # assumed while no interval is measured yet
 
 
 @dataclass
@@ -68,6 +72,6 @@ class CaptureClock:
         if self.capture is None:
             return None
         elapsed = at - self.at
-        if elapsed < max(QUIET_MIN, QUIET_RESULTS * (interval or QUIET_MIN)):
+        if elapsed < max(QUIET_MIN, QUIET_RESULTS * (interval or QUIET_DEFAULT_INTERVAL)):
             return None
         return self.capture + elapsed
