@@ -43,6 +43,8 @@ SERVICES = ("broker", "safety", "viewer", "worker", "edge")
 USER, PASSWORD = "operator", "deploy-test-password"
 ANJEON = Path(sys.executable).with_name("anjeon")
 COMPOSE = Path(sys.executable).with_name("podman-compose")
+# A podman query waits for the storage lock, which another build on the machine may hold for minutes.
+PODMAN_QUERY = 600
 
 
 def _free_port() -> int:
@@ -71,7 +73,7 @@ def _timed(what: str, start: float) -> None:
 def image() -> str:
     if shutil.which("podman") is None:
         pytest.skip("podman is not installed: make deploy-test installs it (deploy/docker/local-base.sh)")
-    if _run(["podman", "image", "exists", BASE_IMAGE], 60, check=False).returncode != 0:
+    if _run(["podman", "image", "exists", BASE_IMAGE], PODMAN_QUERY, check=False).returncode != 0:
         pytest.skip(f"base image {BASE_IMAGE} is missing: make deploy-test builds it (deploy/docker/local-base.sh)")
     start = time.monotonic()
     args = ["podman", "build", "--format", "docker", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
@@ -80,24 +82,24 @@ def image() -> str:
         args += ["--secret", f"id=ca,src={CA_BUNDLE}"]
     _run(args + ["."], 1800)
     _timed("image build (cached layers are reused)", start)
-    size = _run(["podman", "image", "inspect", IMAGE, "--format", "{{.Size}}"], 60).stdout.strip()
+    size = _run(["podman", "image", "inspect", IMAGE, "--format", "{{.Size}}"], PODMAN_QUERY).stdout.strip()
     print(f"[deploy-test] image {IMAGE}: {int(size) / 1e6:.0f} MB", flush=True)
     return IMAGE
 
 
 def test_image_runs_unprivileged_with_a_health_check_and_stop_signal(image):
-    info = json.loads(_run(["podman", "image", "inspect", image], 60).stdout)[0]
+    info = json.loads(_run(["podman", "image", "inspect", image], PODMAN_QUERY).stdout)[0]
     config = info["Config"]
     assert config["User"] == "10001:10001"
     assert config["StopSignal"] == "SIGTERM"
     health = info.get("Healthcheck") or config.get("Healthcheck")  # podman shows it beside Config
     assert health and "healthcheck.py" in " ".join(health["Test"])
-    out = _run(["podman", "run", "--rm", image, "--version"], 120).stdout
+    out = _run(["podman", "run", "--rm", image, "--version"], PODMAN_QUERY).stdout
     assert "anjeon" in out
     # No torch in the base image: the camera and console hosts' install stays small.
     probe = _run(["podman", "run", "--rm", "--entrypoint", "/opt/anjeon/bin/python", image, "-c",
                   "import importlib.util as u; print(u.find_spec('torch') is None, u.find_spec('cv2') is not None)"],
-                 120).stdout.split()
+                 PODMAN_QUERY).stdout.split()
     assert probe == ["True", "True"]
 
 
@@ -118,7 +120,7 @@ class Stack:
     def container(self, service: str) -> str:
         return f"{PROJECT}_{service}_1"
 
-    def podman(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+    def podman(self, *args: str, timeout: float = PODMAN_QUERY, check: bool = True) -> subprocess.CompletedProcess:
         return _run(["podman", *args], timeout, env=self.env, check=check)
 
     def logs(self) -> str:
@@ -214,11 +216,12 @@ def _stored_events(stack: Stack, camera: str) -> list[dict]:
 def test_a_person_in_a_zone_becomes_a_stored_event(stack):
     start = time.monotonic()
     events: list[dict] = []
-    for _ in range(3):  # the first results may go before the bus has the subscription; publish until stored
+    # The safety service may still be starting (its imports took ~50 s on a loaded VM) and the first results
+    # may go before the bus has its subscription: publish in rounds until one is stored, for a bounded time.
+    deadline = time.monotonic() + 300
+    while not events and time.monotonic() < deadline:
         _scripted_results(stack.broker_port, 8.0)
         events = _stored_events(stack, "yard")
-        if events:
-            break
     _timed("scripted person -> stored event", start)
     assert events, stack.logs()
     assert events[0]["rule"].startswith("intrusion") or events[0]["type"] == "intrusion"
@@ -261,9 +264,16 @@ def test_the_console_answers_behind_a_login_with_the_stored_event(stack):
 
 
 def test_every_container_reports_healthy(stack):
+    """As the runtime judges it: unhealthy only after the image's 3 retries fail (a loaded 2-core VM can miss
+    one check's timeout)."""
     for service in SERVICES:
-        result = stack.podman("healthcheck", "run", stack.container(service), check=False)
-        assert result.returncode == 0, f"{service}: {result.stdout} {result.stderr}\n{stack.logs()}"
+        results = []
+        for _ in range(3):
+            results.append(stack.podman("healthcheck", "run", stack.container(service), check=False, timeout=180))
+            if results[-1].returncode == 0:
+                break
+        assert results[-1].returncode == 0, \
+            f"{service}: {[r.stdout + r.stderr for r in results]}\n{stack.logs()}"
 
 
 def test_console_and_broker_listen_on_loopback_only(stack):

@@ -1,4 +1,5 @@
-"""Make empty stand-ins for the folders of the packages pyproject.toml lists, under the folder given.
+"""Make empty stand-ins for the folders of the packages pyproject.toml lists (and its readme), under the
+folder given.
 
 The images install anjeon's dependencies from pyproject.toml alone, in a layer of their own, before the
 sources are copied: a change to the code then rebuilds only the small layer that installs anjeon itself,
@@ -23,7 +24,11 @@ def package_folder(root: Path, package: str, package_dirs: dict[str, str]) -> Pa
 
 
 def main(root: Path) -> None:
-    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    readme = project["project"].get("readme")
+    if isinstance(readme, str) and not (root / readme).exists():  # so that README edits rebuild nothing
+        (root / readme).write_text("")
+    config = project["tool"]["setuptools"]
     for package in config["packages"]:
         folder = package_folder(root, package, config.get("package-dir", {}))
         folder.mkdir(parents=True, exist_ok=True)
