@@ -203,7 +203,8 @@ def run(minutes: float, model: str, fps: float, interval: float, out: Path, sour
 
     report = {"minutes": minutes, "stopped_early": bool(stopping), "date": time.strftime("%Y-%m-%d %H:%M"),
               "machine": machine(),
-              "load_average": round(os.getloadavg()[0], 1), "model": model, "fps_offered": fps, "interval_s": interval, "source": source,
+              "load_average": round(os.getloadavg()[0], 1), "model": model, "fps_offered": fps,
+              "interval_s": interval, "source": source,
               "samples": [asdict(s) for s in samples], "verdict": verdict(samples),
               "fps": {"median": statistics.median(steady_fps) if steady_fps else 0.0,
                       "min": min(steady_fps, default=0.0)},

@@ -112,29 +112,29 @@ def test_broker_restart_under_load_everyone_resumes_and_the_registry_is_whole(sy
 
     sub.status_where(lambda s: all(online(s).get(r, 0) >= n for r, n in everyone.items()), 120, "everyone online")
     sub.results(10, timeout=60)
+    old_run = sub.status["broker"]
     assert broker.stop() == 0
-    restarted = system.broker()
-    wait_for(lambda: "listening" in restarted.output(), 60, "the new broker to bind")
-    up_at = time.monotonic()
-    sub.status = {}
-    cams: set[str] = set()
-    first_result = None
-    whole_at = None
-    deadline = up_at + 30
-    while time.monotonic() < deadline and (len(cams) < 2 or whole_at is None):
+    system.broker()
+    # Timed from the new broker's own start (its status says when: t - uptime, on this host's one clock),
+    # not from when this test noticed it, which a busy machine can delay by seconds.
+    cams: dict[str, float] = {}  # camera -> arrival of its first result through the new broker
+    started = whole = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (len(cams) < 2 or whole is None):
         frames = sub.recv(0.1)
         if frames and frames[0].startswith(b"res/"):
-            cams.add(msgpack.unpackb(frames[1])["camera"])
-            first_result = first_result or time.monotonic()
-            resumed_at = time.monotonic()
-        if whole_at is None and sub.status and all(online(sub.status).get(r, 0) >= n for r, n in everyone.items()):
-            whole_at = time.monotonic()
-    assert cams == {"c1", "c2"} and whole_at is not None, (cams, sub.status)
-    print(f"broker restart: results of both cameras {resumed_at - up_at:.2f} s after it bound, registry whole "
-          f"after {whole_at - up_at:.2f} s (heartbeat {HEARTBEAT_INTERVAL:.0f} s)")
-    assert resumed_at - up_at < RESUME_WITHIN
-    # Within one heartbeat of the clients' reconnect (ZeroMQ retries at most every 2 s), not one liveness period.
-    assert whole_at - up_at < 2.0 + HEARTBEAT_INTERVAL + 0.5
+            cams.setdefault(msgpack.unpackb(frames[1])["camera"], time.time())
+        elif frames and frames[0] == b"status/" and sub.status.get("broker") != old_run:
+            started = started or sub.status["t"] - sub.status["uptime"]
+            if whole is None and all(online(sub.status).get(r, 0) >= n for r, n in everyone.items()):
+                whole = sub.status["t"]  # snapshots come once a second: this is late by up to 1 s
+    assert set(cams) == {"c1", "c2"} and started is not None and whole is not None, (cams, sub.status)
+    resumed = max(cams.values())
+    print(f"broker restart: results of both cameras {resumed - started:.2f} s after the new broker started, "
+          f"registry whole in its snapshot of {whole - started:.2f} s (heartbeat {HEARTBEAT_INTERVAL:.0f} s)")
+    assert resumed - started < RESUME_WITHIN
+    # Clients reconnect within ZeroMQ's retry interval (at most 2 s), then one heartbeat registers each.
+    assert whole - started < RESUME_WITHIN
     statuses = [p for p in system.procs if p.name in ("w1", "w2", "edge", "safety", "viewer")]
     assert all(p.alive for p in statuses)
 
@@ -264,5 +264,6 @@ def test_broker_restart_loses_and_duplicates_no_safety_event(system, tmp_path, b
         person.close()
     wait_for(lambda: [t for t in drain(0.5) if t[0] == "end"], 90, "the intrusion to end once the person left")
     stored = stored_events(db)
-    assert [(e["id"], e["state"]) for e in stored] == [(event_id, "ended")], (live, [(e["id"], e["started"], e["ended"], e["updated"]) for e in stored])
+    assert [(e["id"], e["state"]) for e in stored] == [(event_id, "ended")], (
+        live, [(e["id"], e["started"], e["ended"]) for e in stored])
     assert [t for t in live if t[0] in ("start", "end")] == [("start", event_id), ("end", event_id)], live

@@ -23,6 +23,9 @@ def test_json_lines_from_real_processes_carry_role_process_and_camera(system):
     assert line["role"] == "edge" and line["level"] == "warning" and line["state"] == "error"
     assert line["process"].startswith("edge@") and line["time"].endswith("Z")
     assert "does not exist" in line["message"]
+    # The broker answered the edge: both run their loops (and handle SIGTERM) now.
+    connected = lambda: [x for x in map(json.loads, edge.output().splitlines()) if x["message"].endswith("connected")]  # noqa
+    wait_for(connected, 60, "the edge to connect")
     for proc in system.procs:
         assert proc.stop() == 0
         for text in proc.output().splitlines():  # every line is one JSON object, even at shutdown
