@@ -21,8 +21,11 @@ receiver's own monotonic clock so no cross-host clock agreement is needed:
   restarted edge whose clock is behind takes over), and one of the same run
   with a lower sequence but a later capture time is accepted (the
   reference's sequence was forged). A true straggler, older on both counts,
-  stays stale. So no single message freezes a camera for longer than
-  ``timeout`` plus ``max_lead`` seconds.
+  stays stale. The capture-time guard is lifted after the timeout too: a
+  reference that itself arrived late (a stalled worker catching up) would
+  otherwise make every fresher result look "in the future" for good. So no
+  single message freezes a camera for longer than ``timeout`` seconds, and a
+  forged one gets in only while the camera has been silent that long.
 
 Ignored results do not move the reference. Verdicts name why, so callers can
 count drops by reason (``stale``, ``implausible``).
@@ -69,13 +72,17 @@ class FreshnessRule:
         if last is None:
             return NEWER
         elapsed, dt = now - last.at, t_capture - last.t_capture
-        if dt > elapsed + self.max_lead:
-            return IMPLAUSIBLE
         timed_out = elapsed > self.timeout
+        # After the timeout the capture-time guard no longer applies: a reference that itself arrived
+        # late (a worker stalled, then caught up) makes every fresher result look "in the future" by
+        # the lag it had, however long we wait, and would freeze the camera for good.
+        if dt > elapsed + self.max_lead and not timed_out:
+            return IMPLAUSIBLE
         if run != last.run:
             return NEWER if dt > 0 or timed_out else STALE
         if seq > last.seq:
-            return NEWER if seq - last.seq <= 1 + self.max_fps * max(dt, 0.0) else IMPLAUSIBLE
+            span = max(dt, elapsed) if timed_out else max(dt, 0.0)
+            return NEWER if seq - last.seq <= 1 + self.max_fps * span else IMPLAUSIBLE
         # An older sequence with a later capture time: after the timeout, time wins (the reference's
         # sequence was forged, or the edge's counter went back without a new run id).
         return NEWER if timed_out and dt > 0 else STALE

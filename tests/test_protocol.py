@@ -178,6 +178,17 @@ def test_a_forged_first_reference_blocks_for_at_most_the_timeout():
     assert s.admit("r", 3, 99.0, now=10.0) == STALE
 
 
+def test_a_late_reference_does_not_freeze_the_camera():
+    # A worker stalled: its result for capture time 100.0 arrives at 10.0 (10 s late) and becomes the
+    # reference; fresh results (0.1 s late) then look 10 s "in the future" next to it.
+    s = StreamFreshness(FreshnessRule(timeout=3.0, max_lead=5.0))
+    assert s.admit("r", 10, 100.0, now=10.0) == NEWER
+    assert s.admit("r", 100, 109.0, now=9.2 + 1.0) == IMPLAUSIBLE  # 9 s of capture time in 0.2 s
+    # Once nothing was accepted for the timeout, the stream recovers and keeps going.
+    assert s.admit("r", 140, 113.0, now=13.1) == NEWER
+    assert s.admit("r", 141, 113.1, now=13.2) == NEWER
+
+
 def test_freshness_gate_is_bounded():
     gate = FreshnessGate(max_cameras=100)
     for i in range(20_000):

@@ -10,8 +10,6 @@ a result was refused, so callers count drops by reason.
 
 from __future__ import annotations
 
-import time
-
 from anjeon.protocol import freshness
 from anjeon.protocol.wire import FrameHeader
 
@@ -25,30 +23,8 @@ class FreshnessGate:
 
     def verdict(self, frame: FrameHeader) -> str:
         """NEWER (and it becomes the reference), STALE or IMPLAUSIBLE."""
-        verdict = self._gate.admit(frame.camera, frame.run, frame.seq, frame.t_capture)
-        if verdict == IMPLAUSIBLE and self._reference_stuck(frame):
-            self._gate.forget(frame.camera)
-            verdict = self._gate.admit(frame.camera, frame.run, frame.seq, frame.t_capture)
-        self.last_verdict = verdict
-        return verdict
-
-    def _reference_stuck(self, frame: FrameHeader) -> bool:
-        """A reference that itself arrived late blocks every fresher result for good.
-
-        The rule's capture-time guard compares capture time advanced with time
-        elapsed here; when the reference result came N seconds later than the
-        ones after it (a worker stalled, then caught up), every later result
-        looks ``max_lead + N`` seconds "in the future" however long we wait. So
-        when nothing was accepted for the rule's timeout and the result's capture
-        time is not ahead of this host's clock (beyond max_lead), the stale
-        reference is dropped and the result taken. A forged ``seq`` or capture
-        time does not get in this way while real results flow (they keep the
-        reference fresh), nor a capture time in the future.
-        """
-        last = self._gate.last(frame.camera)
-        rule = self._gate.rule
-        return (last is not None and time.monotonic() - last.at > rule.timeout
-                and frame.t_capture <= time.time() + rule.max_lead and frame.seq - last.seq <= 1 + rule.max_fps * rule.timeout)
+        self.last_verdict = self._gate.admit(frame.camera, frame.run, frame.seq, frame.t_capture)
+        return self.last_verdict
 
     def admit(self, frame: FrameHeader) -> bool:
         return self.verdict(frame) == NEWER
