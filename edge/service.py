@@ -93,7 +93,7 @@ class Edge:
     def serve(self, stop: threading.Event) -> None:
         install_log_masking()  # before any camera logs: no password may reach a log line
         quiet_native_logs()
-        push = configure(self._ctx.socket(zmq.PUSH), sndhwm=SEND_HWM, immediate=True)
+        push = configure(self._ctx.socket(zmq.PUSH), sndhwm=SEND_HWM, immediate=True, peer_heartbeat=True)
         security.connect(push, self.config.broker.endpoint(FRAMES_IN))
         for out in self.cameras.values():
             out.capture.start()

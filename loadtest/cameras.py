@@ -93,7 +93,8 @@ class SyntheticCameras:
     def _run(self) -> None:
         # Two frames of queue per camera, as N edges with their own sockets would have: one shared
         # socket with room for 2 drops frames of hundreds of cameras whenever the broker blinks.
-        push = configure(self._ctx.socket(zmq.PUSH), sndhwm=2 * len(self.camera_ids), immediate=True)
+        push = configure(self._ctx.socket(zmq.PUSH), sndhwm=2 * len(self.camera_ids), immediate=True,
+                         peer_heartbeat=True)
         security.connect(push, self.broker.endpoint(FRAMES_IN))
         n_cams, pool = len(self.camera_ids), self.pool
         seqs = dict.fromkeys(self.camera_ids, 0)

@@ -11,7 +11,7 @@ PEER_TIMEOUT_MS = 3000  # like the application heartbeat: 3 missed beats
 
 
 def configure(sock: zmq.Socket, *, sndhwm: int | None = None, rcvhwm: int | None = None,
-              immediate: bool = False) -> zmq.Socket:
+              immediate: bool = False, peer_heartbeat: bool = False) -> zmq.Socket:
     """Apply the options every anjeon socket wants.
 
     linger 0: a closing process never waits for a broker that is gone.
@@ -25,11 +25,15 @@ def configure(sock: zmq.Socket, *, sndhwm: int | None = None, rcvhwm: int | None
     sock.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 10)
     sock.setsockopt(zmq.RECONNECT_IVL, 200)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-    # ZMTP heartbeats (answered by libzmq's own thread, so a busy process still answers): a peer that
-    # stops answering (cut network, stopped process) is disconnected after PEER_TIMEOUT and what was
-    # queued for it is dropped, instead of arriving stale when the link comes back (tests/test_faults*.py).
-    sock.setsockopt(zmq.HEARTBEAT_IVL, PEER_PING_MS)
-    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, PEER_TIMEOUT_MS)
+    if peer_heartbeat:
+        # ZMTP heartbeats (answered by libzmq's own thread, so a busy process still answers): a peer that
+        # stops answering (cut network, stopped process) is disconnected after PEER_TIMEOUT and what was
+        # queued for it is dropped, instead of arriving stale when the link comes back (tests/test_faults*.py).
+        # Only for sockets that send and never stall on input (the edge's PUSH): on a socket whose receive
+        # queue fills (a slow SUB), libzmq cannot read the peer's PINGs, kills a healthy connection and can
+        # then abort the process ("Assertion failed: _input_stopped", libzmq issues #3937 and #4767).
+        sock.setsockopt(zmq.HEARTBEAT_IVL, PEER_PING_MS)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, PEER_TIMEOUT_MS)
     if sndhwm is not None:
         sock.setsockopt(zmq.SNDHWM, sndhwm)
     if rcvhwm is not None:
