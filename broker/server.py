@@ -94,10 +94,10 @@ class Broker:
     def bind(self) -> None:
         c = self.config
         specs = {
-            FRAMES_IN: configure(self._ctx.socket(zmq.PULL), rcvhwm=100),
+            FRAMES_IN: configure(self._ctx.socket(zmq.PULL), rcvhwm=100, peer_heartbeat=True),
             FRAMES_OUT: configure(self._ctx.socket(zmq.ROUTER), sndhwm=100),
             RESULTS_IN: configure(self._ctx.socket(zmq.XSUB)),
-            RESULTS_OUT: configure(self._ctx.socket(zmq.XPUB), sndhwm=1000),
+            RESULTS_OUT: configure(self._ctx.socket(zmq.XPUB), sndhwm=1000, peer_heartbeat=True),
             CONTROL: configure(self._ctx.socket(zmq.ROUTER)),
         }
         # A frame for a worker that vanished must raise, not disappear silently.

@@ -337,6 +337,11 @@ class SafetyCollector(RoleCollector):
                       {(label[i],): k.sent for i, k in enumerate(sinks)})
         yield counter("anjeon_alerts_failed_total", "Alerts given up after all retries, per sink.", ("sink",),
                       {(label[i],): k.failed for i, k in enumerate(sinks)})
+        retention = getattr(s, "retention", None)
+        storage = retention.report() if retention is not None else {}
+        yield counter("anjeon_safety_store_write_errors_total",
+                      "Writes of event rows, snapshots or clips that failed (a full disk); rules and alerts go on.",
+                      (), {(): int(storage.get("write_errors", 0))})
         queues = {f"alerts_{label[i]}": (_qsize(k), _qmax(k)) for i, k in enumerate(sinks)}
         queues["reorder"] = (sum(len(c.reorder) for c in cams.values()),
                              sum(getattr(c.reorder, "max_pending", 0) for c in cams.values()))

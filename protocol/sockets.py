@@ -29,9 +29,12 @@ def configure(sock: zmq.Socket, *, sndhwm: int | None = None, rcvhwm: int | None
         # ZMTP heartbeats (answered by libzmq's own thread, so a busy process still answers): a peer that
         # stops answering (cut network, stopped process) is disconnected after PEER_TIMEOUT and what was
         # queued for it is dropped, instead of arriving stale when the link comes back (tests/test_faults*.py).
-        # Only for sockets that send and never stall on input (the edge's PUSH): on a socket whose receive
-        # queue fills (a slow SUB), libzmq cannot read the peer's PINGs, kills a healthy connection and can
-        # then abort the process ("Assertion failed: _input_stopped", libzmq issues #3937 and #4767).
+        # Only on the edge's PUSH and the broker's PULL (a cut link must drop what it queued) and XPUB (a frozen
+        # subscriber is cut off after PEER_TIMEOUT, so its queue of pictures is freed). Not on the clients'
+        # SUB sockets: on a connecting socket whose receive queue is full, libzmq cannot read the peer's
+        # PINGs, kills the connection itself and can then abort the process on reconnect ("Assertion
+        # failed: _input_stopped", libzmq issues #3937 and #4767); nor on the worker's DEALER, where a
+        # stalled CPU would drop a healthy worker's connection (its liveness is the application heartbeat).
         sock.setsockopt(zmq.HEARTBEAT_IVL, PEER_PING_MS)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, PEER_TIMEOUT_MS)
     if sndhwm is not None:

@@ -20,10 +20,10 @@ def write_config(path: Path, camera: str, body: str, store: Path) -> Path:
     return path
 
 
-def start_safety(system: System, name: str, config: Path, history_port: int | None = None):
+def start_safety(system: System, name: str, config: Path, history_port: int | None = None, extra: tuple = ()):
     port = history_port or free_base_port()
     proc = system.start(name, "safety", "--broker", system.broker_url, "--config", str(config),
-                        "--history-bind", f"tcp://127.0.0.1:{port}", "--name", name)
+                        "--history-bind", f"tcp://127.0.0.1:{port}", "--name", name, *extra)
     return proc, port
 
 

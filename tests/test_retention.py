@@ -24,7 +24,7 @@ from anjeon.safety.evidence_config import RetentionSpec
 from anjeon.safety.incident import Event
 from anjeon.safety.retention import Retention
 from anjeon.safety.store import ClipRecord, EventStore
-from conftest import wait_for
+from conftest import free_base_port, wait_for
 from evidence_fixtures import scripted_camera
 from safety_fixtures import start_safety, stored_events, write_config
 
@@ -137,6 +137,16 @@ def storage(system, port: int) -> dict:
     return query_storage(system.ctx, f"tcp://127.0.0.1:{port}", timeout=10)
 
 
+def write_errors_metric(port: int) -> float:
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    values = [float(line.split()[-1]) for line in text.splitlines()
+              if line.startswith("anjeon_safety_store_write_errors_total")]
+    assert values, "anjeon_safety_store_write_errors_total is not exported"
+    return values[0]
+
+
 def test_a_full_disk_never_stops_rules_or_alerts_and_storage_resumes(system, small_disk, bus_jpg):
     db = small_disk / "events.db"
     config = write_config(small_disk.parent / "site.yaml", "yard", """
@@ -148,7 +158,8 @@ rules:
     with open(config, "a") as f:
         f.write("  alerts:\n    - {type: log}\n  clips: {pre: 1, post: 1, fps: 2}\n")
     system.broker()
-    safety, port = start_safety(system, "safety", config)
+    metrics_port = free_base_port()
+    safety, port = start_safety(system, "safety", config, extra=("--metrics-port", str(metrics_port)))
     wait_for(lambda: "history on" in safety.output(), 60, "the safety service to start")
     events = system.subscriber(b"evt/")
     time.sleep(1.0)
@@ -175,6 +186,7 @@ rules:
         wait_for(lambda: storage(system, port)["write_errors"] > 0, 60, "the write failure in the storage figures")
         failure = storage(system, port)
         assert failure["last_error"], failure
+        assert write_errors_metric(metrics_port) > 0  # what IT's monitoring sees
         assert safety.alive
         alerts_full = safety.output().count("ALERT start")
         # Space returns: storing resumes by itself.
