@@ -76,7 +76,8 @@ def test_config_validate(tmp_path):
 def test_base_install_needs_no_torch():
     reqs = requires("anjeon")  # the installed package's metadata, as pip sees it
     base = {r.split(">")[0].split("=")[0].split("[")[0] for r in reqs if "extra ==" not in r}
-    assert base == {"pyzmq", "msgpack", "numpy", "opencv-python-headless", "click"}
+    # prometheus_client: every process serves --metrics-port (pure Python, no dependencies).
+    assert base == {"pyzmq", "msgpack", "numpy", "opencv-python-headless", "click", "prometheus_client"}
     assert any(r.startswith("ultralytics-opencv-headless") and 'extra == "worker"' in r for r in reqs)
     # Edge, broker and watch never import the model stack.
     code = ("import sys; import anjeon.cli, anjeon.edge.service, anjeon.broker.server, anjeon.viewer.watch, "
