@@ -18,11 +18,12 @@ TRACKER_PACKAGE := trackers==2.6.1
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.cache/ultralytics
 
-.PHONY: venv demo test bench clean help deploy-test images
+.PHONY: venv demo test test-slow bench clean help deploy-test images
 
 help:
 	@echo "make demo   set up .venv and run broker + worker + edge + live table on the sample (Ctrl-C stops)"
 	@echo "make test   set up .venv and run the test suite"
+	@echo "make test-slow  the slow real-model tests (clips on the looped sample video)"
 	@echo "make bench  run the benchmarks side by side and regenerate docs/benchmarks.md (~30 min)"
 	@echo "make deploy-test  build the image and run deploy/compose.yaml with podman, checked end to end (minutes)"
 	@echo "make images  build the container images (BUILDER=docker|podman, BASE_IMAGE=..., CA_BUNDLE=...)"
@@ -58,6 +59,11 @@ $(PEER_VENV)/.installed:
 	@touch $@
 
 peer-venv: $(PEER_VENV)/.installed
+
+# Real-model runs on the looped sample that take minutes and follow the CPU's pace (tests marked slow).
+test-slow: venv
+	./scripts/test-deps.sh
+	$(BIN)/python -m pytest -m slow
 
 bench: venv
 	-$(MAKE) peer-venv
