@@ -22,12 +22,13 @@ RULES = """
 zones:
   walkway: [[0.42, 0.32], [0.78, 0.32], [0.78, 0.66], [0.42, 0.66]]
 rules:
-  - {type: intrusion, zone: walkway, min_duration: 1.0, end_after: 3.0}
+  - {type: intrusion, zone: walkway, min_duration: 1.0, end_after: 1.5}
   - {type: fall}  # default min_duration: 2 s down
 """
 
 
 @pytest.mark.model
+@pytest.mark.timeout(900)
 def test_intrusion_on_sample_video_no_falls_snapshots_bus_history_restart(system, tmp_path):
     assert SAMPLE.exists(), f"the sample video {SAMPLE} is missing (see DESIGN.md: Sample video)"
     db = tmp_path / "events.db"
@@ -53,7 +54,8 @@ def test_intrusion_on_sample_video_no_falls_snapshots_bus_history_restart(system
         drain(0.5)
         return [e for e in stored_events(db) if e["type"] == "intrusion" and e["state"] == "ended"]
 
-    wait_for(ended_intrusions, 150, "an intrusion event that started and ended")
+    # People cross the walkway almost all the time: at a good result rate an incident can last minutes.
+    wait_for(ended_intrusions, 400, "an intrusion event that started and ended")
     stored = stored_events(db)
     assert not [e for e in stored if e["type"] == "fall"], stored
     for ev in stored:
