@@ -19,8 +19,12 @@ from anjeon.protocol.wire import DEFAULT_MAX_FRAME_BYTES, ProtocolError, check_c
 from .cli_observe import metrics_options, start_metrics
 from .runtime import available_cores, run_until_signal, setup_logging
 
-CONTEXT = {"auto_envvar_prefix": "ANJEON", "show_default": True, "help_option_names": ["-h", "--help"],
-           "max_content_width": 100}
+CONTEXT = {
+    "auto_envvar_prefix": "ANJEON",
+    "show_default": True,
+    "help_option_names": ["-h", "--help"],
+    "max_content_width": 100,
+}
 
 
 def _broker(_ctx, _param, value: str) -> BrokerAddress:
@@ -43,7 +47,9 @@ def _cameras(_ctx, _param, values: tuple[str, ...]) -> list[tuple[str, str]]:
     for text in values:
         name, sep, spec = text.partition("=")
         if not sep or not spec:
-            raise click.BadParameter(f"'{text}' should be NAME=SOURCE, e.g. gate=rtsp://10.0.0.7/stream or yard=0")
+            raise click.BadParameter(
+                f"'{text}' should be NAME=SOURCE, e.g. gate=rtsp://10.0.0.7/stream or yard=0"
+            )
         try:
             check_camera_id(name)
         except ProtocolError as exc:
@@ -55,21 +61,46 @@ def _cameras(_ctx, _param, values: tuple[str, ...]) -> list[tuple[str, str]]:
     return cameras
 
 
-broker_option = click.option("--broker", "broker", default=f"tcp://127.0.0.1:{DEFAULT_BASE_PORT}",
-                             callback=_broker, metavar="tcp://HOST[:BASEPORT]",
-                             help="Where the broker runs; BASEPORT is the first of its five ports.")
-name_option = click.option("--name", default="", help="Name shown in status and watch (default: ROLE@HOST:PID).")
+broker_option = click.option(
+    "--broker",
+    "broker",
+    default=f"tcp://127.0.0.1:{DEFAULT_BASE_PORT}",
+    callback=_broker,
+    metavar="tcp://HOST[:BASEPORT]",
+    help="Where the broker runs; BASEPORT is the first of its five ports.",
+)
+name_option = click.option(
+    "--name", default="", help="Name shown in status and watch (default: ROLE@HOST:PID)."
+)
 
 
 @click.group(context_settings=CONTEXT)
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
-              help="How much to log (to stderr).")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
-              help="text for people; json: one object per line (time, level, process, role, camera, event...).")
-@click.option("--keys", "keys_dir", type=click.Path(file_okay=False, path_type=Path), envvar="ANJEON_KEYS",
-              help="CURVE key folder (anjeon keys init; docs/security.md). Without it the bus is plaintext.")
-@click.option("--key", "key_name", default="", envvar="ANJEON_KEY",
-              help="Key pair of --keys this process uses [by command: broker, edge, worker, safety, subscriber].")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    help="How much to log (to stderr).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    help="text for people; json: one object per line (time, level, process, role, camera, event...).",
+)
+@click.option(
+    "--keys",
+    "keys_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="ANJEON_KEYS",
+    help="CURVE key folder (anjeon keys init; docs/security.md). Without it the bus is plaintext.",
+)
+@click.option(
+    "--key",
+    "key_name",
+    default="",
+    envvar="ANJEON_KEY",
+    help="Key pair of --keys this process uses [by command: broker, edge, worker, safety, subscriber].",
+)
 @click.version_option(__version__, prog_name="anjeon")
 @click.pass_context
 def main(ctx: click.Context, log_level: str, log_format: str, keys_dir: Path | None, key_name: str) -> None:
@@ -90,31 +121,79 @@ def main(ctx: click.Context, log_level: str, log_format: str, keys_dir: Path | N
 
 
 @main.command()
-@click.option("--bind", default="*", help="Interface to listen on ('*' = all; 127.0.0.1 = this machine only).")
-@click.option("--base-port", default=DEFAULT_BASE_PORT, callback=_base_port,
-              help="First of five consecutive ports: frames-in, frames-out, results-in, results-out, control.")
-@click.option("--max-age", default=1.0, type=click.FloatRange(0.01, 60),
-              help="Seconds a frame may wait in the broker for a free worker before it is dropped.")
-@click.option("--max-frame-bytes", default=DEFAULT_MAX_FRAME_BYTES, type=click.IntRange(1024, 48 * 1024 * 1024),
-              help="Largest JPEG accepted from an edge; larger ones are dropped and counted.")
-@click.option("--max-credit", default=16, type=click.IntRange(1, 1024),
-              help="Most frames one worker may hold at once, whatever it announces (raise for big GPU batches).")
-@click.option("--max-cameras", default=4096, type=click.IntRange(1, 100_000),
-              help="Most cameras tracked; a new one beyond it replaces one silent for a while, else is dropped.")
-@click.option("--max-peers", default=1024, type=click.IntRange(1, 100_000),
-              help="Most processes (edges, workers, subscribers) in the registry.")
-@click.option("--unclaimed-fps", default=100.0, type=click.FloatRange(0, 100_000),
-              help="Frames/s, all together, taken from cameras that no online edge reports in its heartbeat.")
+@click.option(
+    "--bind", default="*", help="Interface to listen on ('*' = all; 127.0.0.1 = this machine only)."
+)
+@click.option(
+    "--base-port",
+    default=DEFAULT_BASE_PORT,
+    callback=_base_port,
+    help="First of five consecutive ports: frames-in, frames-out, results-in, results-out, control.",
+)
+@click.option(
+    "--max-age",
+    default=1.0,
+    type=click.FloatRange(0.01, 60),
+    help="Seconds a frame may wait in the broker for a free worker before it is dropped.",
+)
+@click.option(
+    "--max-frame-bytes",
+    default=DEFAULT_MAX_FRAME_BYTES,
+    type=click.IntRange(1024, 48 * 1024 * 1024),
+    help="Largest JPEG accepted from an edge; larger ones are dropped and counted.",
+)
+@click.option(
+    "--max-credit",
+    default=16,
+    type=click.IntRange(1, 1024),
+    help="Most frames one worker may hold at once, whatever it announces (raise for big GPU batches).",
+)
+@click.option(
+    "--max-cameras",
+    default=4096,
+    type=click.IntRange(1, 100_000),
+    help="Most cameras tracked; a new one beyond it replaces one silent for a while, else is dropped.",
+)
+@click.option(
+    "--max-peers",
+    default=1024,
+    type=click.IntRange(1, 100_000),
+    help="Most processes (edges, workers, subscribers) in the registry.",
+)
+@click.option(
+    "--unclaimed-fps",
+    default=100.0,
+    type=click.FloatRange(0, 100_000),
+    help="Frames/s, all together, taken from cameras that no online edge reports in its heartbeat.",
+)
 @metrics_options
-def broker(bind: str, base_port: int, max_age: float, max_frame_bytes: int, max_credit: int, max_cameras: int,
-           max_peers: int, unclaimed_fps: float) -> None:
+def broker(
+    bind: str,
+    base_port: int,
+    max_age: float,
+    max_frame_bytes: int,
+    max_credit: int,
+    max_cameras: int,
+    max_peers: int,
+    unclaimed_fps: float,
+) -> None:
     """Run the broker: the one process everything else connects to."""
     from anjeon.broker.server import BindError, Broker, BrokerConfig
     from anjeon.protocol.security import SecurityError
 
-    server = Broker(BrokerConfig(bind=bind, base_port=base_port, max_age=max_age, max_frame_bytes=max_frame_bytes,
-                                 max_credit=max_credit, max_cameras=max_cameras, max_peers=max_peers,
-                                 max_pending=max_cameras, unclaimed_fps=unclaimed_fps))
+    server = Broker(
+        BrokerConfig(
+            bind=bind,
+            base_port=base_port,
+            max_age=max_age,
+            max_frame_bytes=max_frame_bytes,
+            max_credit=max_credit,
+            max_cameras=max_cameras,
+            max_peers=max_peers,
+            max_pending=max_cameras,
+            unclaimed_fps=unclaimed_fps,
+        )
+    )
     try:
         server.bind()
     except (BindError, SecurityError) as exc:  # SecurityError: no allowlist in the --keys folder
@@ -125,29 +204,69 @@ def broker(bind: str, base_port: int, max_age: float, max_frame_bytes: int, max_
 
 @main.command()
 @broker_option
-@click.option("--camera", "cameras", multiple=True, callback=_cameras, metavar="NAME=SOURCE",
-              help="A camera to stream (repeatable). SOURCE: webcam index (0), /dev/videoN, rtsp://..., http://..., "
-                   "a video file, an image file, a folder of images, or 'synthetic'. The options below apply "
-                   "to these cameras; --config cameras keep their own settings.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also stream the cameras of this site config, each with its own settings (fps, width, quality, "
-                   "transport, ...).")
-@click.option("--fps", default=10.0, type=click.FloatRange(0.1, 120), help="Frames sent per second per camera, at most.")
-@click.option("--width", "--resize", "width", default=0, type=click.IntRange(0, 8192),
-              help="Resize frames to this width before sending, e.g. the model's input size, to save bandwidth "
-                   "(0: keep the camera's size).")
+@click.option(
+    "--camera",
+    "cameras",
+    multiple=True,
+    callback=_cameras,
+    metavar="NAME=SOURCE",
+    help="A camera to stream (repeatable). SOURCE: webcam index (0), /dev/videoN, rtsp://..., http://..., "
+    "a video file, an image file, a folder of images, or 'synthetic'. The options below apply "
+    "to these cameras; --config cameras keep their own settings.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also stream the cameras of this site config, each with its own settings (fps, width, quality, "
+    "transport, ...).",
+)
+@click.option(
+    "--fps", default=10.0, type=click.FloatRange(0.1, 120), help="Frames sent per second per camera, at most."
+)
+@click.option(
+    "--width",
+    "--resize",
+    "width",
+    default=0,
+    type=click.IntRange(0, 8192),
+    help="Resize frames to this width before sending, e.g. the model's input size, to save bandwidth "
+    "(0: keep the camera's size).",
+)
 @click.option("--quality", default=80, type=click.IntRange(10, 100), help="JPEG quality.")
 @click.option("--loop", is_flag=True, help="Replay video files and image folders forever.")
-@click.option("--fast", is_flag=True,
-              help="Read video files and image folders as fast as they decode instead of in real time (benchmarks).")
-@click.option("--transport", default="tcp", type=click.Choice(["tcp", "udp"]),
-              help="RTSP transport: tcp survives NAT, firewalls and packet loss; udp has less delay on a clean LAN.")
-@click.option("--stall-timeout", default=10.0, type=click.FloatRange(1, 3600),
-              help="Seconds without a frame before a live camera counts as lost (frozen) and is reopened.")
+@click.option(
+    "--fast",
+    is_flag=True,
+    help="Read video files and image folders as fast as they decode instead of in real time (benchmarks).",
+)
+@click.option(
+    "--transport",
+    default="tcp",
+    type=click.Choice(["tcp", "udp"]),
+    help="RTSP transport: tcp survives NAT, firewalls and packet loss; udp has less delay on a clean LAN.",
+)
+@click.option(
+    "--stall-timeout",
+    default=10.0,
+    type=click.FloatRange(1, 3600),
+    help="Seconds without a frame before a live camera counts as lost (frozen) and is reopened.",
+)
 @name_option
 @metrics_options
-def edge(broker: BrokerAddress, cameras: list[tuple[str, str]], config_path: Path | None, fps: float, width: int,
-         quality: int, loop: bool, fast: bool, transport: str, stall_timeout: float, name: str) -> None:
+def edge(
+    broker: BrokerAddress,
+    cameras: list[tuple[str, str]],
+    config_path: Path | None,
+    fps: float,
+    width: int,
+    quality: int,
+    loop: bool,
+    fast: bool,
+    transport: str,
+    stall_timeout: float,
+    name: str,
+) -> None:
     """Capture cameras and stream their newest frames to the broker."""
     from anjeon.edge.capture import CameraConfig
     from anjeon.edge.service import Edge, EdgeConfig
@@ -161,10 +280,23 @@ def edge(broker: BrokerAddress, cameras: list[tuple[str, str]], config_path: Pat
             spec = resolve_source(spec)  # env:VAR keeps a camera password out of argv (anjeon up does this)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--camera") from None
-        configs.append(CameraConfig(cam, spec, fps=fps, width=width, quality=quality, loop=loop, realtime=not fast,
-                                    transport=transport, stall_timeout=stall_timeout))
+        configs.append(
+            CameraConfig(
+                cam,
+                spec,
+                fps=fps,
+                width=width,
+                quality=quality,
+                loop=loop,
+                realtime=not fast,
+                transport=transport,
+                stall_timeout=stall_timeout,
+            )
+        )
     if not configs:
-        raise click.UsageError("no cameras: give --camera NAME=SOURCE or --config SITE.yaml with a cameras: section")
+        raise click.UsageError(
+            "no cameras: give --camera NAME=SOURCE or --config SITE.yaml with a cameras: section"
+        )
     service = Edge(EdgeConfig(broker=broker, cameras=configs, name=name))
     start_metrics("edge", service)
     run_until_signal(service.serve)
@@ -182,9 +314,20 @@ def _site_cameras(path: Path) -> list:
         raise click.ClickException(str(exc)) from None
     except ImportError:
         raise click.ClickException("--config needs PyYAML on this host: pip install pyyaml") from None
-    return [CameraConfig(cam_id, c.source, fps=c.fps, width=c.width, quality=c.quality, loop=c.loop,
-                         realtime=c.realtime, transport=c.transport, stall_timeout=c.stall_timeout)
-            for cam_id, c in site.cameras.items()]
+    return [
+        CameraConfig(
+            cam_id,
+            c.source,
+            fps=c.fps,
+            width=c.width,
+            quality=c.quality,
+            loop=c.loop,
+            realtime=c.realtime,
+            transport=c.transport,
+            stall_timeout=c.stall_timeout,
+        )
+        for cam_id, c in site.cameras.items()
+    ]
 
 
 def _batch_value(_ctx, _param, value):
@@ -198,43 +341,105 @@ def _batch_value(_ctx, _param, value):
 
 @main.command()
 @broker_option
-@click.option("--model", "models", default=("person",), multiple=True,
-              help="Built-in model ('person': offline YOLOv8s person detector; 'helmet': head boxes labelled "
-                   "With/Without Helmet; 'null': decode only) or a path to any model ultralytics loads "
-                   "(.pt, .onnx, ...). Repeatable: every model runs on every frame, detections published together.")
-@click.option("--class-map", "class_map", multiple=True, metavar="CLASS=LABEL[,LABEL...]",
-              help="Publish these model labels as this anjeon class (repeatable), e.g. person=Normal,Fall "
-                   "for a model of your own; safety's rules read the classes 'person' and 'head'.")
+@click.option(
+    "--model",
+    "models",
+    default=("person",),
+    multiple=True,
+    help="Built-in model ('person': offline YOLOv8s person detector; 'helmet': head boxes labelled "
+    "With/Without Helmet; 'null': decode only) or a path to any model ultralytics loads "
+    "(.pt, .onnx, ...). Repeatable: every model runs on every frame, detections published together.",
+)
+@click.option(
+    "--class-map",
+    "class_map",
+    multiple=True,
+    metavar="CLASS=LABEL[,LABEL...]",
+    help="Publish these model labels as this anjeon class (repeatable), e.g. person=Normal,Fall "
+    "for a model of your own; safety's rules read the classes 'person' and 'head'.",
+)
 @click.option("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0, ...")
-@click.option("--batch", default="auto", callback=_batch_value, metavar="N|auto",
-              help="Largest batch: the worker takes the frames waiting for it, up to this many, without waiting "
-                   "for more (auto: the measured default of the device, docs/benchmarks.md).")
-@click.option("--batch-wait-ms", default=0.0, type=click.FloatRange(0, 1000),
-              help="Wait up to this long for a batch to fill (0: never; a few ms can help a GPU).")
-@click.option("--engine", type=click.Choice(["auto", "torch", "tensorrt", "onnxruntime"]), default="auto",
-              help="Runtime: auto = TensorRT or ONNX Runtime (CUDA) on a GPU when installed, else PyTorch; "
-                   "engines are built once and cached by model hash, GPU and versions.")
+@click.option(
+    "--batch",
+    default="auto",
+    callback=_batch_value,
+    metavar="N|auto",
+    help="Largest batch: the worker takes the frames waiting for it, up to this many, without waiting "
+    "for more (auto: the measured default of the device, docs/benchmarks.md).",
+)
+@click.option(
+    "--batch-wait-ms",
+    default=0.0,
+    type=click.FloatRange(0, 1000),
+    help="Wait up to this long for a batch to fill (0: never; a few ms can help a GPU).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "torch", "tensorrt", "onnxruntime"]),
+    default="auto",
+    help="Runtime: auto = TensorRT or ONNX Runtime (CUDA) on a GPU when installed, else PyTorch; "
+    "engines are built once and cached by model hash, GPU and versions.",
+)
 @click.option("--fp16/--no-fp16", "half", default=None, help="Half precision [on for CUDA, off on a CPU].")
-@click.option("--decode", "decode", type=click.Choice(["cpu", "gpu"]), default="cpu",
-              help="JPEG decode: cpu (OpenCV) or gpu (torchvision decode_jpeg on CUDA; falls back to the CPU).")
-@click.option("--engine-cache", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder of built engines [ANJEON_ENGINE_CACHE or ~/.cache/anjeon/engines].")
-@click.option("--credit", default=0, type=click.IntRange(0, 1024),
-              help="Frames the broker may have in flight to this worker (0: the batch size). Raise it only "
-                   "when the network round trip is long next to one inference.")
-@click.option("--max-age", default=1.0, type=click.FloatRange(0.01, 60),
-              help="Drop frames that waited longer than this (seconds) before decoding them.")
-@click.option("--threads", default=0, type=click.IntRange(0, 256),
-              help="Torch CPU threads (0: all cores this process may use).")
+@click.option(
+    "--decode",
+    "decode",
+    type=click.Choice(["cpu", "gpu"]),
+    default="cpu",
+    help="JPEG decode: cpu (OpenCV) or gpu (torchvision decode_jpeg on CUDA; falls back to the CPU).",
+)
+@click.option(
+    "--engine-cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of built engines [ANJEON_ENGINE_CACHE or ~/.cache/anjeon/engines].",
+)
+@click.option(
+    "--credit",
+    default=0,
+    type=click.IntRange(0, 1024),
+    help="Frames the broker may have in flight to this worker (0: the batch size). Raise it only "
+    "when the network round trip is long next to one inference.",
+)
+@click.option(
+    "--max-age",
+    default=1.0,
+    type=click.FloatRange(0.01, 60),
+    help="Drop frames that waited longer than this (seconds) before decoding them.",
+)
+@click.option(
+    "--threads",
+    default=0,
+    type=click.IntRange(0, 256),
+    help="Torch CPU threads (0: all cores this process may use).",
+)
 @click.option("--render", is_flag=True, help="Also publish a JPEG with the boxes drawn (topic ann/CAMERA/).")
-@click.option("--max-megapixels", type=click.FloatRange(0.01, 1000), default=None,
-              help="Refuse JPEGs that declare more pixels than this, before decoding "
-                   "[ANJEON_MAX_MEGAPIXELS or 40].")
+@click.option(
+    "--max-megapixels",
+    type=click.FloatRange(0.01, 1000),
+    default=None,
+    help="Refuse JPEGs that declare more pixels than this, before decoding [ANJEON_MAX_MEGAPIXELS or 40].",
+)
 @name_option
 @metrics_options
-def worker(broker: BrokerAddress, models: tuple[str, ...], class_map: tuple[str, ...], device: str, batch,
-           batch_wait_ms: float, engine: str, half: bool | None, decode: str, engine_cache: Path | None,
-           credit: int, max_age: float, threads: int, render: bool, max_megapixels: float | None, name: str) -> None:
+def worker(
+    broker: BrokerAddress,
+    models: tuple[str, ...],
+    class_map: tuple[str, ...],
+    device: str,
+    batch,
+    batch_wait_ms: float,
+    engine: str,
+    half: bool | None,
+    decode: str,
+    engine_cache: Path | None,
+    credit: int,
+    max_age: float,
+    threads: int,
+    render: bool,
+    max_megapixels: float | None,
+    name: str,
+) -> None:
     """Run detection on frames from the broker and publish the results."""
     from anjeon.inference.batching import resolve_batch
     from anjeon.inference.models import EngineOptions, ModelError, load_detectors, parse_class_map
@@ -244,14 +449,29 @@ def worker(broker: BrokerAddress, models: tuple[str, ...], class_map: tuple[str,
     try:
         # A built engine must take the largest batch; auto is sized for a GPU here and resolved below.
         largest = batch if isinstance(batch, int) else 32
-        detector = load_detectors(models, device, threads, parse_class_map(class_map),
-                                  EngineOptions(engine, half, largest, engine_cache))
+        detector = load_detectors(
+            models,
+            device,
+            threads,
+            parse_class_map(class_map),
+            EngineOptions(engine, half, largest, engine_cache),
+        )
     except ModelError as exc:
         raise click.ClickException(str(exc)) from None
-    config = WorkerConfig(broker=broker, model="+".join(models), device=device,
-                          batch=resolve_batch(batch, detector.device), batch_wait=batch_wait_ms / 1000.0,
-                          credit=credit, gpu_decode=decode == "gpu", max_age=max_age, threads=threads,
-                          render=render, name=name, max_megapixels=max_megapixels)
+    config = WorkerConfig(
+        broker=broker,
+        model="+".join(models),
+        device=device,
+        batch=resolve_batch(batch, detector.device),
+        batch_wait=batch_wait_ms / 1000.0,
+        credit=credit,
+        gpu_decode=decode == "gpu",
+        max_age=max_age,
+        threads=threads,
+        render=render,
+        name=name,
+        max_megapixels=max_megapixels,
+    )
     service = Worker(config, detector)
     start_metrics("worker", service)
     run_until_signal(service.serve)
@@ -260,23 +480,54 @@ def worker(broker: BrokerAddress, models: tuple[str, ...], class_map: tuple[str,
 @main.command()
 @broker_option
 @click.option("--camera", "cameras", multiple=True, metavar="NAME", help="Only these cameras (repeatable).")
-@click.option("--json", "json_lines", is_flag=True,
-              help="Print one JSON object per result (camera, seq, t_capture, ts, latency_ms, detections) "
-                   "instead of the table.")
-@click.option("--record", type=click.Path(file_okay=False, path_type=Path),
-              help="Save each result's frame with its boxes drawn as DIR/CAMERA/RUN-SEQ.jpg.")
-@click.option("--record-limit", default=10000, type=click.IntRange(1),
-              help="Stop saving after this many JPEGs, so a forgotten --record cannot fill the disk.")
-@click.option("--duration", default=0.0, type=click.FloatRange(0), help="Exit after this many seconds (0: never).")
+@click.option(
+    "--json",
+    "json_lines",
+    is_flag=True,
+    help="Print one JSON object per result (camera, seq, t_capture, ts, latency_ms, detections) "
+    "instead of the table.",
+)
+@click.option(
+    "--record",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Save each result's frame with its boxes drawn as DIR/CAMERA/RUN-SEQ.jpg.",
+)
+@click.option(
+    "--record-limit",
+    default=10000,
+    type=click.IntRange(1),
+    help="Stop saving after this many JPEGs, so a forgotten --record cannot fill the disk.",
+)
+@click.option(
+    "--duration", default=0.0, type=click.FloatRange(0), help="Exit after this many seconds (0: never)."
+)
 @click.option("--count", default=0, type=click.IntRange(0), help="Exit after this many results (0: never).")
-@click.option("--sort", type=click.Choice(["name", "state", "fps", "latency", "drops"]), default="name",
-              help="Order of the camera rows: fps and latency put the slowest first, state the problems first.")
+@click.option(
+    "--sort",
+    type=click.Choice(["name", "state", "fps", "latency", "drops"]),
+    default="name",
+    help="Order of the camera rows: fps and latency put the slowest first, state the problems first.",
+)
 @click.option("--match", default="", metavar="PATTERN", help="Only cameras whose name matches ('gate-*').")
 @click.option("--problems", is_flag=True, help="Only cameras not streaming, with drops or without results.")
-@click.option("--limit", default=40, type=click.IntRange(0), help="Camera rows at most (0: all); the rest is counted.")
+@click.option(
+    "--limit", default=40, type=click.IntRange(0), help="Camera rows at most (0: all); the rest is counted."
+)
 @name_option
-def watch(broker: BrokerAddress, cameras: tuple[str, ...], json_lines: bool, record: Path | None, record_limit: int,
-          duration: float, count: int, sort: str, match: str, problems: bool, limit: int, name: str) -> None:
+def watch(
+    broker: BrokerAddress,
+    cameras: tuple[str, ...],
+    json_lines: bool,
+    record: Path | None,
+    record_limit: int,
+    duration: float,
+    count: int,
+    sort: str,
+    match: str,
+    problems: bool,
+    limit: int,
+    name: str,
+) -> None:
     """Show live results: a table per camera and worker, or JSON lines."""
     from anjeon.viewer.table import TableOptions
     from anjeon.viewer.watch import Watch, WatchConfig
@@ -286,35 +537,86 @@ def watch(broker: BrokerAddress, cameras: tuple[str, ...], json_lines: bool, rec
             check_camera_id(cam)
         except ProtocolError as exc:
             raise click.BadParameter(str(exc), param_hint="--camera") from None
-    config = WatchConfig(broker=broker, cameras=cameras, json_lines=json_lines, record=record,
-                         record_limit=record_limit, duration=duration, count=count, name=name,
-                         table=TableOptions(sort, match, problems, limit))
+    config = WatchConfig(
+        broker=broker,
+        cameras=cameras,
+        json_lines=json_lines,
+        record=record,
+        record_limit=record_limit,
+        duration=duration,
+        count=count,
+        name=name,
+        table=TableOptions(sort, match, problems, limit),
+    )
     run_until_signal(Watch(config).serve)
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Site config YAML (broker, workers, cameras); flags below override it.")
-@click.option("--camera", "cameras", multiple=True, callback=_cameras, metavar="NAME=SOURCE",
-              help="A camera (repeatable), added to those of the config.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Site config YAML (broker, workers, cameras); flags below override it.",
+)
+@click.option(
+    "--camera",
+    "cameras",
+    multiple=True,
+    callback=_cameras,
+    metavar="NAME=SOURCE",
+    help="A camera (repeatable), added to those of the config.",
+)
 @click.option("--workers", type=click.IntRange(0, 64), help="Worker processes to start here [config or 1].")
-@click.option("--model", "models", multiple=True, help="Model for the workers, repeatable [config or person].")
+@click.option(
+    "--model", "models", multiple=True, help="Model for the workers, repeatable [config or person]."
+)
 @click.option("--device", help="Device for the workers [config or auto].")
 @click.option("--batch", type=click.IntRange(1, 256), help="Micro-batch size [config or 1].")
 @click.option("--base-port", type=int, help="Broker base port [config or 5550].")
 @click.option("--bind", help="Broker bind address [config or *].")
 @click.option("--fps", type=click.FloatRange(0.1, 120), help="Send rate cap for --camera cameras [10].")
 @click.option("--loop", is_flag=True, help="Replay --camera video files forever.")
-@click.option("--watch/--no-watch", "with_watch", default=False,
-              help="Show the live table here; the services then log to --log-dir.")
-@click.option("--log-dir", default="logs", type=click.Path(file_okay=False, path_type=Path),
-              help="Where services log when --watch owns the terminal.")
-@click.option("--metrics-port", "metrics_port", default=0, type=click.IntRange(0, 65000),
-              help="Serve Prometheus metrics from every service, on consecutive ports from this one (0: off).")
-@click.option("--viewer-port", default=8080, type=click.IntRange(0, 65535),
-              help="Serve the web console on http://127.0.0.1:PORT/ (0: do not start it).")
-def up(config_path: Path | None, cameras, workers, models, device, batch, base_port, bind, fps, loop,
-       with_watch: bool, log_dir: Path, viewer_port: int, metrics_port: int) -> None:
+@click.option(
+    "--watch/--no-watch",
+    "with_watch",
+    default=False,
+    help="Show the live table here; the services then log to --log-dir.",
+)
+@click.option(
+    "--log-dir",
+    default="logs",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where services log when --watch owns the terminal.",
+)
+@click.option(
+    "--metrics-port",
+    "metrics_port",
+    default=0,
+    type=click.IntRange(0, 65000),
+    help="Serve Prometheus metrics from every service, on consecutive ports from this one (0: off).",
+)
+@click.option(
+    "--viewer-port",
+    default=8080,
+    type=click.IntRange(0, 65535),
+    help="Serve the web console on http://127.0.0.1:PORT/ (0: do not start it).",
+)
+def up(
+    config_path: Path | None,
+    cameras,
+    workers,
+    models,
+    device,
+    batch,
+    base_port,
+    bind,
+    fps,
+    loop,
+    with_watch: bool,
+    log_dir: Path,
+    viewer_port: int,
+    metrics_port: int,
+) -> None:
     """Start broker, workers and edges on this machine; Ctrl-C or SIGTERM stops them all."""
     from .siteconfig import CameraSection, ConfigError, SiteConfig, load_site_config
     from .supervisor import Supervisor
@@ -327,8 +629,12 @@ def up(config_path: Path | None, cameras, workers, models, device, batch, base_p
     from .cli_keys import hand_keys_to_children
 
     hand_keys_to_children(site.security.keys, config_path)  # by environment, never argv
-    for field_name, value in (("count", workers), ("model", tuple(models) or None), ("device", device),
-                              ("batch", batch)):
+    for field_name, value in (
+        ("count", workers),
+        ("model", tuple(models) or None),
+        ("device", device),
+        ("batch", batch),
+    ):
         if value is not None:
             setattr(site.workers, field_name, value)
     if base_port is not None:
@@ -342,7 +648,9 @@ def up(config_path: Path | None, cameras, workers, models, device, batch, base_p
     from .cli_viewer import viewer_available
 
     if viewer_port and not viewer_available():
-        click.echo("note: not starting the web console: pip install 'anjeon[viewer]' (make venv) to get it", err=True)
+        click.echo(
+            "note: not starting the web console: pip install 'anjeon[viewer]' (make venv) to get it", err=True
+        )
         viewer_port = 0
     specs = build_specs(site, available_cores(), with_watch, viewer_port, str(config_path or ""))
     if metrics_port:

@@ -15,8 +15,12 @@ import click
 
 from anjeon.protocol import security
 
-INIT_KEYS = (("edge", ("edge",)), ("worker", ("worker",)), ("safety", ("safety",)),
-             ("subscriber", ("subscriber",)))
+INIT_KEYS = (
+    ("edge", ("edge",)),
+    ("worker", ("worker",)),
+    ("safety", ("safety",)),
+    ("subscriber", ("subscriber",)),
+)
 
 
 def _folder(path: Path, create: bool) -> Path:
@@ -31,7 +35,9 @@ def _write_allowlist(folder: Path, lines: list[str]) -> None:
     """Replace the allowlist in one rename, so a running broker never reads half a file."""
     fd, tmp = tempfile.mkstemp(prefix=".allowlist.", dir=folder)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write("# anjeon allowlist: PUBLIC_KEY NAME ROLE[,ROLE]  (roles: " + ", ".join(security.ROLES) + ")\n")
+        f.write(
+            "# anjeon allowlist: PUBLIC_KEY NAME ROLE[,ROLE]  (roles: " + ", ".join(security.ROLES) + ")\n"
+        )
         f.write("# Re-read by running servers when it changes. Edit with `anjeon keys add/revoke`.\n")
         f.writelines(line + "\n" for line in lines)
     os.chmod(tmp, 0o644)  # public keys only: nothing secret in here
@@ -42,14 +48,19 @@ def _entry_lines(folder: Path) -> list[str]:
     path = folder / security.ALLOWLIST
     if not path.exists():
         return []
-    return [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def _make_pair(folder: Path, name: str) -> bytes:
     security.check_name(name)
     if (folder / f"{name}.key_secret").exists() or (folder / f"{name}.key").exists():
-        raise click.ClickException(f"{folder / name}.key already exists; pick another name or revoke it first")
+        raise click.ClickException(
+            f"{folder / name}.key already exists; pick another name or revoke it first"
+        )
     # The secret file must never exist with a looser mode, not even for a moment.
     old = os.umask(0o077)
     try:
@@ -100,8 +111,14 @@ def keys_init(folder: Path) -> None:
 @keys.command("add")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.argument("name")
-@click.option("--role", "roles", multiple=True, required=True, type=click.Choice(security.ROLES),
-              help="What this key may do (repeatable).")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(security.ROLES),
+    help="What this key may do (repeatable).",
+)
 def keys_add(folder: Path, name: str, roles: tuple[str, ...]) -> None:
     """Make a key pair NAME and allow it with ROLE(s); running servers pick it up within a second."""
     try:

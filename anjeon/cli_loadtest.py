@@ -33,31 +33,86 @@ def _batch(value: str) -> int | str:
 
 
 @click.command()
-@click.option("--broker", default="tcp://127.0.0.1:5550", metavar="tcp://HOST[:BASEPORT]",
-              help="The system to load (ignored with --spawn).")
+@click.option(
+    "--broker",
+    default="tcp://127.0.0.1:5550",
+    metavar="tcp://HOST[:BASEPORT]",
+    help="The system to load (ignored with --spawn).",
+)
 @click.option("--cameras", default=4, type=click.IntRange(1, 512), help="Synthetic cameras.")
 @click.option("--fps", default=10.0, type=click.FloatRange(0.1, 10000), help="Frames per second per camera.")
 @click.option("--resolution", default="1280x720", callback=_resolution, help="Frame size, WIDTHxHEIGHT.")
 @click.option("--quality", default=80, type=click.IntRange(10, 100), help="JPEG quality.")
-@click.option("--duration", default=30.0, type=click.FloatRange(1, 86400), help="Seconds to measure (after a 3 s warm-up).")
-@click.option("--ramp", is_flag=True, help="Raise the load step by step until the SLO breaks; report the sustainable fps.")
-@click.option("--ramp-start", default=1.0, type=click.FloatRange(0.1, 10000),
-              help="Frames per second per camera of the first --ramp step; each step multiplies it by 1.5.")
+@click.option(
+    "--duration",
+    default=30.0,
+    type=click.FloatRange(1, 86400),
+    help="Seconds to measure (after a 3 s warm-up).",
+)
+@click.option(
+    "--ramp",
+    is_flag=True,
+    help="Raise the load step by step until the SLO breaks; report the sustainable fps.",
+)
+@click.option(
+    "--ramp-start",
+    default=1.0,
+    type=click.FloatRange(0.1, 10000),
+    help="Frames per second per camera of the first --ramp step; each step multiplies it by 1.5.",
+)
 @click.option("--slo-ms", default=500.0, type=click.FloatRange(1), help="Latency target (p95) for --ramp.")
 @click.option("--step-seconds", default=10.0, type=click.FloatRange(2), help="Length of each --ramp step.")
 @click.option("--spawn", is_flag=True, help="Start a private broker and --workers workers on this machine.")
 @click.option("--workers", default=1, type=click.IntRange(1, 64), help="Workers to start with --spawn.")
-@click.option("--detector", type=click.Choice(sorted(DETECTORS)), default="null",
-              help="With --spawn: yolo = the default person model, null = decode only (measures the pipeline).")
-@click.option("--batch", default="auto", callback=lambda _c, _p, v: _batch(v), help="Worker batch size with --spawn (auto: the device's default).")
-@click.option("--threads", default=0, type=click.IntRange(0, 256),
-              help="Torch threads per spawned worker (0: split the cores).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the report as JSON (schema anjeon.loadtest/1, docs/loadtest.md); '-' for stdout.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a PNG of latency and throughput over time.")
-def loadtest(broker, cameras, fps, resolution, quality, duration, ramp, ramp_start, slo_ms, step_seconds, spawn, workers,
-             detector, batch, threads, json_path, plot_path) -> None:
+@click.option(
+    "--detector",
+    type=click.Choice(sorted(DETECTORS)),
+    default="null",
+    help="With --spawn: yolo = the default person model, null = decode only (measures the pipeline).",
+)
+@click.option(
+    "--batch",
+    default="auto",
+    callback=lambda _c, _p, v: _batch(v),
+    help="Worker batch size with --spawn (auto: the device's default).",
+)
+@click.option(
+    "--threads",
+    default=0,
+    type=click.IntRange(0, 256),
+    help="Torch threads per spawned worker (0: split the cores).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report as JSON (schema anjeon.loadtest/1, docs/loadtest.md); '-' for stdout.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a PNG of latency and throughput over time.",
+)
+def loadtest(
+    broker,
+    cameras,
+    fps,
+    resolution,
+    quality,
+    duration,
+    ramp,
+    ramp_start,
+    slo_ms,
+    step_seconds,
+    spawn,
+    workers,
+    detector,
+    batch,
+    threads,
+    json_path,
+    plot_path,
+) -> None:
     """Offer N synthetic cameras (real JPEGs) and measure freshness, throughput and costs.
 
     \b
@@ -72,9 +127,24 @@ def loadtest(broker, cameras, fps, resolution, quality, duration, ramp, ramp_sta
         address = BrokerAddress("127.0.0.1", free_base_port()) if spawn else _broker(None, None, broker)
     except AddressError as exc:
         raise click.ClickException(str(exc)) from None
-    config = LoadTestConfig(broker=address, cameras=cameras, fps=fps, width=resolution[0], height=resolution[1],
-                            quality=quality, duration=duration, ramp=ramp, ramp_start=ramp_start, slo_ms=slo_ms, step_seconds=step_seconds,
-                            spawn=spawn, workers=workers, model=DETECTORS[detector], batch=batch, threads=threads)
+    config = LoadTestConfig(
+        broker=address,
+        cameras=cameras,
+        fps=fps,
+        width=resolution[0],
+        height=resolution[1],
+        quality=quality,
+        duration=duration,
+        ramp=ramp,
+        ramp_start=ramp_start,
+        slo_ms=slo_ms,
+        step_seconds=step_seconds,
+        spawn=spawn,
+        workers=workers,
+        model=DETECTORS[detector],
+        batch=batch,
+        threads=threads,
+    )
     result: dict = {}
 
     def serve(stop) -> None:
@@ -84,7 +154,9 @@ def loadtest(broker, cameras, fps, resolution, quality, duration, ramp, ramp_sta
                 _, shutdown = spawned_system(config, Path("logs/loadtest"), available_cores())
                 click.echo(f"waiting for {workers} worker(s) on {address} ...", err=True)
                 if not wait_for_workers(address, workers, 180, stop):
-                    raise click.ClickException("the spawned workers did not come up within 180 s; see logs/loadtest/")
+                    raise click.ClickException(
+                        "the spawned workers did not come up within 180 s; see logs/loadtest/"
+                    )
             result.update(Run(config, stop).execute())
         finally:
             if shutdown:

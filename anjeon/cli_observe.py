@@ -7,7 +7,8 @@ one call, whatever the command's own signature.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -22,10 +23,21 @@ def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 
 
 def metrics_options(f: Callable) -> Callable:
-    f = click.option("--metrics-host", default="127.0.0.1", expose_value=False, callback=_store,
-                     help="Interface for --metrics-port ('0.0.0.0' for a Prometheus on another host).")(f)
-    return click.option("--metrics-port", default=0, type=click.IntRange(0, 65535), expose_value=False,
-                        callback=_store, help="Serve Prometheus metrics on http://HOST:PORT/metrics (0: off).")(f)
+    f = click.option(
+        "--metrics-host",
+        default="127.0.0.1",
+        expose_value=False,
+        callback=_store,
+        help="Interface for --metrics-port ('0.0.0.0' for a Prometheus on another host).",
+    )(f)
+    return click.option(
+        "--metrics-port",
+        default=0,
+        type=click.IntRange(0, 65535),
+        expose_value=False,
+        callback=_store,
+        help="Serve Prometheus metrics on http://HOST:PORT/metrics (0: off).",
+    )(f)
 
 
 def metrics_flags() -> tuple[int, str]:
@@ -37,8 +49,12 @@ def metrics_flags() -> tuple[int, str]:
 def start_metrics(role: str, service: Any) -> None:
     """Serve the metrics of ``service`` (a Broker, Edge, Worker or SafetyService) if --metrics-port was given."""
     port, host = metrics_flags()
-    collectors = {"broker": metrics.BrokerCollector, "edge": metrics.EdgeCollector,
-                  "worker": metrics.WorkerCollector, "safety": metrics.SafetyCollector}
+    collectors = {
+        "broker": metrics.BrokerCollector,
+        "edge": metrics.EdgeCollector,
+        "worker": metrics.WorkerCollector,
+        "safety": metrics.SafetyCollector,
+    }
     found = [collectors[role](service)]
     if getattr(service, "heartbeat", None) is not None:
         found.append(metrics.HeartbeatCollector(role, service.heartbeat))

@@ -33,29 +33,59 @@ def _when(end: bool):
         try:
             return _day_or_time(value, end)
         except ValueError:
-            raise click.BadParameter(f"'{value}' is not a date or time: use 2026-11-01, 2026-11-01T07:00, "
-                                     "unix seconds, or 7d/12h back from now", param=param) from None
+            raise click.BadParameter(
+                f"'{value}' is not a date or time: use 2026-11-01, 2026-11-01T07:00, "
+                "unix seconds, or 7d/12h back from now",
+                param=param,
+            ) from None
+
     return parse
 
 
 @click.command()
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="data/events.db",
-              help="The safety service's event store (read only).")
-@click.option("--since", callback=_when(False), default="7d", show_default=True,
-              help="First day (or time) of the report.")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="data/events.db",
+    help="The safety service's event store (read only).",
+)
+@click.option(
+    "--since",
+    callback=_when(False),
+    default="7d",
+    show_default=True,
+    help="First day (or time) of the report.",
+)
 @click.option("--until", callback=_when(True), help="Last day (included) or time [now].")
 @click.option("--camera", "cameras", multiple=True, help="Only these cameras (repeat the option) [all].")
 @click.option("--lang", type=click.Choice(["ko", "en"]), default="ko", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["pdf", "html"]), default="pdf", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="The file to write.")
 @click.option("--json", "as_json", is_flag=True, help="Also print the figures as JSON on stdout.")
-@click.option("--send", type=click.Choice(["daily", "weekly"]),
-              help="Make the scheduled report of the site config's reports: section now and send it "
-                   "(yesterday / the 7 days before today); needs --config.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Site config (its safety.store and safety.reports) for --send.")
-def report(db: Path, since: float, until: float | None, cameras: tuple[str, ...], lang: str, fmt: str,
-           out: Path | None, as_json: bool, send: str | None, config_path: Path | None) -> None:
+@click.option(
+    "--send",
+    type=click.Choice(["daily", "weekly"]),
+    help="Make the scheduled report of the site config's reports: section now and send it "
+    "(yesterday / the 7 days before today); needs --config.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Site config (its safety.store and safety.reports) for --send.",
+)
+def report(
+    db: Path,
+    since: float,
+    until: float | None,
+    cameras: tuple[str, ...],
+    lang: str,
+    fmt: str,
+    out: Path | None,
+    as_json: bool,
+    send: str | None,
+    config_path: Path | None,
+) -> None:
     """Write the incident report: per day and hour, per camera and rule, response times, false alarms,
     the longest incidents with snapshots, and where offenders stood."""
     import sqlite3
@@ -78,8 +108,11 @@ def report(db: Path, since: float, until: float | None, cameras: tuple[str, ...]
         raise click.ClickException(f"cannot read {db}: {exc}") from None
     if as_json:
         click.echo(json.dumps(data.to_dict(), ensure_ascii=False))
-    click.echo(f"{out}: {data.total} incident(s) from {time.strftime('%Y-%m-%d %H:%M', time.localtime(since))} to "
-               f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(until))}", err=True)
+    click.echo(
+        f"{out}: {data.total} incident(s) from {time.strftime('%Y-%m-%d %H:%M', time.localtime(since))} to "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(until))}",
+        err=True,
+    )
 
 
 def _send(kind: str, config_path: Path | None) -> None:

@@ -38,18 +38,35 @@ def _when(_ctx, param, value: str | None) -> float | None:
         except ValueError:
             return datetime.fromisoformat(text).timestamp()
     except ValueError:
-        raise click.BadParameter(f"'{value}' is not a time: use unix seconds, 2026-11-25T07:00, or 30s/10m/2h/1d "
-                                 "back from now", param=param) from None
+        raise click.BadParameter(
+            f"'{value}' is not a time: use unix seconds, 2026-11-25T07:00, or 30s/10m/2h/1d back from now",
+            param=param,
+        ) from None
 
 
 @click.command()
-@click.option("--broker", "broker", default=f"tcp://127.0.0.1:{DEFAULT_BASE_PORT}", callback=_broker,
-              metavar="tcp://HOST[:BASEPORT]", help="Where the broker runs.")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Site config YAML with a safety: section (zones, lines, rules, store, alerts).")
+@click.option(
+    "--broker",
+    "broker",
+    default=f"tcp://127.0.0.1:{DEFAULT_BASE_PORT}",
+    callback=_broker,
+    metavar="tcp://HOST[:BASEPORT]",
+    help="Where the broker runs.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Site config YAML with a safety: section (zones, lines, rules, store, alerts).",
+)
 @click.option("--store", help="SQLite event store [config's safety.store, else data/events.db].")
-@click.option("--history-bind", default="", metavar="tcp://IFACE:PORT",
-              help="Where to answer history queries, acks and clips [tcp://127.0.0.1:BASEPORT+5: loopback; give tcp://0.0.0.0:PORT (with keys) for a console on another host].")
+@click.option(
+    "--history-bind",
+    default="",
+    metavar="tcp://IFACE:PORT",
+    help="Where to answer history queries, acks and clips [tcp://127.0.0.1:BASEPORT+5: loopback; give tcp://0.0.0.0:PORT (with keys) for a console on another host].",
+)
 @click.option("--name", default="", help="Name shown in status (default: safety@HOST:PID).")
 @metrics_options
 def safety(broker: BrokerAddress, config_path: Path, store: str | None, history_bind: str, name: str) -> None:
@@ -61,15 +78,24 @@ def safety(broker: BrokerAddress, config_path: Path, store: str | None, history_
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if site.safety is None or not site.safety.cameras:
-        raise click.ClickException(f"{config_path}: no safety: section with cameras and rules; see docs/safety.md")
+        raise click.ClickException(
+            f"{config_path}: no safety: section with cameras and rules; see docs/safety.md"
+        )
     if store:
         site.safety.store = store
     from anjeon.safety.service import SafetyService, SafetyServiceConfig
     from anjeon.safety.tracker import TrackerMissing
 
     try:
-        service = SafetyService(SafetyServiceConfig(broker=broker, safety=site.safety, history_bind=history_bind,
-                                                    name=name, config_path=config_path))
+        service = SafetyService(
+            SafetyServiceConfig(
+                broker=broker,
+                safety=site.safety,
+                history_bind=history_bind,
+                name=name,
+                config_path=config_path,
+            )
+        )
     except TrackerMissing as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -104,19 +130,43 @@ def _rows(db: Path, history: str | None, query: dict, limit: int):
 
 
 @click.command()
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default="data/events.db",
-              help="The SQLite event store to read.")
-@click.option("--history", metavar="tcp://HOST:PORT", help="Ask a running safety service instead of reading --db.")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="data/events.db",
+    help="The SQLite event store to read.",
+)
+@click.option(
+    "--history", metavar="tcp://HOST:PORT", help="Ask a running safety service instead of reading --db."
+)
 @click.option("--camera", default="", help="Only this camera.")
 @click.option("--rule", default="", help="Only this rule name or type (intrusion, helmet, fall, ...).")
-@click.option("--since", callback=_when, help="Events active at or after this time (unix s, ISO, or 10m/2h/1d ago).")
+@click.option(
+    "--since", callback=_when, help="Events active at or after this time (unix s, ISO, or 10m/2h/1d ago)."
+)
 @click.option("--until", callback=_when, help="Events started at or before this time.")
-@click.option("--state", type=click.Choice(["", "open", "ended"]), default="", help="Only open or ended events.")
-@click.option("--limit", default=100, type=click.IntRange(1, 100_000_000), help="Newest this many (paged: any number).")
+@click.option(
+    "--state", type=click.Choice(["", "open", "ended"]), default="", help="Only open or ended events."
+)
+@click.option(
+    "--limit", default=100, type=click.IntRange(1, 100_000_000), help="Newest this many (paged: any number)."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (with ack and clip).")
-@click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row (ack, response time, outcome, clip).")
-def events(db: Path, history: str | None, camera: str, rule: str, since: float | None, until: float | None, state: str,
-           limit: int, as_json: bool, as_csv: bool) -> None:
+@click.option(
+    "--csv", "as_csv", is_flag=True, help="CSV with a header row (ack, response time, outcome, clip)."
+)
+def events(
+    db: Path,
+    history: str | None,
+    camera: str,
+    rule: str,
+    since: float | None,
+    until: float | None,
+    state: str,
+    limit: int,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
     """List stored safety events, newest first."""
     import sqlite3
 
@@ -130,8 +180,10 @@ def events(db: Path, history: str | None, camera: str, rule: str, since: float |
     if writer is not None:
         writer.writerow(EXPORT_COLUMNS)
     elif not as_json:
-        click.echo(f"{'STARTED':19}  {'CAMERA':12} {'RULE':22} {'STATE':6} {'DUR s':>7} {'PEAK':>4}  "
-                   f"{'ACK':16} {'CLIP':9} TRACKS  ID")
+        click.echo(
+            f"{'STARTED':19}  {'CAMERA':12} {'RULE':22} {'STATE':6} {'DUR s':>7} {'PEAK':>4}  "
+            f"{'ACK':16} {'CLIP':9} TRACKS  ID"
+        )
     try:
         for row in _rows(db, history, query, limit):
             n += 1
@@ -154,11 +206,14 @@ def _line(row: dict) -> str:
     ack = row.get("ack")
     acked = "-"
     if ack:
-        acked = f"{ack['by'][:8]} {ack['response']:.0f}s" + ({"false_alarm": " FA", "resolved": " ok"}
-                                                                .get(ack.get("outcome") or "", ""))
+        acked = f"{ack['by'][:8]} {ack['response']:.0f}s" + (
+            {"false_alarm": " FA", "resolved": " ok"}.get(ack.get("outcome") or "", "")
+        )
     clip = (row.get("clip") or {}).get("state", "-")
-    return (f"{started:19}  {row['camera']:12} {row['rule']:22} {row['state']:6} {row['duration']:7.1f} "
-            f"{row['peak']:4d}  {acked:16} {clip:9} {','.join(map(str, row['tracks'])) or '-'}  {row['id']}")
+    return (
+        f"{started:19}  {row['camera']:12} {row['rule']:22} {row['state']:6} {row['duration']:7.1f} "
+        f"{row['peak']:4d}  {acked:16} {clip:9} {','.join(map(str, row['tracks'])) or '-'}  {row['id']}"
+    )
 
 
 @click.command()
@@ -166,7 +221,9 @@ def _line(row: dict) -> str:
 @click.option("--history", required=True, metavar="tcp://HOST:PORT", help="The running safety service.")
 @click.option("--by", required=True, help="Who acknowledges (recorded with the time and the response time).")
 @click.option("--note", default="", help="A note kept with the acknowledgement.")
-@click.option("--false-alarm", "false_alarm", metavar="REASON", default="", help="Mark it a false alarm, saying why.")
+@click.option(
+    "--false-alarm", "false_alarm", metavar="REASON", default="", help="Mark it a false alarm, saying why."
+)
 @click.option("--resolved", is_flag=True, help="Mark it resolved.")
 def ack(event_id: str, history: str, by: str, note: str, false_alarm: str, resolved: bool) -> None:
     """Acknowledge a stored event (first ack is recorded); mark it a false alarm or resolved."""

@@ -11,7 +11,9 @@ from anjeon.protocol.endpoints import DEFAULT_BASE_PORT, AddressError, BrokerAdd
 
 from .cli_observe import metrics_flags, metrics_options
 
-INSTALL_HINT = "the web console needs the viewer extra: pip install 'anjeon[viewer]' (or `make venv` in the repo)"
+INSTALL_HINT = (
+    "the web console needs the viewer extra: pip install 'anjeon[viewer]' (or `make venv` in the repo)"
+)
 
 
 def _broker(_ctx, _param, value: str) -> BrokerAddress:
@@ -31,42 +33,112 @@ def viewer_available() -> bool:
 
 
 @click.command()
-@click.option("--broker", "broker", default=f"tcp://127.0.0.1:{DEFAULT_BASE_PORT}", callback=_broker,
-              metavar="tcp://HOST[:BASEPORT]", help="Where the broker runs.")
+@click.option(
+    "--broker",
+    "broker",
+    default=f"tcp://127.0.0.1:{DEFAULT_BASE_PORT}",
+    callback=_broker,
+    metavar="tcp://HOST[:BASEPORT]",
+    help="Where the broker runs.",
+)
 @click.option("--port", default=8080, type=click.IntRange(1, 65535), help="HTTP port of the console.")
-@click.option("--bind", default="127.0.0.1",
-              help="Interface to serve on. Anything but loopback requires --users (a login).")
-@click.option("--users", "users_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Users file (NAME:PBKDF2 hash per line); when given, every page needs a login.")
-@click.option("--add-user", metavar="NAME", help="Add NAME (or set a new password) in --users, asking for the "
-                                                  "password, and exit.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Site YAML: zone outlines on the frames, and the zone editor saves into it.")
-@click.option("--history", default="", metavar="tcp://HOST:PORT",
-              help="The safety service's history API [tcp://BROKERHOST:BASEPORT+5].")
-@click.option("--acks", "acks_path", type=click.Path(dir_okay=False, path_type=Path), default="data/acks.jsonl",
-              help="Where acknowledgements (who, when) are recorded, one JSON line each.")
+@click.option(
+    "--bind",
+    default="127.0.0.1",
+    help="Interface to serve on. Anything but loopback requires --users (a login).",
+)
+@click.option(
+    "--users",
+    "users_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Users file (NAME:PBKDF2 hash per line); when given, every page needs a login.",
+)
+@click.option(
+    "--add-user",
+    metavar="NAME",
+    help="Add NAME (or set a new password) in --users, asking for the password, and exit.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Site YAML: zone outlines on the frames, and the zone editor saves into it.",
+)
+@click.option(
+    "--history",
+    default="",
+    metavar="tcp://HOST:PORT",
+    help="The safety service's history API [tcp://BROKERHOST:BASEPORT+5].",
+)
+@click.option(
+    "--acks",
+    "acks_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default="data/acks.jsonl",
+    help="Where acknowledgements (who, when) are recorded, one JSON line each.",
+)
 @click.option("--name", default="", help="Name shown in status (default: viewer@HOST:PID).")
-@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
-              help="A host name the console answers to besides IP addresses and this machine's names "
-                   "(repeatable): the name people type, or a reverse proxy's public name. Other Host or "
-                   "Origin headers are refused (DNS rebinding, cross-site requests).")
-@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              help="Serve https with this certificate (PEM); needs --tls-key. Cookies are then Secure.")
-@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Its private key (PEM).")
-@click.option("--behind-tls-proxy", is_flag=True,
-              help="A TLS-terminating proxy serves this console: mark session cookies Secure.")
-@click.option("--snapshots", "snapshots", type=click.Path(file_okay=False, path_type=Path),
-              help="The safety service's snapshot folder, if readable here [from --config's safety section].")
-@click.option("--max-cameras", default=1024, show_default=True, type=click.IntRange(1, 100_000),
-              help="Cameras this console keeps state for (ids come off the bus; more are counted and dropped).")
-@click.option("--max-alarms", default=500, show_default=True, type=click.IntRange(1, 100_000),
-              help="Alarms held and shown (open or unacknowledged); past it the oldest handled ones leave.")
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A host name the console answers to besides IP addresses and this machine's names "
+    "(repeatable): the name people type, or a reverse proxy's public name. Other Host or "
+    "Origin headers are refused (DNS rebinding, cross-site requests).",
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Serve https with this certificate (PEM); needs --tls-key. Cookies are then Secure.",
+)
+@click.option(
+    "--tls-key", type=click.Path(dir_okay=False, exists=True, path_type=Path), help="Its private key (PEM)."
+)
+@click.option(
+    "--behind-tls-proxy",
+    is_flag=True,
+    help="A TLS-terminating proxy serves this console: mark session cookies Secure.",
+)
+@click.option(
+    "--snapshots",
+    "snapshots",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The safety service's snapshot folder, if readable here [from --config's safety section].",
+)
+@click.option(
+    "--max-cameras",
+    default=1024,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Cameras this console keeps state for (ids come off the bus; more are counted and dropped).",
+)
+@click.option(
+    "--max-alarms",
+    default=500,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Alarms held and shown (open or unacknowledged); past it the oldest handled ones leave.",
+)
 @metrics_options
-def viewer(broker: BrokerAddress, port: int, bind: str, users_path: Path | None, add_user: str | None,
-           config_path: Path | None, history: str, acks_path: Path, name: str, allowed_hosts: tuple[str, ...],
-           tls_cert: Path | None, tls_key: Path | None, behind_tls_proxy: bool, snapshots: Path | None,
-           max_cameras: int, max_alarms: int) -> None:
+def viewer(
+    broker: BrokerAddress,
+    port: int,
+    bind: str,
+    users_path: Path | None,
+    add_user: str | None,
+    config_path: Path | None,
+    history: str,
+    acks_path: Path,
+    name: str,
+    allowed_hosts: tuple[str, ...],
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    behind_tls_proxy: bool,
+    snapshots: Path | None,
+    max_cameras: int,
+    max_alarms: int,
+) -> None:
     """Serve the web console: live cameras with boxes and zones, health, alarms, history, zone editor."""
     from anjeon.viewer.auth import UsersFileError, is_loopback
 
@@ -97,7 +169,8 @@ def viewer(broker: BrokerAddress, port: int, bind: str, users_path: Path | None,
         raise click.ClickException(
             f"REFUSING TO START: --bind {bind} would show every camera to the network without a login. "
             "Give --users FILE (create it with `anjeon viewer --users FILE --add-user NAME`), "
-            "or keep the default --bind 127.0.0.1.")
+            "or keep the default --bind 127.0.0.1."
+        )
     if config_path is not None and not config_path.exists():
         raise click.BadParameter(f"{config_path} does not exist", param_hint="--config")
     if (tls_cert is None) != (tls_key is None):
@@ -106,14 +179,31 @@ def viewer(broker: BrokerAddress, port: int, bind: str, users_path: Path | None,
     from anjeon.viewer.state import Limits
 
     scheme = "https" if tls_cert else "http"
-    click.echo(f"anjeon console: {scheme}://{'127.0.0.1' if bind in ('0.0.0.0', '::') else bind}:{port}/"
-               + ("  (login required)" if users else ""), err=True)
+    click.echo(
+        f"anjeon console: {scheme}://{'127.0.0.1' if bind in ('0.0.0.0', '::') else bind}:{port}/"
+        + ("  (login required)" if users else ""),
+        err=True,
+    )
     try:
-        serve(ViewerConfig(broker=broker, port=port, bind=bind, history=history, config_path=config_path,
-                           users_path=users_path if users else None, acks_path=acks_path, name=name,
-                           metrics_port=metrics_flags()[0], metrics_host=metrics_flags()[1],
-                           limits=Limits(cameras=max_cameras, alarms=max_alarms), tls_cert=tls_cert,
-                           tls_key=tls_key, behind_tls_proxy=behind_tls_proxy, allowed_hosts=allowed_hosts,
-                           snapshots=snapshots))
+        serve(
+            ViewerConfig(
+                broker=broker,
+                port=port,
+                bind=bind,
+                history=history,
+                config_path=config_path,
+                users_path=users_path if users else None,
+                acks_path=acks_path,
+                name=name,
+                metrics_port=metrics_flags()[0],
+                metrics_host=metrics_flags()[1],
+                limits=Limits(cameras=max_cameras, alarms=max_alarms),
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+                behind_tls_proxy=behind_tls_proxy,
+                allowed_hosts=allowed_hosts,
+                snapshots=snapshots,
+            )
+        )
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None

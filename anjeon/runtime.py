@@ -6,7 +6,7 @@ import logging
 import os
 import signal
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 
 def setup_logging(level: str, fmt: str = "text", role: str = "") -> None:

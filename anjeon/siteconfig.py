@@ -8,9 +8,10 @@ starts. docs/site-config.md shows a full example.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from anjeon.protocol.endpoints import DEFAULT_BASE_PORT
 from anjeon.protocol.wire import CAMERA_ID
@@ -57,8 +58,13 @@ def _class_names(value: Any, error: Callable[[str], ConfigError]) -> dict[str, t
     out: dict[str, tuple[str, ...]] = {}
     for cls, labels in value.items():
         labels = [labels] if isinstance(labels, str) else labels
-        if not isinstance(cls, str) or "=" in cls or not isinstance(labels, list) or not labels or not all(
-                isinstance(x, str) and x and "," not in x for x in labels):
+        if (
+            not isinstance(cls, str)
+            or "=" in cls
+            or not isinstance(labels, list)
+            or not labels
+            or not all(isinstance(x, str) and x and "," not in x for x in labels)
+        ):
             raise error(f"{cls!r}: must be a class name mapped to a non-empty list of labels (no ',' or '=')")
         out[cls] = tuple(labels)
     return out
@@ -67,13 +73,22 @@ def _class_names(value: Any, error: Callable[[str], ConfigError]) -> dict[str, t
 @dataclass
 class WorkersSection:
     count: int = _bounded(1, 0, 64, "worker processes to start on this machine")
-    model: tuple[str, ...] = field(default=("person",), metadata={
-        "parse": _model_names, "doc": "built-in model name or model file path, or a list of them"})
-    classes: dict[str, tuple[str, ...]] = field(default_factory=dict, metadata={
-        "parse": _class_names, "doc": "anjeon class -> model labels, e.g. person: [person, Normal, Fall]"})
+    model: tuple[str, ...] = field(
+        default=("person",),
+        metadata={"parse": _model_names, "doc": "built-in model name or model file path, or a list of them"},
+    )
+    classes: dict[str, tuple[str, ...]] = field(
+        default_factory=dict,
+        metadata={
+            "parse": _class_names,
+            "doc": "anjeon class -> model labels, e.g. person: [person, Normal, Fall]",
+        },
+    )
     device: str = _bounded("auto", doc="auto, cpu, cuda:0, ...")
-    batch: int | str = field(default="auto", metadata={
-        "parse": _batch_size, "doc": "largest batch, or auto (the measured default of the device)"})
+    batch: int | str = field(
+        default="auto",
+        metadata={"parse": _batch_size, "doc": "largest batch, or auto (the measured default of the device)"},
+    )
     threads: int = _bounded(0, 0, 256, "torch threads per worker (0: split this machine's cores)")
     max_age: float = _bounded(1.0, 0.01, 60.0, "drop frames older than this, before decoding")
     render: bool = _bounded(False, doc="also publish JPEGs with boxes drawn")
@@ -86,15 +101,28 @@ class CameraSection:
     width: int = _bounded(0, 0, 8192, "resize to this width before sending (0: keep)")
     quality: int = _bounded(80, 10, 100, "JPEG quality")
     loop: bool = _bounded(False, doc="replay files and folders forever")
-    realtime: bool = _bounded(True, doc="pace files and folders at their native rate (false: as fast as they decode)")
-    transport: str = field(default="tcp", metadata={"min": None, "max": None, "choices": ("tcp", "udp"),
-                                                    "doc": "RTSP transport: tcp (robust) or udp (less delay)"})
-    stall_timeout: float = _bounded(10.0, 1.0, 3600.0, "seconds without a frame before a live camera counts as lost")
+    realtime: bool = _bounded(
+        True, doc="pace files and folders at their native rate (false: as fast as they decode)"
+    )
+    transport: str = field(
+        default="tcp",
+        metadata={
+            "min": None,
+            "max": None,
+            "choices": ("tcp", "udp"),
+            "doc": "RTSP transport: tcp (robust) or udp (less delay)",
+        },
+    )
+    stall_timeout: float = _bounded(
+        10.0, 1.0, 3600.0, "seconds without a frame before a live camera counts as lost"
+    )
 
 
 @dataclass
 class SecuritySection:
-    keys: str = _bounded("", doc="CURVE key folder (anjeon keys init), relative to this file; empty: plaintext bus")
+    keys: str = _bounded(
+        "", doc="CURVE key folder (anjeon keys init), relative to this file; empty: plaintext bus"
+    )
 
 
 @dataclass
@@ -147,7 +175,9 @@ class _Reader:
         for key in data:
             if key not in fields:
                 raise self.error(path + (str(key),), f"unknown setting; allowed: {', '.join(fields)}")
-        values = {name: self.value(f, data[name], path + (name,)) for name, f in fields.items() if name in data}
+        values = {
+            name: self.value(f, data[name], path + (name,)) for name, f in fields.items() if name in data
+        }
         return cls(**values)
 
     def value(self, f: dataclasses.Field, value: Any, path: tuple) -> Any:
@@ -187,9 +217,11 @@ def parse_site_config(text: str, source: str = "<config>") -> SiteConfig:
     if unknown:
         key = sorted(map(str, unknown))[0]
         raise reader.error((key,), "unknown section; allowed: broker, workers, cameras, safety, security")
-    config = SiteConfig(broker=reader.section(BrokerSection, data.get("broker"), ("broker",)),
-                        workers=reader.section(WorkersSection, data.get("workers"), ("workers",)),
-                        security=reader.section(SecuritySection, data.get("security"), ("security",)))
+    config = SiteConfig(
+        broker=reader.section(BrokerSection, data.get("broker"), ("broker",)),
+        workers=reader.section(WorkersSection, data.get("workers"), ("workers",)),
+        security=reader.section(SecuritySection, data.get("security"), ("security",)),
+    )
     cameras = data.get("cameras") or {}
     if not isinstance(cameras, dict):
         raise reader.error(("cameras",), "must map camera ids to their settings")
@@ -217,5 +249,3 @@ def load_site_config(path: str | Path) -> SiteConfig:
     except OSError as exc:
         raise ConfigError(f"cannot read site config {path}: {exc.strerror}") from None
     return parse_site_config(text, str(path))
-
-

@@ -64,13 +64,23 @@ class Supervisor:
         if self.log_dir is not None and not spec.foreground:
             child.log_path = self.log_dir / f"{spec.name}.log"
             out = open(child.log_path, "ab")
-        child.proc = subprocess.Popen([sys.executable, "-m", "anjeon", *spec.argv], stdout=out, stderr=out,
-                                      stdin=subprocess.DEVNULL, start_new_session=True, env={**os.environ, **spec.env},
-                                      preexec_fn=_die_with_parent)
+        child.proc = subprocess.Popen(
+            [sys.executable, "-m", "anjeon", *spec.argv],
+            stdout=out,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **spec.env},
+            preexec_fn=_die_with_parent,
+        )
         if out is not None:
             out.close()
-        log.info("started %s (pid %d)%s", spec.name, child.proc.pid,
-                 f", log {child.log_path}" if child.log_path else "")
+        log.info(
+            "started %s (pid %d)%s",
+            spec.name,
+            child.proc.pid,
+            f", log {child.log_path}" if child.log_path else "",
+        )
 
     def start(self) -> None:
         for child in self.children:
@@ -105,8 +115,13 @@ class Supervisor:
             return False
         if child.spec.foreground:
             return True
-        log.warning("%s exited with code %s; restarting in %.0f s%s", child.spec.name, code, child.backoff,
-                    f" (see {child.log_path})" if child.log_path else "")
+        log.warning(
+            "%s exited with code %s; restarting in %.0f s%s",
+            child.spec.name,
+            code,
+            child.backoff,
+            f" (see {child.log_path})" if child.log_path else "",
+        )
         child.proc = None
         child.next_start = now + child.backoff
         child.backoff = min(child.backoff * 2, RESTART_BACKOFF_MAX)
@@ -126,4 +141,3 @@ class Supervisor:
                 child.proc.wait()
                 killed += 1
         log.info("stopped %d service(s)%s", len(running), f"; {killed} had to be killed" if killed else "")
-

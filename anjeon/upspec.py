@@ -9,7 +9,6 @@ from anjeon.protocol.secrets import ENV_PREFIX
 from .siteconfig import SiteConfig
 from .supervisor import ServiceSpec
 
-
 SOURCE_ENV = "ANJEON_CAMERA_SOURCE"  # an edge child's camera source (see protocol/secrets.resolve_source)
 
 
@@ -17,28 +16,62 @@ def _repeated(flag: str, values: Iterable[str]) -> list[str]:
     return [arg for value in values for arg in (flag, value)]
 
 
-def build_specs(site: SiteConfig, cores: int, with_watch: bool, viewer_port: int = 0,
-                config_path: str = "") -> list[ServiceSpec]:
+def build_specs(
+    site: SiteConfig, cores: int, with_watch: bool, viewer_port: int = 0, config_path: str = ""
+) -> list[ServiceSpec]:
     b, w = site.broker, site.workers
     connect_host = "127.0.0.1" if b.bind in ("*", "0.0.0.0", "") else b.bind
     address = f"tcp://{connect_host}:{b.base_port}"
-    specs = [ServiceSpec("broker", ["broker", "--bind", b.bind, "--base-port", str(b.base_port),
-                                    "--max-age", str(b.max_age)])]
+    specs = [
+        ServiceSpec(
+            "broker",
+            ["broker", "--bind", b.bind, "--base-port", str(b.base_port), "--max-age", str(b.max_age)],
+        )
+    ]
     # Co-located workers must split the cores: two workers with all threads each
     # are several times slower together than one (DESIGN.md).
     threads = w.threads or max(1, cores // max(1, w.count))
     for i in range(w.count):
-        argv = ["worker", "--broker", address, *_repeated("--model", w.model), "--device", w.device,
-                "--batch", str(w.batch), "--threads", str(threads), "--max-age", str(w.max_age),
-                "--name", f"worker-{i + 1}",
-                *_repeated("--class-map", [f"{cls}={','.join(labels)}" for cls, labels in w.classes.items()])]
+        argv = [
+            "worker",
+            "--broker",
+            address,
+            *_repeated("--model", w.model),
+            "--device",
+            w.device,
+            "--batch",
+            str(w.batch),
+            "--threads",
+            str(threads),
+            "--max-age",
+            str(w.max_age),
+            "--name",
+            f"worker-{i + 1}",
+            *_repeated("--class-map", [f"{cls}={','.join(labels)}" for cls, labels in w.classes.items()]),
+        ]
         specs.append(ServiceSpec(f"worker-{i + 1}", argv + (["--render"] if w.render else [])))
     # One edge process per camera: a camera that hangs its decoder cannot stall the others.
     for cam_id, cam in site.cameras.items():
         # The source goes by environment: an RTSP URL carries a password, and argv is public (ps, /proc).
-        argv = ["edge", "--broker", address, "--camera", f"{cam_id}={ENV_PREFIX}{SOURCE_ENV}", "--fps", str(cam.fps),
-                "--width", str(cam.width), "--quality", str(cam.quality), "--name", f"edge-{cam_id}",
-                "--transport", cam.transport, "--stall-timeout", str(cam.stall_timeout)]
+        argv = [
+            "edge",
+            "--broker",
+            address,
+            "--camera",
+            f"{cam_id}={ENV_PREFIX}{SOURCE_ENV}",
+            "--fps",
+            str(cam.fps),
+            "--width",
+            str(cam.width),
+            "--quality",
+            str(cam.quality),
+            "--name",
+            f"edge-{cam_id}",
+            "--transport",
+            cam.transport,
+            "--stall-timeout",
+            str(cam.stall_timeout),
+        ]
         argv += (["--loop"] if cam.loop else []) + ([] if cam.realtime else ["--fast"])
         specs.append(ServiceSpec(f"edge-{cam_id}", argv, env={SOURCE_ENV: cam.source}))
     if site.safety is not None and config_path:  # rules and events for the cameras the config describes

@@ -21,8 +21,9 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import msgpack
@@ -40,7 +41,7 @@ def _seed_frames(port: int, stop) -> Any:
     while conn is None and not stop.is_set():
         try:
             conn, _ = srv.accept()
-        except socket.timeout:
+        except TimeoutError:
             pass
     if conn is None:
         return
@@ -49,7 +50,7 @@ def _seed_frames(port: int, stop) -> Any:
     while not stop.is_set():
         try:
             chunk = conn.recv(1 << 20)
-        except socket.timeout:
+        except TimeoutError:
             continue
         if not chunk:
             return
@@ -58,8 +59,8 @@ def _seed_frames(port: int, stop) -> Any:
             (size,) = struct.unpack(">I", buf[:4])
             if len(buf) < 4 + size:
                 break
-            msg = pickle.loads(buf[4:4 + size])
-            buf = buf[4 + size:]
+            msg = pickle.loads(buf[4 : 4 + size])
+            buf = buf[4 + size :]
             yield msg["t_capture"], msg["jpeg"]
 
 
@@ -125,8 +126,9 @@ def _pushpull_sender(port: int) -> Callable[[float, bytes], None]:
 SENDERS = {"seed": _seed_sender, "imagezmq": _imagezmq_sender, "pushpull": _pushpull_sender}
 
 
-def run_baseline(kind: str, jpegs: list[bytes], rate: float, seconds: float, threads: int,
-                 workdir: Path) -> list[tuple[float, float]]:
+def run_baseline(
+    kind: str, jpegs: list[bytes], rate: float, seconds: float, threads: int, workdir: Path
+) -> list[tuple[float, float]]:
     """Offer ``rate`` frames/s for ``seconds``; return (capture, done) per completed frame."""
     from anjeon.protocol.endpoints import free_base_port
 

@@ -166,8 +166,12 @@ def _finish(procs: list[subprocess.Popen]) -> None:
 
 def _figures(setup: str, frames: int, seconds: float, cpu: float | None) -> dict:
     fps = frames / seconds
-    return {"setup": setup, "frames": frames, "fps": round(fps, 1),
-            "cpu_us_per_frame": round(cpu / frames * 1e6, 1) if cpu is not None and frames else None}
+    return {
+        "setup": setup,
+        "frames": frames,
+        "fps": round(fps, 1),
+        "cpu_us_per_frame": round(cpu / frames * 1e6, 1) if cpu is not None and frames else None,
+    }
 
 
 def _status(sub, timeout: float = 20.0) -> dict:
@@ -200,37 +204,69 @@ def run_broker(seconds: float, senders: int, drains: int, cams: int, rate: float
 
     mid, rest = _middle_and_rest()
     base = _free_port()
-    broker = subprocess.Popen(_pinned([sys.executable, "-m", "anjeon", "--log-level", "warning", "broker", "--bind",
-                                       "127.0.0.1", "--base-port", str(base)], mid))
-    workers = [subprocess.Popen(_pinned([sys.executable, "-m", "benchmarks.drain_worker",
-                                         f"tcp://127.0.0.1:{base}", "8"], rest), cwd=ROOT) for _ in range(drains)]
+    broker = subprocess.Popen(
+        _pinned(
+            [
+                sys.executable,
+                "-m",
+                "anjeon",
+                "--log-level",
+                "warning",
+                "broker",
+                "--bind",
+                "127.0.0.1",
+                "--base-port",
+                str(base),
+            ],
+            mid,
+        )
+    )
+    workers = [
+        subprocess.Popen(
+            _pinned([sys.executable, "-m", "benchmarks.drain_worker", f"tcp://127.0.0.1:{base}", "8"], rest),
+            cwd=ROOT,
+        )
+        for _ in range(drains)
+    ]
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.connect(f"tcp://127.0.0.1:{base + 3}")
     sub.setsockopt(zmq.SUBSCRIBE, b"status/")
     try:
         time.sleep(2.0)
-        send = [subprocess.Popen(_pinned(_py(SENDER, base, cams, seconds + 120, rate), rest),
-                                 stdout=subprocess.DEVNULL) for _ in range(senders)]
+        send = [
+            subprocess.Popen(
+                _pinned(_py(SENDER, base, cams, seconds + 120, rate), rest), stdout=subprocess.DEVNULL
+            )
+            for _ in range(senders)
+        ]
         first = _flowing(sub)
         cpu0, t0 = _cpu_seconds(broker.pid), time.monotonic()
         time.sleep(seconds)
         cpu1, t1 = _cpu_seconds(broker.pid), time.monotonic()
         last = _status(sub)
-        dispatched = sum(w["dispatched"] for w in last["workers"].values()) - \
-            sum(w["dispatched"] for w in first["workers"].values())
-        frames_in = sum(c["frames_in"] for c in last["cameras"].values()) - \
-            sum(c["frames_in"] for c in first["cameras"].values())
+        dispatched = sum(w["dispatched"] for w in last["workers"].values()) - sum(
+            w["dispatched"] for w in first["workers"].values()
+        )
+        frames_in = sum(c["frames_in"] for c in last["cameras"].values()) - sum(
+            c["frames_in"] for c in first["cameras"].values()
+        )
         for p in send:
             p.kill()
         cpu = cpu1 - cpu0
-        return {"setup": "anjeon broker", "seconds": round(t1 - t0, 1), "frames_in": frames_in,
-                "frames_out": dispatched, "fps_in": round(frames_in / (t1 - t0), 1),
-                "fps_out": round(dispatched / (t1 - t0), 1), "cpu_s": round(cpu, 2),
-                "cpu_pct": round(100 * cpu / (t1 - t0), 1),
-                "cpu_us_per_frame_in": round(cpu / frames_in * 1e6, 1) if frames_in else None,
-                "cpu_us_per_frame_out": round(cpu / dispatched * 1e6, 1) if dispatched else None,
-                "superseded": sum(c["drops"]["broker"].get("superseded", 0) for c in last["cameras"].values())}
+        return {
+            "setup": "anjeon broker",
+            "seconds": round(t1 - t0, 1),
+            "frames_in": frames_in,
+            "frames_out": dispatched,
+            "fps_in": round(frames_in / (t1 - t0), 1),
+            "fps_out": round(dispatched / (t1 - t0), 1),
+            "cpu_s": round(cpu, 2),
+            "cpu_pct": round(100 * cpu / (t1 - t0), 1),
+            "cpu_us_per_frame_in": round(cpu / frames_in * 1e6, 1) if frames_in else None,
+            "cpu_us_per_frame_out": round(cpu / dispatched * 1e6, 1) if dispatched else None,
+            "superseded": sum(c["drops"]["broker"].get("superseded", 0) for c in last["cameras"].values()),
+        }
     finally:
         for p in [broker, *workers]:
             p.terminate()
@@ -242,12 +278,21 @@ def run_relay_counted(seconds: float, senders: int, rate: float) -> dict:
     """The Python relay with one counting sink; CPU per frame from the relay's own count."""
     mid, rest = _middle_and_rest()
     port_in, port_out = _free_port(), _free_port()
-    relay = subprocess.Popen(_pinned(_py(RELAY, port_in, port_out, seconds), mid), stdout=subprocess.PIPE, text=True)
-    sink = subprocess.Popen(_pinned(_py(COUNTER.replace("pull.bind", "pull.connect"), port_out, seconds + 10), rest),
-                            stdout=subprocess.PIPE, text=True)
+    relay = subprocess.Popen(
+        _pinned(_py(RELAY, port_in, port_out, seconds), mid), stdout=subprocess.PIPE, text=True
+    )
+    sink = subprocess.Popen(
+        _pinned(_py(COUNTER.replace("pull.bind", "pull.connect"), port_out, seconds + 10), rest),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(1.0)
-    send = [subprocess.Popen(_pinned(_py(SENDER, port_in, 1, seconds + 3, rate), rest), stdout=subprocess.PIPE, text=True)
-            for _ in range(senders)]
+    send = [
+        subprocess.Popen(
+            _pinned(_py(SENDER, port_in, 1, seconds + 3, rate), rest), stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(senders)
+    ]
     relay_cpu = _watch_cpu(relay)
     out, _ = relay.communicate(timeout=seconds + 60)
     sink.kill()
@@ -272,8 +317,12 @@ def run_raw_counted(seconds: float, senders: int, rate: float) -> dict:
     port = _free_port()
     counter = subprocess.Popen(_pinned(_py(COUNTER, port, seconds), mid), stdout=subprocess.PIPE, text=True)
     time.sleep(1.0)
-    send = [subprocess.Popen(_pinned(_py(SENDER, port, 1, seconds + 3, rate), rest), stdout=subprocess.PIPE, text=True)
-            for _ in range(senders)]
+    send = [
+        subprocess.Popen(
+            _pinned(_py(SENDER, port, 1, seconds + 3, rate), rest), stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(senders)
+    ]
     cpu = _watch_cpu(counter)
     out, _ = counter.communicate(timeout=seconds + 60)
     _finish(send)
@@ -309,9 +358,23 @@ def hot_path(frames: int = 20_000, cameras: int = 4) -> dict:
     cpu = {"accept": 0.0, "dispatch": 0.0, "credit": 0.0}
     clock = time.thread_time
     for i in range(frames):
-        header = msgpack.packb({"v": 1, "kind": "frame", "camera": f"hop{i % cameras}", "run": "r1", "seq": i,
-                                "t_capture": time.time(), "width": 1280, "height": 720, "size": len(jpeg.bytes),
-                                "codec": "jpeg", "edge": "hopedge", "age": 0.0, "ts": {"capture": time.time()}})
+        header = msgpack.packb(
+            {
+                "v": 1,
+                "kind": "frame",
+                "camera": f"hop{i % cameras}",
+                "run": "r1",
+                "seq": i,
+                "t_capture": time.time(),
+                "width": 1280,
+                "height": 720,
+                "size": len(jpeg.bytes),
+                "codec": "jpeg",
+                "edge": "hopedge",
+                "age": 0.0,
+                "ts": {"capture": time.time()},
+            }
+        )
         parts = [zmq.Frame(header), jpeg]
         t0 = clock()
         broker._on_workers(router)  # the ready, then each credit
@@ -335,13 +398,23 @@ def hot_path(frames: int = 20_000, cameras: int = 4) -> dict:
 def profile_broker(seconds: float, senders: int, drains: int, rate: float) -> str:
     mid, rest = _middle_and_rest()
     base = _free_port()
-    broker = subprocess.Popen(_pinned(_py(PROFILED_BROKER, base, seconds + 4), mid), stdout=subprocess.PIPE,
-                              text=True)
-    workers = [subprocess.Popen(_pinned([sys.executable, "-m", "benchmarks.drain_worker",
-                                         f"tcp://127.0.0.1:{base}", "8"], rest), cwd=ROOT) for _ in range(drains)]
+    broker = subprocess.Popen(
+        _pinned(_py(PROFILED_BROKER, base, seconds + 4), mid), stdout=subprocess.PIPE, text=True
+    )
+    workers = [
+        subprocess.Popen(
+            _pinned([sys.executable, "-m", "benchmarks.drain_worker", f"tcp://127.0.0.1:{base}", "8"], rest),
+            cwd=ROOT,
+        )
+        for _ in range(drains)
+    ]
     time.sleep(1.5)
-    send = [subprocess.Popen(_pinned(_py(SENDER, base, 4, seconds, rate), rest), stdout=subprocess.PIPE, text=True)
-            for _ in range(senders)]
+    send = [
+        subprocess.Popen(
+            _pinned(_py(SENDER, base, 4, seconds, rate), rest), stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(senders)
+    ]
     out, _ = broker.communicate(timeout=seconds + 60)
     for w in workers:
         w.kill()
@@ -354,17 +427,40 @@ def profile_broker(seconds: float, senders: int, drains: int, rate: float) -> st
 @click.option("--senders", default=2, help="Sending processes.")
 @click.option("--drains", default=2, help="Drain workers behind the broker.")
 @click.option("--cameras", default=4, help="Camera ids per sender (the broker keeps one pending frame each).")
-@click.option("--rate", default=1000.0, help="Frames/s each sender offers (0: as fast as the socket takes them).")
+@click.option(
+    "--rate", default=1000.0, help="Frames/s each sender offers (0: as fast as the socket takes them)."
+)
 @click.option("--hot-path-frames", default=20_000, help="Frames for the in-process hot-path figure.")
-@click.option("--profile/--no-profile", default=False, help="Also profile the broker (cProfile, top functions).")
+@click.option(
+    "--profile/--no-profile", default=False, help="Also profile the broker (cProfile, top functions)."
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--save/--no-save", default=False, help="Write docs/benchmarks/broker_hop.json (for docs/benchmarks.md).")
-def main(seconds: float, senders: int, drains: int, cameras: int, rate: float, hot_path_frames: int,
-         profile: bool, json_path: Path | None, save: bool) -> None:
+@click.option(
+    "--save/--no-save", default=False, help="Write docs/benchmarks/broker_hop.json (for docs/benchmarks.md)."
+)
+def main(
+    seconds: float,
+    senders: int,
+    drains: int,
+    cameras: int,
+    rate: float,
+    hot_path_frames: int,
+    profile: bool,
+    json_path: Path | None,
+    save: bool,
+) -> None:
     """Broker CPU per 720p frame against raw PUSH/PULL and a Python relay, in one run."""
-    results = {"hot_path": hot_path(hot_path_frames), "cpus": _cpus(), "seconds": seconds, "senders": senders, "drains": drains, "rate_per_sender": rate,
-               "raw": run_raw_counted(seconds, senders, rate), "relay": run_relay_counted(seconds, senders, rate),
-               "broker": run_broker(seconds, senders, drains, cameras, rate)}
+    results = {
+        "hot_path": hot_path(hot_path_frames),
+        "cpus": _cpus(),
+        "seconds": seconds,
+        "senders": senders,
+        "drains": drains,
+        "rate_per_sender": rate,
+        "raw": run_raw_counted(seconds, senders, rate),
+        "relay": run_relay_counted(seconds, senders, rate),
+        "broker": run_broker(seconds, senders, drains, cameras, rate),
+    }
     print(json.dumps(results, indent=2))
     if profile:
         results["profile"] = profile_broker(seconds, senders, drains, rate)
@@ -382,12 +478,15 @@ def render(d: dict) -> list[str]:
     hot, raw, relay, b = d["hot_path"], d["raw"], d["relay"], d["broker"]
     per = hot["us_per_frame"]
     lines = [
-        "### 4b. Broker CPU per 720p frame (benchmarks/broker_hop.py)", "",
+        "### 4b. Broker CPU per 720p frame (benchmarks/broker_hop.py)",
+        "",
         f"One run ({d['date']}), {d['senders']} senders offering {d['rate_per_sender']:.0f} frames/s each of one "
         f"720p JPEG, {d['seconds']:.0f} s per set-up, the middle process pinned to CPU {d['cpus'][0]} with "
         "taskset and the rest on the other CPU. CPU is the middle process's user+system time (its libzmq I/O "
-        "threads included) divided by the frames it passed on.", "",
-        "| set-up | frames/s | CPU µs per frame |", "| --- | ---: | ---: |",
+        "threads included) divided by the frames it passed on.",
+        "",
+        "| set-up | frames/s | CPU µs per frame |",
+        "| --- | ---: | ---: |",
         f"| raw PUSH/PULL (a PULL that only counts) | {raw['fps']} | {raw['cpu_us_per_frame']} |",
         f"| Python PULL→PUSH relay, zero-copy (the least a Python hop costs) | {relay['fps']} | "
         f"{relay['cpu_us_per_frame']} |",
@@ -397,15 +496,23 @@ def render(d: dict) -> list[str]:
         f"**The broker's own work per frame** (real Broker code on inproc sockets, {hot['frames']} frames, the "
         f"thread's CPU clock around the broker's calls only): **{hot['total_us_per_frame']} µs** = accept "
         f"{per['accept']} (receive, decode and check the header, slot it) + dispatch {per['dispatch']} (pick a "
-        f"worker, build the trailer, send) + credit {per['credit']} (receive and check the worker's credit).", "",
+        f"worker, build the trailer, send) + credit {per['credit']} (receive and check the worker's credit).",
+        "",
     ]
     if d.get("note"):
         lines += [d["note"], ""]
     if d.get("profile_top"):
-        lines += ["Where an in-process broker's time went under the same senders (cProfile, internal time, top "
-                  "entries):", "", "| function | calls | internal s | cumulative s |", "| --- | ---: | ---: | ---: |"]
-        lines += [f"| `{p['function']}` | {p['calls']} | {p['tottime_s']} | {p['cumtime_s']} |"
-                  for p in d["profile_top"][:9]]
+        lines += [
+            "Where an in-process broker's time went under the same senders (cProfile, internal time, top "
+            "entries):",
+            "",
+            "| function | calls | internal s | cumulative s |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| `{p['function']}` | {p['calls']} | {p['tottime_s']} | {p['cumtime_s']} |"
+            for p in d["profile_top"][:9]
+        ]
         lines += [""]
     lines += d.get("conclusion", [])
     return lines

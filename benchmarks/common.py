@@ -7,16 +7,16 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
 
-from anjeon.protocol.endpoints import free_base_port
 from anjeon.loadtest.cameras import FramePool, make_pool
 from anjeon.loadtest.runner import LoadTestConfig, Progress, Run, spawned_system, wait_for_workers
-from anjeon.protocol.endpoints import BrokerAddress
+from anjeon.protocol.endpoints import BrokerAddress, free_base_port
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "ultralytics"))
@@ -30,12 +30,26 @@ class QuietProgress(Progress):
 
 
 @contextlib.contextmanager
-def anjeon_system(workers: int, model: str, threads: int, batch: int | str = 1, device: str = "cpu",
-                  worker_args: tuple[str, ...] = ()) -> Iterator[BrokerAddress]:
+def anjeon_system(
+    workers: int,
+    model: str,
+    threads: int,
+    batch: int | str = 1,
+    device: str = "cpu",
+    worker_args: tuple[str, ...] = (),
+) -> Iterator[BrokerAddress]:
     """A private broker and workers on loopback, stopped on exit."""
     address = BrokerAddress("127.0.0.1", free_base_port())
-    cfg = LoadTestConfig(broker=address, workers=workers, model=model, threads=threads, batch=batch, spawn=True,
-                         device=device, worker_args=worker_args)
+    cfg = LoadTestConfig(
+        broker=address,
+        workers=workers,
+        model=model,
+        threads=threads,
+        batch=batch,
+        spawn=True,
+        device=device,
+        worker_args=worker_args,
+    )
     _, shutdown = spawned_system(cfg, LOG_DIR, cores=os.cpu_count() or 1)
     try:
         if not wait_for_workers(address, workers, 240, threading.Event()):
@@ -46,9 +60,12 @@ def anjeon_system(workers: int, model: str, threads: int, batch: int | str = 1, 
         shutdown()
 
 
-def load_run(address: BrokerAddress, cameras: int, fps: float, seconds: float, width: int = 1280,
-             height: int = 720) -> dict[str, Any]:
-    cfg = LoadTestConfig(broker=address, cameras=cameras, fps=fps, width=width, height=height, duration=seconds)
+def load_run(
+    address: BrokerAddress, cameras: int, fps: float, seconds: float, width: int = 1280, height: int = 720
+) -> dict[str, Any]:
+    cfg = LoadTestConfig(
+        broker=address, cameras=cameras, fps=fps, width=width, height=height, duration=seconds
+    )
     return Run(cfg, threading.Event(), QuietProgress()).execute()
 
 

@@ -71,10 +71,15 @@ def run(count: int, size: int, curve: bool) -> dict:
     proc.join(30)
     push.close(0)
     ctx.term()
-    return {"curve": curve, "size": size, "count": count, "msgs_per_s": round((count - 1) / seconds),
-            "mb_per_s": round((count - 1) * size / seconds / 1e6, 1),
-            "receiver_cpu_us_per_msg": round(receiver_cpu / (count - 1) * 1e6, 1),
-            "sender_cpu_us_per_msg": round(sender_cpu / count * 1e6, 1)}
+    return {
+        "curve": curve,
+        "size": size,
+        "count": count,
+        "msgs_per_s": round((count - 1) / seconds),
+        "mb_per_s": round((count - 1) * size / seconds / 1e6, 1),
+        "receiver_cpu_us_per_msg": round(receiver_cpu / (count - 1) * 1e6, 1),
+        "sender_cpu_us_per_msg": round(sender_cpu / count * 1e6, 1),
+    }
 
 
 def main() -> None:

@@ -34,8 +34,18 @@ def main(broker: str, credit: int = 8) -> None:
     while True:
         now = time.monotonic()
         if now >= next_beat:  # heartbeat, and re-announce in case the broker forgot us
-            control.send(msgpack.packb({"v": 1, "kind": "hb", "proc": proc, "role": "worker", "name": "drain",
-                                        "info": {"model": "drain"}}))
+            control.send(
+                msgpack.packb(
+                    {
+                        "v": 1,
+                        "kind": "hb",
+                        "proc": proc,
+                        "role": "worker",
+                        "name": "drain",
+                        "info": {"model": "drain"},
+                    }
+                )
+            )
             while control.poll(0):
                 control.recv()
             next_beat = now + 1.0
@@ -49,7 +59,9 @@ def main(broker: str, credit: int = 8) -> None:
             continue
         trailer = msgpack.unpackb(parts[2].bytes)  # what the broker adds: grant, age, its two timestamps
         grant = trailer["grant"]
-        header.update(kind="result", worker=proc, model="drain", rendered=False, detections=[], age=trailer["age"])
+        header.update(
+            kind="result", worker=proc, model="drain", rendered=False, detections=[], age=trailer["age"]
+        )
         header["ts"].update(broker_in=trailer["broker_in"], broker_out=trailer["broker_out"])
         t = time.time()
         header["ts"].update(worker_in=t, decoded=t, inferred=t, published=t)

@@ -27,8 +27,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -49,17 +49,43 @@ SAMPLE = ROOT.parent / "shared" / "samples" / "vtest.avi"
 def make_clip(path: Path, seconds: int) -> Path:
     """1080p25 H.264 (as a camera sends it) with each frame's number drawn in the top-left corner."""
     source = cv2.VideoCapture(str(SAMPLE)) if SAMPLE.exists() else None
-    enc = subprocess.Popen(["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{W}x{H}",
-                            "-r", str(FPS), "-i", "-", "-c:v", "libx264", "-preset", "veryfast", "-tune",
-                            "zerolatency", "-g", str(2 * FPS), "-pix_fmt", "yuv420p", str(path)],
-                           stdin=subprocess.PIPE)
+    enc = subprocess.Popen(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "bgr24",
+            "-s",
+            f"{W}x{H}",
+            "-r",
+            str(FPS),
+            "-i",
+            "-",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+            "-g",
+            str(2 * FPS),
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        stdin=subprocess.PIPE,
+    )
     for n in range(seconds * FPS):
         ok, image = source.read() if source else (False, None)
         if not ok:
             image = np.full((576, 768, 3), (n * 3) % 255, np.uint8)
         frame = cv2.resize(image, (W, H))
         for bit in range(BITS):
-            frame[:CELL, bit * CELL:(bit + 1) * CELL] = 255 if n >> bit & 1 else 0
+            frame[:CELL, bit * CELL : (bit + 1) * CELL] = 255 if n >> bit & 1 else 0
         enc.stdin.write(frame.tobytes())
     enc.stdin.close()
     enc.wait()
@@ -67,9 +93,12 @@ def make_clip(path: Path, seconds: int) -> Path:
 
 
 def frame_number(image: np.ndarray) -> int:
-    cells = image[CELL // 4:3 * CELL // 4]
-    return sum(1 << bit for bit in range(BITS)
-               if cells[:, bit * CELL + CELL // 4:bit * CELL + 3 * CELL // 4].mean() > 128)
+    cells = image[CELL // 4 : 3 * CELL // 4]
+    return sum(
+        1 << bit
+        for bit in range(BITS)
+        if cells[:, bit * CELL + CELL // 4 : bit * CELL + 3 * CELL // 4].mean() > 128
+    )
 
 
 class PyAVSource:
@@ -83,8 +112,11 @@ class PyAVSource:
     def open(self) -> None:
         import av
 
-        self._container = av.open(self.url, options={"rtsp_transport": "tcp", "fflags": "nobuffer",
-                                                     "flags": "low_delay"}, timeout=(5, 5))
+        self._container = av.open(
+            self.url,
+            options={"rtsp_transport": "tcp", "fflags": "nobuffer", "flags": "low_delay"},
+            timeout=(5, 5),
+        )
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         self._it = self._container.decode(stream)
@@ -110,9 +142,28 @@ class FFmpegPipeSource:
         self.url, self.proc = url, None
 
     def open(self) -> None:
-        self.proc = subprocess.Popen(["ffmpeg", "-v", "error", "-rtsp_transport", "tcp", "-fflags", "nobuffer",
-                                      "-flags", "low_delay", "-i", self.url, "-f", "rawvideo", "-pix_fmt", "bgr24",
-                                      "-"], stdout=subprocess.PIPE, bufsize=0)
+        self.proc = subprocess.Popen(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-fflags",
+                "nobuffer",
+                "-flags",
+                "low_delay",
+                "-i",
+                self.url,
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "bgr24",
+                "-",
+            ],
+            stdout=subprocess.PIPE,
+            bufsize=0,
+        )
 
     def read(self):
         size = W * H * 3
@@ -135,8 +186,11 @@ class FFmpegPipeSource:
 
 def openers(url: str) -> dict[str, Callable]:
     config = CameraConfig("bench", url)
-    return {"opencv": lambda: parse_source(url, 25, False, config.stream_options()),
-            "pyav": lambda: PyAVSource(url), "ffmpeg": lambda: FFmpegPipeSource(url)}
+    return {
+        "opencv": lambda: parse_source(url, 25, False, config.stream_options()),
+        "pyav": lambda: PyAVSource(url),
+        "ffmpeg": lambda: FFmpegPipeSource(url),
+    }
 
 
 def cpu_seconds(children: list[int]) -> float:
@@ -174,6 +228,7 @@ def run_path(name: str, clip: Path, tmp: Path, seconds: float, fps: float, width
             original()
             if isinstance(source, FFmpegPipeSource):
                 children.append(source.proc.pid)
+
         source.open = open_and_track
         return source
 
@@ -221,14 +276,21 @@ def run_path(name: str, clip: Path, tmp: Path, seconds: float, fps: float, width
         done.set()
         drainer.join(2)
         ctx.destroy(linger=0)
-    return {"path": name, "capture_fps": captured / wall, "cpu_pct": 100 * cpu / wall,
-            "glass_p50": statistics.median(delays) if delays else float("nan"),
-            "glass_p95": sorted(delays)[int(0.95 * len(delays))] if delays else float("nan"),
-            "edge_p50": statistics.median(edge_delays), "samples": len(delays)}
+    return {
+        "path": name,
+        "capture_fps": captured / wall,
+        "cpu_pct": 100 * cpu / wall,
+        "glass_p50": statistics.median(delays) if delays else float("nan"),
+        "glass_p95": sorted(delays)[int(0.95 * len(delays))] if delays else float("nan"),
+        "edge_p50": statistics.median(edge_delays),
+        "samples": len(delays),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=15.0, help="measuring time per path")
     parser.add_argument("--paths", default="opencv,pyav,ffmpeg")
     parser.add_argument("--fps", type=float, default=10.0, help="the edge's send rate cap")
@@ -239,14 +301,21 @@ def main() -> None:
     clip = args.work / "clip1080.mp4"
     if not clip.exists():
         make_clip(clip, int(args.seconds) + 15)
-    print(f"1080p{FPS} H.264 over RTSP/TCP on loopback, edge sends {args.fps:g} fps "
-          f"{'at ' + str(args.width) + ' px wide' if args.width else 'at 1920x1080'}, JPEG q80")
-    print(f"{'path':<8}{'capture fps':>12}{'CPU %':>8}{'glass→publish p50 ms':>22}{'p95 ms':>8}"
-          f"{'capture→publish p50 ms':>24}")
+    print(
+        f"1080p{FPS} H.264 over RTSP/TCP on loopback, edge sends {args.fps:g} fps "
+        f"{'at ' + str(args.width) + ' px wide' if args.width else 'at 1920x1080'}, JPEG q80"
+    )
+    print(
+        f"{'path':<8}{'capture fps':>12}{'CPU %':>8}{'glass→publish p50 ms':>22}{'p95 ms':>8}"
+        f"{'capture→publish p50 ms':>24}"
+    )
     for name in args.paths.split(","):
         r = run_path(name, clip, args.work, args.seconds, args.fps, args.width)
-        print(f"{r['path']:<8}{r['capture_fps']:>12.1f}{r['cpu_pct']:>8.0f}{r['glass_p50']:>22.0f}"
-              f"{r['glass_p95']:>8.0f}{r['edge_p50']:>24.1f}", flush=True)
+        print(
+            f"{r['path']:<8}{r['capture_fps']:>12.1f}{r['cpu_pct']:>8.0f}{r['glass_p50']:>22.0f}"
+            f"{r['glass_p95']:>8.0f}{r['edge_p50']:>24.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -29,10 +29,11 @@ from anjeon.protocol import wire  # noqa: E402
 def fuzz_kind(kind: str, examples: int) -> Counter[str]:
     outcomes: Counter[str] = Counter()
 
-    valid = st.builds(lambda: msgpack.packb(VALID[kind](), use_bin_type=True))  # shows the decoder accepts too
+    valid = st.builds(
+        lambda: msgpack.packb(VALID[kind](), use_bin_type=True)
+    )  # shows the decoder accepts too
 
-    @settings(max_examples=examples, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(raw=st.one_of(confused(kind), any_message(), valid))
     def run(raw: bytes) -> None:
         try:
@@ -59,7 +60,9 @@ def main(examples: int, json_path: Path | None) -> None:
     total = sum(r["tried"] for r in report.values())
     print(f"{total} inputs in {time.monotonic() - started:.0f} s, no exception but the protocol's error")
     if json_path:
-        json_path.write_text(json.dumps({"examples_per_kind": examples, "total": total, "kinds": report}, indent=2))
+        json_path.write_text(
+            json.dumps({"examples_per_kind": examples, "total": total, "kinds": report}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,16 @@ def say(text: str) -> None:
     click.echo(f"[{time.strftime('%H:%M:%S')}] {text}", err=True)
 
 
-def model_fps(model: str, device: str, threads: int, batches: list[int], seconds: float, width: int,
-              height: int, engine: str = "auto") -> list[dict[str, Any]]:
+def model_fps(
+    model: str,
+    device: str,
+    threads: int,
+    batches: list[int],
+    seconds: float,
+    width: int,
+    height: int,
+    engine: str = "auto",
+) -> list[dict[str, Any]]:
     """Frames/s of predict alone on decoded frames, per batch size (one warm-up batch each)."""
     from anjeon.inference.models import load_detector
 
@@ -50,10 +58,18 @@ def model_fps(model: str, device: str, threads: int, batches: list[int], seconds
             detector.predict(frames)
             n += batch
         elapsed = time.perf_counter() - started
-        rows.append({"batch": batch, "fps": round(n / elapsed, 2), "ms_per_frame": round(1000 * elapsed / n, 1),
-                     "ms_per_batch": round(1000 * elapsed * batch / n, 1)})
-        say(f"model {model} on {detector.device} ({getattr(detector, 'engine', 'torch')}) batch {batch}: "
-            f"{rows[-1]['fps']} fps, {rows[-1]['ms_per_frame']} ms/frame")
+        rows.append(
+            {
+                "batch": batch,
+                "fps": round(n / elapsed, 2),
+                "ms_per_frame": round(1000 * elapsed / n, 1),
+                "ms_per_batch": round(1000 * elapsed * batch / n, 1),
+            }
+        )
+        say(
+            f"model {model} on {detector.device} ({getattr(detector, 'engine', 'torch')}) batch {batch}: "
+            f"{rows[-1]['fps']} fps, {rows[-1]['ms_per_frame']} ms/frame"
+        )
     return rows
 
 
@@ -63,7 +79,7 @@ def decode_fps(width: int, height: int, device: str, seconds: float) -> dict[str
 
     pool = common.make_pool(width, height)
     out: dict[str, Any] = {}
-    for kind in (["cpu", "gpu"] if device.startswith("cuda") else ["cpu"]):
+    for kind in ["cpu", "gpu"] if device.startswith("cuda") else ["cpu"]:
         decoder = JpegDecoder(device if kind == "gpu" else "cpu", gpu=kind == "gpu")
         decoder.decode(pool.jpegs[:8])
         n, started = 0, time.perf_counter()
@@ -84,7 +100,7 @@ class GpuSampler:
         self._thread: threading.Thread | None = None
         self._index = index
 
-    def __enter__(self) -> "GpuSampler":
+    def __enter__(self) -> GpuSampler:
         try:
             import pynvml
 
@@ -112,8 +128,11 @@ class GpuSampler:
         if not self.samples:
             return None
         util = [u for u, _ in self.samples]
-        return {"util_pct_mean": round(float(np.mean(util)), 1), "util_pct_max": round(float(max(util)), 1),
-                "memory_mb_max": round(max(m for _, m in self.samples))}
+        return {
+            "util_pct_mean": round(float(np.mean(util)), 1),
+            "util_pct_max": round(float(max(util)), 1),
+            "memory_mb_max": round(max(m for _, m in self.samples)),
+        }
 
 
 def worker_flags(device: str, engine: str) -> tuple[str, ...]:
@@ -123,29 +142,67 @@ def worker_flags(device: str, engine: str) -> tuple[str, ...]:
     return ("--engine", engine, "--decode", "gpu", "--batch-wait-ms", "2")
 
 
-def pipeline(model: str, device: str, workers: int, threads: int, batch: int, cameras: int, fps: float,
-             seconds: float, width: int, height: int, engine: str = "auto") -> dict[str, Any]:
-    with common.anjeon_system(workers, model, threads=threads, batch=batch, device=device,
-                              worker_args=worker_flags(device, engine)) as address:
+def pipeline(
+    model: str,
+    device: str,
+    workers: int,
+    threads: int,
+    batch: int,
+    cameras: int,
+    fps: float,
+    seconds: float,
+    width: int,
+    height: int,
+    engine: str = "auto",
+) -> dict[str, Any]:
+    with common.anjeon_system(
+        workers, model, threads=threads, batch=batch, device=device, worker_args=worker_flags(device, engine)
+    ) as address:
         with GpuSampler() as gpu:
-            s = common.load_run(address, cameras=cameras, fps=fps, seconds=seconds, width=width,
-                                height=height)["summary"]
-    row = {"cameras": cameras, "fps_per_camera": fps, "offered_fps": s["offered_fps"],
-           "delivered_fps": s["delivered_fps"], "p50_ms": s["latency_ms"]["p50"], "p99_ms": s["latency_ms"]["p99"],
-           "batch_mean": [w["batch_mean"] for w in s["workers"]], "gpu": gpu.summary()}
-    say(f"pipeline {cameras} cameras x {fps} fps: delivered {row['delivered_fps']} fps, p99 {row['p99_ms']} ms, "
-        f"batch {row['batch_mean']}, gpu {row['gpu']}")
+            s = common.load_run(
+                address, cameras=cameras, fps=fps, seconds=seconds, width=width, height=height
+            )["summary"]
+    row = {
+        "cameras": cameras,
+        "fps_per_camera": fps,
+        "offered_fps": s["offered_fps"],
+        "delivered_fps": s["delivered_fps"],
+        "p50_ms": s["latency_ms"]["p50"],
+        "p99_ms": s["latency_ms"]["p99"],
+        "batch_mean": [w["batch_mean"] for w in s["workers"]],
+        "gpu": gpu.summary(),
+    }
+    say(
+        f"pipeline {cameras} cameras x {fps} fps: delivered {row['delivered_fps']} fps, p99 {row['p99_ms']} ms, "
+        f"batch {row['batch_mean']}, gpu {row['gpu']}"
+    )
     return row
 
 
-def capacity(model: str, device: str, workers: int, threads: int, batch: int, start: int, factor: float,
-             steps: int, slo_ms: float, seconds: float, width: int, height: int, engine: str = "auto") -> dict[str, Any]:
+def capacity(
+    model: str,
+    device: str,
+    workers: int,
+    threads: int,
+    batch: int,
+    start: int,
+    factor: float,
+    steps: int,
+    slo_ms: float,
+    seconds: float,
+    width: int,
+    height: int,
+    engine: str = "auto",
+) -> dict[str, Any]:
     """Ramp 10-fps cameras until p99 breaks the SLO or fewer than 95 % of frames come back."""
     rows, best, cams = [], None, start
     for _ in range(steps):
         row = pipeline(model, device, workers, threads, batch, cams, 10.0, seconds, width, height, engine)
-        row["holds"] = bool(row["p99_ms"] is not None and row["p99_ms"] < slo_ms
-                            and row["delivered_fps"] >= 0.95 * row["offered_fps"])
+        row["holds"] = bool(
+            row["p99_ms"] is not None
+            and row["p99_ms"] < slo_ms
+            and row["delivered_fps"] >= 0.95 * row["offered_fps"]
+        )
         rows.append(row)
         if not row["holds"]:
             break
@@ -161,7 +218,9 @@ def capacity(model: str, device: str, workers: int, threads: int, batch: int, st
 @click.option("--batches", default="1,8,32", help="Batch sizes of the model step.")
 @click.option("--workers", default=2, type=int, help="Workers for the pipeline and capacity steps.")
 @click.option("--batch", default=8, type=int, help="Worker --batch for the pipeline and capacity steps.")
-@click.option("--threads", default=0, type=int, help="Torch CPU threads per process (0: the cores / workers).")
+@click.option(
+    "--threads", default=0, type=int, help="Torch CPU threads per process (0: the cores / workers)."
+)
 @click.option("--cameras", default=64, type=int, help="Cameras of the pipeline step (10 fps each).")
 @click.option("--ramp-start", default=32, type=int, help="Cameras of the first capacity step.")
 @click.option("--ramp-factor", default=1.5, type=float)
@@ -170,11 +229,32 @@ def capacity(model: str, device: str, workers: int, threads: int, batch: int, st
 @click.option("--seconds", default=15.0, type=float, help="Length of each measured run.")
 @click.option("--resolution", default="1280x720", help="Frame size of the synthetic cameras.")
 @click.option("--pipeline-model", default="", help="Model of the pipeline and capacity steps [--model].")
-@click.option("--tiny", is_flag=True, help="CPU smoke run: batches 1,2, 2 cameras, 1-step ramp, 3 s runs, 320x240, "
-                                         "and a null:20 model (20 ms a batch) in the pipeline steps.")
+@click.option(
+    "--tiny",
+    is_flag=True,
+    help="CPU smoke run: batches 1,2, 2 cameras, 1-step ramp, 3 s runs, 320x240, "
+    "and a null:20 model (20 ms a batch) in the pipeline steps.",
+)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=OUT)
-def main(device, model, engine, batches, workers, batch, threads, cameras, ramp_start, ramp_factor, ramp_steps,
-         slo_ms, seconds, resolution, pipeline_model, tiny, out) -> None:
+def main(
+    device,
+    model,
+    engine,
+    batches,
+    workers,
+    batch,
+    threads,
+    cameras,
+    ramp_start,
+    ramp_factor,
+    ramp_steps,
+    slo_ms,
+    seconds,
+    resolution,
+    pipeline_model,
+    tiny,
+    out,
+) -> None:
     """Run the GPU benchmark end to end and write OUT/gpu.json."""
     width, height = (int(v) for v in resolution.split("x"))
     sizes = [int(b) for b in batches.split(",")]
@@ -183,9 +263,16 @@ def main(device, model, engine, batches, workers, batch, threads, cameras, ramp_
         workers, batch, pipeline_model = 1, 2, pipeline_model or "null:20"
     pipeline_model = pipeline_model or model
     threads = threads or max(1, (os.cpu_count() or 1) // max(1, workers))
-    result: dict[str, Any] = {"device": device, "model": model, "engine": engine, "tiny": tiny,
-                              "resolution": f"{width}x{height}", "workers": workers, "batch": batch,
-                              "pipeline_model": pipeline_model}
+    result: dict[str, Any] = {
+        "device": device,
+        "model": model,
+        "engine": engine,
+        "tiny": tiny,
+        "resolution": f"{width}x{height}",
+        "workers": workers,
+        "batch": batch,
+        "pipeline_model": pipeline_model,
+    }
     out.mkdir(parents=True, exist_ok=True)
     name = "gpu-tiny.json" if tiny else "gpu.json"
 
@@ -199,13 +286,29 @@ def main(device, model, engine, batches, workers, batch, threads, cameras, ramp_
     save()
     result["decode"] = decode_fps(width, height, device, min(seconds, 5.0))
     save()
-    result["pipeline"] = pipeline(pipeline_model, device, workers, threads, batch, cameras, 10.0, seconds, width,
-                                  height, engine)
+    result["pipeline"] = pipeline(
+        pipeline_model, device, workers, threads, batch, cameras, 10.0, seconds, width, height, engine
+    )
     save()
-    result["capacity"] = capacity(pipeline_model, device, workers, threads, batch, ramp_start, ramp_factor, ramp_steps,
-                                  slo_ms, seconds, width, height, engine)
+    result["capacity"] = capacity(
+        pipeline_model,
+        device,
+        workers,
+        threads,
+        batch,
+        ramp_start,
+        ramp_factor,
+        ramp_steps,
+        slo_ms,
+        seconds,
+        width,
+        height,
+        engine,
+    )
     save()
-    say(f"wrote {out / name}: most 10-fps cameras at p99 < {slo_ms:.0f} ms: {result['capacity']['max_cameras']}")
+    say(
+        f"wrote {out / name}: most 10-fps cameras at p99 < {slo_ms:.0f} ms: {result['capacity']['max_cameras']}"
+    )
 
 
 if __name__ == "__main__":

@@ -42,11 +42,18 @@ def pcts(latencies: list[float]) -> dict[str, float | None]:
 
 def peer_missing() -> str | None:
     if not PEER_PYTHON.exists():
-        return (f"{PEER_PYTHON} does not exist: python3 -m venv .cache/peer-venv && "
-                ".cache/peer-venv/bin/pip install inference-cpu")
+        return (
+            f"{PEER_PYTHON} does not exist: python3 -m venv .cache/peer-venv && "
+            ".cache/peer-venv/bin/pip install inference-cpu"
+        )
     # Not from the checkout's root: its inference/ folder (anjeon's worker) would shadow the package.
-    done = subprocess.run([str(PEER_PYTHON), "-c", "from inference import InferencePipeline"], capture_output=True,
-                          text=True, timeout=900, cwd="/")
+    done = subprocess.run(
+        [str(PEER_PYTHON), "-c", "from inference import InferencePipeline"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd="/",
+    )
     if done.returncode != 0:
         return f"the peer venv cannot import inference: {done.stderr.strip().splitlines()[-1:]}"
     return None
@@ -54,29 +61,73 @@ def peer_missing() -> str | None:
 
 def run_peer(seconds: float, weights: str) -> dict[str, Any]:
     site = sysconfig.get_paths()["purelib"]  # anjeon's venv: torch and ultralytics
-    done = subprocess.run([str(PEER_PYTHON), str(ROOT / "benchmarks" / "peer_pipeline.py"), "--video", str(SAMPLE),
-                           "--cameras", str(CAMERAS), "--fps", str(FPS), "--seconds", str(seconds), "--warmup",
-                           str(WARMUP), "--weights", weights, "--threads", str(THREADS), "--site-packages", site],
-                          capture_output=True, text=True, timeout=seconds + WARMUP + 600, cwd=ROOT)
+    done = subprocess.run(
+        [
+            str(PEER_PYTHON),
+            str(ROOT / "benchmarks" / "peer_pipeline.py"),
+            "--video",
+            str(SAMPLE),
+            "--cameras",
+            str(CAMERAS),
+            "--fps",
+            str(FPS),
+            "--seconds",
+            str(seconds),
+            "--warmup",
+            str(WARMUP),
+            "--weights",
+            weights,
+            "--threads",
+            str(THREADS),
+            "--site-packages",
+            site,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + WARMUP + 600,
+        cwd=ROOT,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"the peer failed: {done.stderr[-2000:]}")
     data = json.loads(done.stdout.strip().splitlines()[-1])
     lat = data["latencies_ms"]
     if data.get("unstamped") and not data.get("stamped"):
-        raise RuntimeError("the peer's source sent no 'frame captured' updates: no capture time to measure from")
-    return {"system": "InferencePipeline", "results_per_s": round(len(lat) / data["seconds"], 2), **pcts(lat),
-            "batch": round(data["batches_mean"], 2), "unstamped": data.get("unstamped", 0)}
+        raise RuntimeError(
+            "the peer's source sent no 'frame captured' updates: no capture time to measure from"
+        )
+    return {
+        "system": "InferencePipeline",
+        "results_per_s": round(len(lat) / data["seconds"], 2),
+        **pcts(lat),
+        "batch": round(data["batches_mean"], 2),
+        "unstamped": data.get("unstamped", 0),
+    }
 
 
 def run_anjeon(seconds: float, batch: int | str = "auto") -> dict[str, Any]:
-    from anjeon.loadtest.measure import Collector
-
     import zmq
+
+    from anjeon.loadtest.measure import Collector
 
     with common.anjeon_system(1, "person", threads=THREADS, batch=batch) as address:
         cams = [a for i in range(CAMERAS) for a in ("--camera", f"cam{i}={SAMPLE}")]
-        edge = subprocess.Popen([sys.executable, "-m", "anjeon", "--log-level", "warning", "edge", "--broker",
-                                 str(address), "--fps", str(FPS), "--loop", *cams], cwd=ROOT)
+        edge = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "anjeon",
+                "--log-level",
+                "warning",
+                "edge",
+                "--broker",
+                str(address),
+                "--fps",
+                str(FPS),
+                "--loop",
+                *cams,
+            ],
+            cwd=ROOT,
+        )
         ctx = zmq.Context()
         collector = Collector(address, ctx).start()
         try:
@@ -92,15 +143,21 @@ def run_anjeon(seconds: float, batch: int | str = "auto") -> dict[str, Any]:
             edge.terminate()
             edge.wait(10)
     means = [w.get("batch_mean") for w in status.get("workers", {}).values() if w.get("online")]
-    return {"system": f"anjeon --batch {batch}", "results_per_s": round(len(rows) / (t1 - t0), 2),
-            **pcts([r.latency_ms for r in rows]), "batch": means[0] if means else None}
+    return {
+        "system": f"anjeon --batch {batch}",
+        "results_per_s": round(len(rows) / (t1 - t0), 2),
+        **pcts([r.latency_ms for r in rows]),
+        "batch": means[0] if means else None,
+    }
 
 
 def run(seconds: float) -> dict[str, Any]:
-    setup = (f"{CAMERAS} cameras of the sample (768x576) read at {FPS:g} fps each, the default model on "
-             f"{THREADS} torch threads, {WARMUP:.0f} s warm-up then {seconds:.0f} s measured, anjeon (default "
-             "batch, then batch 1) first and the peer right after on the same machine (`benchmarks/peer_inference.py`). Latency: result "
-             "received minus the time the frame was read from the source, on this machine's one clock.")
+    setup = (
+        f"{CAMERAS} cameras of the sample (768x576) read at {FPS:g} fps each, the default model on "
+        f"{THREADS} torch threads, {WARMUP:.0f} s warm-up then {seconds:.0f} s measured, anjeon (default "
+        "batch, then batch 1) first and the peer right after on the same machine (`benchmarks/peer_inference.py`). Latency: result "
+        "received minus the time the frame was read from the source, on this machine's one clock."
+    )
     missing = peer_missing()
     if missing:
         return {"error": missing, "setup": setup}
@@ -112,8 +169,10 @@ def run(seconds: float) -> dict[str, Any]:
     theirs = run_peer(seconds, weights)
     goal = None
     if ours["p99"] is not None and theirs["p99"] is not None:
-        goal = {"more_results": ours["results_per_s"] > theirs["results_per_s"],
-                "half_p99": ours["p99"] <= 0.5 * theirs["p99"]}
+        goal = {
+            "more_results": ours["results_per_s"] > theirs["results_per_s"],
+            "half_p99": ours["p99"] <= 0.5 * theirs["p99"],
+        }
     return {"setup": setup, "seconds": seconds, "runs": [ours, single, theirs], "goal": goal}
 
 

@@ -37,11 +37,12 @@ def main() -> None:
     os.environ.setdefault("YOLO_OFFLINE", "1")
 
     import torch
-    from inference import InferencePipeline
     from inference.core.interfaces.camera.entities import VideoFrame
     from inference.core.interfaces.camera.video_source import BufferConsumptionStrategy, BufferFillingStrategy
     from ultralytics import YOLO
     from ultralytics.utils import torch_utils
+
+    from inference import InferencePipeline
 
     torch_utils.NUM_THREADS = args.threads  # as anjeon's worker does, so both use the same cores
     torch.set_num_threads(args.threads)
@@ -53,8 +54,14 @@ def main() -> None:
 
     def on_video_frame(frames: list[VideoFrame]) -> list[dict]:
         batches.append(len(frames))
-        results = model.predict([f.image for f in frames], device="cpu", imgsz=640, conf=args.confidence,
-                                agnostic_nms=True, verbose=False)
+        results = model.predict(
+            [f.image for f in frames],
+            device="cpu",
+            imgsz=640,
+            conf=args.confidence,
+            agnostic_nms=True,
+            verbose=False,
+        )
         return [{"people": len(r.boxes)} for r in results]
 
     rows: list[tuple[float, float]] = []  # (monotonic when the result arrived, latency ms)
@@ -85,10 +92,14 @@ def main() -> None:
                 rows.append((now, (now_wall - t) * 1000.0))
 
     pipeline = InferencePipeline.init_with_custom_logic(
-        video_reference=[args.video] * args.cameras, on_video_frame=on_video_frame, on_prediction=on_prediction,
-        max_fps=args.fps, status_update_handlers=[on_status],
+        video_reference=[args.video] * args.cameras,
+        on_video_frame=on_video_frame,
+        on_prediction=on_prediction,
+        max_fps=args.fps,
+        status_update_handlers=[on_status],
         source_buffer_filling_strategy=BufferFillingStrategy.DROP_OLDEST,
-        source_buffer_consumption_strategy=BufferConsumptionStrategy.EAGER)
+        source_buffer_consumption_strategy=BufferConsumptionStrategy.EAGER,
+    )
     started = time.monotonic()
     pipeline.start(use_main_thread=False)
     time.sleep(args.warmup)
@@ -98,9 +109,18 @@ def main() -> None:
     pipeline.terminate()
     with lock:
         window = [lat for when, lat in rows if t0 <= when <= t1]
-    print(json.dumps({"latencies_ms": window, "seconds": t1 - t0, "batches_mean":
-                      sum(batches) / len(batches) if batches else 0, "startup_s": t0 - started - args.warmup,
-                      "unstamped": unstamped[0], "stamped": len(rows)}))
+    print(
+        json.dumps(
+            {
+                "latencies_ms": window,
+                "seconds": t1 - t0,
+                "batches_mean": sum(batches) / len(batches) if batches else 0,
+                "startup_s": t0 - started - args.warmup,
+                "unstamped": unstamped[0],
+                "stamped": len(rows),
+            }
+        )
+    )
     os._exit(0)  # the pipeline's video threads of a looped file do not always end on terminate
 
 

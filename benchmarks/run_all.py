@@ -63,19 +63,32 @@ def latency_profile(records: list[tuple[float, float]], start: float) -> dict:
         sel = lat[(done >= a) & (done < a + 5)]
         if len(sel):
             buckets.append({"t": float(a), "p99": float(np.percentile(sel, 99))})
-    slope = (float(np.polyfit([b["t"] for b in buckets], [b["p99"] for b in buckets], 1)[0]) * 60
-             if len(buckets) >= 3 else None)
-    return {"completed": int(len(lat)), "p50": round(float(np.percentile(lat, 50)), 1),
-            "p99": round(float(np.percentile(lat, 99)), 1), "slope_ms_per_min": None if slope is None else
-            round(slope, 1), "timeline": buckets}
+    slope = (
+        float(np.polyfit([b["t"] for b in buckets], [b["p99"] for b in buckets], 1)[0]) * 60
+        if len(buckets) >= 3
+        else None
+    )
+    return {
+        "completed": int(len(lat)),
+        "p50": round(float(np.percentile(lat, 50)), 1),
+        "p99": round(float(np.percentile(lat, 99)), 1),
+        "slope_ms_per_min": None if slope is None else round(slope, 1),
+        "timeline": buckets,
+    }
 
 
 def anjeon_profile(report: dict) -> dict:
     s = report["summary"]
     pts = [{"t": p["t"], "p99": p["p99"]} for p in report["timeline"] if p["p99"] is not None]
-    return {"completed": int(s["delivered_fps"] * s["duration_s"]), "p50": s["latency_ms"]["p50"],
-            "p99": s["latency_ms"]["p99"], "slope_ms_per_min": s["p99_slope_ms_per_min"], "timeline": pts,
-            "delivered_fps": s["delivered_fps"], "drops": s["drops"]}
+    return {
+        "completed": int(s["delivered_fps"] * s["duration_s"]),
+        "p50": s["latency_ms"]["p50"],
+        "p99": s["latency_ms"]["p99"],
+        "slope_ms_per_min": s["p99_slope_ms_per_min"],
+        "timeline": pts,
+        "delivered_fps": s["delivered_fps"],
+        "drops": s["drops"],
+    }
 
 
 def bench_freshness(seconds: float) -> None:
@@ -88,14 +101,26 @@ def bench_freshness(seconds: float) -> None:
             rate = factor / st
             with common.anjeon_system(1, "person", threads=2) as address:
                 report = common.load_run(address, cameras=4, fps=rate / 4, seconds=seconds)
-            results["runs"].append({"system": "anjeon", "factor": factor, "offered_fps": round(rate, 2),
-                                    **anjeon_profile(report)})
+            results["runs"].append(
+                {
+                    "system": "anjeon",
+                    "factor": factor,
+                    "offered_fps": round(rate, 2),
+                    **anjeon_profile(report),
+                }
+            )
             say(f"  {factor}x anjeon p99 {results['runs'][-1]['p99']} ms")
             for kind in KINDS:
                 records = run_baseline(kind, pool.jpegs, rate, seconds, 2, Path(tmp))
                 start = min(c for c, _ in records) if records else 0.0
-                results["runs"].append({"system": kind, "factor": factor, "offered_fps": round(rate, 2),
-                                        **latency_profile(records, start)})
+                results["runs"].append(
+                    {
+                        "system": kind,
+                        "factor": factor,
+                        "offered_fps": round(rate, 2),
+                        **latency_profile(records, start),
+                    }
+                )
                 say(f"  {factor}x {kind} p99 {results['runs'][-1]['p99']} ms")
     save("freshness", results)
     plot_freshness(results)
@@ -111,8 +136,12 @@ def plot_freshness(results: dict) -> None:
     for ax, factor in zip(axes, (1, 2, 4)):
         for run in results["runs"]:
             if run["factor"] == factor and run["timeline"]:
-                ax.plot([p["t"] for p in run["timeline"]], [p["p99"] / 1000 for p in run["timeline"]],
-                        label=run["system"], linewidth=2.5 if run["system"] == "anjeon" else 1.2)
+                ax.plot(
+                    [p["t"] for p in run["timeline"]],
+                    [p["p99"] / 1000 for p in run["timeline"]],
+                    label=run["system"],
+                    linewidth=2.5 if run["system"] == "anjeon" else 1.2,
+                )
         ax.set_title(f"offered {factor}x one worker's capacity")
         ax.set_xlabel("seconds into the run")
         ax.set_yscale("log")
@@ -130,8 +159,16 @@ def bench_overhead(seconds: float) -> None:
     with common.anjeon_system(1, "person", threads=2) as address:
         report = common.load_run(address, cameras=2, fps=1.0 / st, seconds=seconds)  # 2x capacity
     bare, piped = 1.0 / st, report["summary"]["delivered_fps"]
-    save("overhead", {"bare_fps": round(bare, 2), "pipeline_fps": piped, "ratio": round(piped / bare, 3),
-                      "seconds": seconds, "stages_ms": report["summary"]["stages_ms"]})
+    save(
+        "overhead",
+        {
+            "bare_fps": round(bare, 2),
+            "pipeline_fps": piped,
+            "ratio": round(piped / bare, 3),
+            "seconds": seconds,
+            "stages_ms": report["summary"]["stages_ms"],
+        },
+    )
     say(f"overhead: bare {bare:.2f} fps, pipeline {piped:.2f} fps ({100 * piped / bare:.0f} %)")
 
 
@@ -143,9 +180,16 @@ def bench_scaling(seconds: float) -> None:
             with common.anjeon_system(n, model, threads=1) as address:
                 s = common.load_run(address, cameras=cams, fps=fps, seconds=seconds)["summary"]
             base = base or s["delivered_fps"]
-            rows.append({"model": model, "workers": n, "offered_fps": s["offered_fps"],
-                         "delivered_fps": s["delivered_fps"], "ratio": round(s["delivered_fps"] / base, 2),
-                         "p99_ms": s["latency_ms"]["p99"]})
+            rows.append(
+                {
+                    "model": model,
+                    "workers": n,
+                    "offered_fps": s["offered_fps"],
+                    "delivered_fps": s["delivered_fps"],
+                    "ratio": round(s["delivered_fps"] / base, 2),
+                    "p99_ms": s["latency_ms"]["p99"],
+                }
+            )
             say(f"scaling: {model} x{n}: {s['delivered_fps']} fps")
     save("scaling", {"seconds": seconds, "rows": rows})
 
@@ -227,8 +271,9 @@ def _results_out(address, seconds: float) -> tuple[float, dict]:
     try:
         t0, first = snapshot(time.monotonic(), flowing=True)
         t1, last = snapshot(t0 + seconds)
-        count = sum(c["results_out"] for c in last["cameras"].values()) - \
-            sum(c["results_out"] for c in first["cameras"].values())
+        count = sum(c["results_out"] for c in last["cameras"].values()) - sum(
+            c["results_out"] for c in first["cameras"].values()
+        )
         return count / (t1 - t0), last
     finally:
         ctx.destroy(linger=0)
@@ -236,22 +281,47 @@ def _results_out(address, seconds: float) -> tuple[float, dict]:
 
 def _broker_ceiling(seconds: float, drains: int = 2, senders: int = 2) -> dict:
     """Frames/s through a broker to workers that do nothing (benchmarks/drain_worker.py)."""
-    from anjeon.protocol.endpoints import free_base_port
-    from anjeon.protocol.endpoints import BrokerAddress
+    from anjeon.protocol.endpoints import BrokerAddress, free_base_port
 
     address = BrokerAddress("127.0.0.1", free_base_port())
-    procs = [subprocess.Popen([sys.executable, "-m", "anjeon", "--log-level", "warning", "broker", "--bind",
-                               "127.0.0.1", "--base-port", str(address.base_port)])]
-    procs += [subprocess.Popen([sys.executable, "-m", "benchmarks.drain_worker", str(address)], cwd=ROOT)
-              for _ in range(drains)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "anjeon",
+                "--log-level",
+                "warning",
+                "broker",
+                "--bind",
+                "127.0.0.1",
+                "--base-port",
+                str(address.base_port),
+            ]
+        )
+    ]
+    procs += [
+        subprocess.Popen([sys.executable, "-m", "benchmarks.drain_worker", str(address)], cwd=ROOT)
+        for _ in range(drains)
+    ]
     try:
         time.sleep(2)
-        procs += [subprocess.Popen([sys.executable, "-c", SENDER, str(address), "5000", f"s{i}x", str(seconds + 8)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(senders)]
+        procs += [
+            subprocess.Popen(
+                [sys.executable, "-c", SENDER, str(address), "5000", f"s{i}x", str(seconds + 8)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for i in range(senders)
+        ]
         time.sleep(4)
         fps, status = _results_out(address, seconds)
-        return {"delivered_fps": round(fps, 1), "broker_cpu": status.get("process", {}).get("cpu"),
-                "senders": senders, "drains": drains}
+        return {
+            "delivered_fps": round(fps, 1),
+            "broker_cpu": status.get("process", {}).get("cpu"),
+            "senders": senders,
+            "drains": drains,
+        }
     finally:
         for p in procs:
             p.terminate()
@@ -269,13 +339,22 @@ def bench_transport(seconds: float) -> None:
     with common.anjeon_system(1, "null", threads=1) as address:
         hop = common.load_run(address, cameras=1, fps=20.0, seconds=seconds)["summary"]
     stages = hop["stages_ms"]
-    save("transport", {"seconds": seconds, "raw_pushpull_fps": raw, "raw_pushpull_decode_fps": raw_decode,
-                       "broker_drain_fps": ceiling["delivered_fps"], "broker_cpu": ceiling["broker_cpu"],
-                       "ratio_broker_to_raw": round(ceiling["delivered_fps"] / raw, 3),
-                       "anjeon_null_fps": s["delivered_fps"], "anjeon_offered_fps": s["offered_fps"],
-                       "ratio_to_raw_decode": round(s["delivered_fps"] / raw_decode, 3),
-                       "hop": {k: stages[k] for k in ("transport_in", "broker_wait", "transport_out")},
-                       "hop_latency_ms": hop["latency_ms"]})
+    save(
+        "transport",
+        {
+            "seconds": seconds,
+            "raw_pushpull_fps": raw,
+            "raw_pushpull_decode_fps": raw_decode,
+            "broker_drain_fps": ceiling["delivered_fps"],
+            "broker_cpu": ceiling["broker_cpu"],
+            "ratio_broker_to_raw": round(ceiling["delivered_fps"] / raw, 3),
+            "anjeon_null_fps": s["delivered_fps"],
+            "anjeon_offered_fps": s["offered_fps"],
+            "ratio_to_raw_decode": round(s["delivered_fps"] / raw_decode, 3),
+            "hop": {k: stages[k] for k in ("transport_in", "broker_wait", "transport_out")},
+            "hop_latency_ms": hop["latency_ms"],
+        },
+    )
     say(f"transport: anjeon null {s['delivered_fps']} fps")
 
 
@@ -283,16 +362,26 @@ def bench_memory(seconds: float) -> None:
     pool = common.make_pool(1280, 720)
     st = common.service_time("person", 2, pool, seconds=5)
     with common.anjeon_system(1, "person", threads=2) as address:
-        watch = subprocess.Popen([sys.executable, "-m", "anjeon", "watch", "--broker", str(address), "--json",
-                                  "--name", "watch"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "anjeon", "watch", "--broker", str(address), "--json", "--name", "watch"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             time.sleep(3)
             s = common.load_run(address, cameras=4, fps=1.0 / st, seconds=seconds)["summary"]  # 4x capacity
         finally:
             watch.terminate()
             watch.wait(10)
-    save("memory", {"seconds": seconds, "offered_fps": s["offered_fps"], "delivered_fps": s["delivered_fps"],
-                    "rss_mb_start_end": s["rss_mb_start_end"]})
+    save(
+        "memory",
+        {
+            "seconds": seconds,
+            "offered_fps": s["offered_fps"],
+            "delivered_fps": s["delivered_fps"],
+            "rss_mb_start_end": s["rss_mb_start_end"],
+        },
+    )
     say(f"memory: {s['rss_mb_start_end']}")
 
 
@@ -302,9 +391,11 @@ def bench_viewer(seconds: float) -> None:
     results = run(seconds)
     save("viewer", results)
     for r in results["rows"]:
-        say(f"viewer: {r['cameras']} cameras: page load {r['page_load_ms_median']:.0f} ms, frame age p50 "
+        say(
+            f"viewer: {r['cameras']} cameras: page load {r['page_load_ms_median']:.0f} ms, frame age p50 "
             f"{r['frame_age_ms']['p50']} ms (pipeline {r['pipeline_latency_ms']['p50']} ms), viewer CPU "
-            f"{r['viewer_cpu_pct_per_camera']} % of a core per camera")
+            f"{r['viewer_cpu_pct_per_camera']} % of a core per camera"
+        )
 
 
 def bench_batching(seconds: float) -> None:
@@ -318,8 +409,18 @@ def bench_batching(seconds: float) -> None:
         for r in model_fps("person", "cpu", 2, [1, 2, 4, 8], seconds, 768, 576):
             rows.append({"pass": n, **r})
     cheapest = min(rows, key=lambda r: r["ms_per_frame"])["batch"]
-    save("batching", {"threads": 2, "resolution": "768x576", "seconds": seconds, "passes": 2, "rows": rows,
-                      "cheapest": cheapest, "chosen": DEFAULT_BATCH["cpu"]})
+    save(
+        "batching",
+        {
+            "threads": 2,
+            "resolution": "768x576",
+            "seconds": seconds,
+            "passes": 2,
+            "rows": rows,
+            "cheapest": cheapest,
+            "chosen": DEFAULT_BATCH["cpu"],
+        },
+    )
     say(f"batching: cheapest per frame at batch {cheapest}; the CPU default is {DEFAULT_BATCH['cpu']}")
 
 
@@ -337,18 +438,39 @@ def bench_peer(seconds: float) -> None:
     save("peer", run(seconds))
 
 
-BENCHES = {"freshness": bench_freshness, "overhead": bench_overhead, "scaling": bench_scaling,
-           "transport": bench_transport, "memory": bench_memory, "viewer": bench_viewer,
-           "batching": bench_batching, "scale": bench_scale, "peer": bench_peer}
-DEFAULT_SECONDS = {"freshness": 60, "overhead": 30, "scaling": 20, "transport": 10, "memory": 60, "viewer": 25,
-                   "batching": 10, "scale": 30, "peer": 60}
+BENCHES = {
+    "freshness": bench_freshness,
+    "overhead": bench_overhead,
+    "scaling": bench_scaling,
+    "transport": bench_transport,
+    "memory": bench_memory,
+    "viewer": bench_viewer,
+    "batching": bench_batching,
+    "scale": bench_scale,
+    "peer": bench_peer,
+}
+DEFAULT_SECONDS = {
+    "freshness": 60,
+    "overhead": 30,
+    "scaling": 20,
+    "transport": 10,
+    "memory": 60,
+    "viewer": 25,
+    "batching": 10,
+    "scale": 30,
+    "peer": 60,
+}
 
 
 @click.command()
 @click.argument("names", nargs=-1, type=click.Choice(sorted(BENCHES)))
 @click.option("--seconds", type=float, help="Override every benchmark's run length.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=OUT,
-              help="Folder for the JSON and PNG results; the report is written next to it as benchmarks.md.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=OUT,
+    help="Folder for the JSON and PNG results; the report is written next to it as benchmarks.md.",
+)
 def main(names: tuple[str, ...], seconds: float | None, out: Path) -> None:
     """Run the named benchmarks (default: all), then regenerate docs/benchmarks.md."""
     global OUT

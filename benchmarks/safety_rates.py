@@ -36,8 +36,10 @@ def _row(label: str, mode: str, camera: str, scores) -> list[str]:
     out = []
     for s in scores:
         fmt = lambda v: "-" if v is None else f"{v:+.2f}"  # noqa: E731
-        out.append(f"| {label} | {mode} | {camera} | {s.rule} | {s.events} | {fmt(s.start_error)} | "
-                   f"{fmt(s.end_error)} | {s.interval:.2f} | {'yes' if s.ok else '**no**'} |")
+        out.append(
+            f"| {label} | {mode} | {camera} | {s.rule} | {s.events} | {fmt(s.start_error)} | "
+            f"{fmt(s.end_error)} | {s.interval:.2f} | {'yes' if s.ok else '**no**'} |"
+        )
     return out
 
 
@@ -51,9 +53,13 @@ def replayed(tmp: Path, rate: float, cameras: tuple[str, ...]) -> list[tuple[str
     system = System(tmp)
     try:
         db, first = scenes.start_service(system, tmp, cameras)
-        listeners = {cam: scenes.Listener(system.ctx, f"tcp://127.0.0.1:{system.base + 3}", cam) for cam in cameras[1:]}
+        listeners = {
+            cam: scenes.Listener(system.ctx, f"tcp://127.0.0.1:{system.base + 3}", cam) for cam in cameras[1:]
+        }
         listeners = {cameras[0]: first, **listeners}
-        t0 = scenes.replay(system.ctx, f"tcp://127.0.0.1:{system.base + 2}", first, recorded, fps, rate, cameras)
+        t0 = scenes.replay(
+            system.ctx, f"tcp://127.0.0.1:{system.base + 2}", first, recorded, fps, rate, cameras
+        )
         wait_for(lambda: all(e["state"] == "ended" for e in stored_events(db)), 60, "every event to end")
         out = []
         for cam, listener in listeners.items():
@@ -93,13 +99,30 @@ def real(tmp: Path, rate: float) -> list[tuple[str, list]]:
 
 
 @click.command()
-@click.option("--rates", type=float, multiple=True, default=(1.0, 2.0, 5.0, 10.0), show_default=True,
-              help="results per second per camera")
-@click.option("--real-upto", type=float, default=0.0, show_default=True,
-              help="use the real CPU worker for rates up to this; replay the recorded detections above it")
-@click.option("--six/--no-six", default=True, show_default=True, help="add the six-cameras-one-CPU-worker row")
-@click.option("--workdir", type=click.Path(path_type=Path), default=ROOT / ".cache" / "bench-safety-rates",
-              show_default=True)
+@click.option(
+    "--rates",
+    type=float,
+    multiple=True,
+    default=(1.0, 2.0, 5.0, 10.0),
+    show_default=True,
+    help="results per second per camera",
+)
+@click.option(
+    "--real-upto",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="use the real CPU worker for rates up to this; replay the recorded detections above it",
+)
+@click.option(
+    "--six/--no-six", default=True, show_default=True, help="add the six-cameras-one-CPU-worker row"
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=ROOT / ".cache" / "bench-safety-rates",
+    show_default=True,
+)
 def main(rates: tuple[float, ...], real_upto: float, six: bool, workdir: Path) -> None:
     """Run the scripted scene at each rate and print the rate x rule table for docs/safety.md."""
     import os
@@ -107,11 +130,16 @@ def main(rates: tuple[float, ...], real_upto: float, six: bool, workdir: Path) -
 
     os.environ.setdefault("YOLO_OFFLINE", "1")
     os.environ.setdefault("YOLO_CONFIG_DIR", str(ROOT / ".cache" / "ultralytics"))
-    lines = ["| results/s per camera | how | camera | rule | events | start error (s) | end error (s) | "
-             "interval (s) | within bound |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| results/s per camera | how | camera | rule | events | start error (s) | end error (s) | "
+        "interval (s) | within bound |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     runs = [(f"{r:g}", r, (None,)) for r in rates]
     if six:
-        runs.append((f"6 cameras x {SIX_CAMERA_RATE:g}", SIX_CAMERA_RATE, tuple(f"yard{i}" for i in range(1, 7))))
+        runs.append(
+            (f"6 cameras x {SIX_CAMERA_RATE:g}", SIX_CAMERA_RATE, tuple(f"yard{i}" for i in range(1, 7)))
+        )
     for label, rate, cams in runs:
         tmp = workdir / label.replace(" ", "_")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -124,7 +152,7 @@ def main(rates: tuple[float, ...], real_upto: float, six: bool, workdir: Path) -
             results, mode = replayed(tmp, rate, (scenes.CAMERA,) if cams == (None,) else cams), "replayed"
         for cam, scores in results:
             lines += _row(label, mode, cam, scores)
-        print("\n".join(lines[-len(results) * 5:]), flush=True)
+        print("\n".join(lines[-len(results) * 5 :]), flush=True)
     print("\n".join(lines))
 
 

@@ -20,9 +20,14 @@ ZONE = ((0.1, 0.2), (0.7, 0.2), (0.8, 0.9), (0.1, 0.9))
 
 
 def rules() -> CameraRules:
-    specs = (RuleSpec("intrusion", name="i", zone="z", min_duration=1), RuleSpec("dwell", name="d", zone="z", min_duration=30),
-             RuleSpec("crowding", name="c", zone="z", max_people=20), RuleSpec("helmet", name="h", zone="z"),
-             RuleSpec("fall", name="f"), RuleSpec("line_crossing", name="x", line="l"))
+    specs = (
+        RuleSpec("intrusion", name="i", zone="z", min_duration=1),
+        RuleSpec("dwell", name="d", zone="z", min_duration=30),
+        RuleSpec("crowding", name="c", zone="z", max_people=20),
+        RuleSpec("helmet", name="h", zone="z"),
+        RuleSpec("fall", name="f"),
+        RuleSpec("line_crossing", name="x", line="l"),
+    )
     return CameraRules(zones={"z": ZONE}, lines={"l": LineSpec(((0.5, 0.0), (0.5, 1.0)))}, rules=specs)
 
 
@@ -34,9 +39,22 @@ def stream(people: int, results: int, rng: np.random.Generator) -> list[Observat
         pos = np.clip(pos + vel, 0.01, 0.99)
         boxes = np.stack([pos[:, 0] * W - 20, pos[:, 1] * H - 100, pos[:, 0] * W + 20, pos[:, 1] * H], 1)
         heads = np.stack([boxes[:, 0] + 10, boxes[:, 1], boxes[:, 2] - 10, boxes[:, 1] + 20], 1)
-        out.append(Observation("cam", "r", k, k / 10, W, H, boxes=boxes, labels=("Normal",) * people,
-                               confidence=np.full(people, 0.8), ids=np.arange(people),
-                               heads=heads, head_labels=("With Helmet",) * people))
+        out.append(
+            Observation(
+                "cam",
+                "r",
+                k,
+                k / 10,
+                W,
+                H,
+                boxes=boxes,
+                labels=("Normal",) * people,
+                confidence=np.full(people, 0.8),
+                ids=np.arange(people),
+                heads=heads,
+                head_labels=("With Helmet",) * people,
+            )
+        )
     return out
 
 
@@ -58,10 +76,26 @@ def main() -> None:
     rules_only = measure(CameraEngine("cam", rules()), obs)
     from anjeon.safety.tracker import PersonTracker
 
-    untracked = [Observation(o.camera, o.run, o.seq, o.t, W, H, boxes=o.boxes, labels=o.labels,
-                             confidence=o.confidence, heads=o.heads, head_labels=o.head_labels) for o in obs]
+    untracked = [
+        Observation(
+            o.camera,
+            o.run,
+            o.seq,
+            o.t,
+            W,
+            H,
+            boxes=o.boxes,
+            labels=o.labels,
+            confidence=o.confidence,
+            heads=o.heads,
+            head_labels=o.head_labels,
+        )
+        for o in obs
+    ]
     with_tracker = measure(CameraEngine("cam", rules(), PersonTracker().update), untracked)
-    print(f"{args.people} people, 6 rules: rules {rules_only:.0f} µs/result; with ByteTrack {with_tracker:.0f} µs/result")
+    print(
+        f"{args.people} people, 6 rules: rules {rules_only:.0f} µs/result; with ByteTrack {with_tracker:.0f} µs/result"
+    )
 
 
 if __name__ == "__main__":

@@ -41,10 +41,19 @@ def say(text: str) -> None:
 def safety_config(cameras: list[str], folder: Path) -> Path:
     """A site config with an intrusion zone on the lower half of every camera (JSON is YAML)."""
     zone = [[0.0, 0.5], [1.0, 0.5], [1.0, 1.0], [0.0, 1.0]]
-    config = {"safety": {"store": str(folder / "events.db"), "snapshots": str(folder / "snapshots"),
-                         "cameras": {cam: {"zones": {"ground": zone},
-                                           "rules": [{"type": "intrusion", "zone": "ground", "min_duration": 2}]}
-                                     for cam in cameras}}}
+    config = {
+        "safety": {
+            "store": str(folder / "events.db"),
+            "snapshots": str(folder / "snapshots"),
+            "cameras": {
+                cam: {
+                    "zones": {"ground": zone},
+                    "rules": [{"type": "intrusion", "zone": "ground", "min_duration": 2}],
+                }
+                for cam in cameras
+            },
+        }
+    }
     path = folder / "site.yaml"
     path.write_text(json.dumps(config))
     return path
@@ -53,8 +62,13 @@ def safety_config(cameras: list[str], folder: Path) -> Path:
 def start(args: list[str], name: str) -> subprocess.Popen:
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = open(LOG_DIR / f"scale-{name}.log", "wb")
-    return subprocess.Popen([sys.executable, "-m", "anjeon", *args], stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "anjeon", *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
 
 
 def role_figures(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -62,11 +76,13 @@ def role_figures(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for p in summary["processes"]:
         role = str(p.get("role"))
-        key = {"broker": "broker", "viewer": "viewer", "safety": "safety", "edge": "load generator"}.get(role, role)
+        key = {"broker": "broker", "viewer": "viewer", "safety": "safety", "edge": "load generator"}.get(
+            role, role
+        )
         if key == "worker":
             key = f"worker {p.get('name')}"
         out[key] = {"cpu": p.get("cpu"), "rss_mb": p.get("rss_mb")}
-    for name, (a, b) in summary.get("rss_mb_start_end", {}).items():
+    for name, (a, _b) in summary.get("rss_mb_start_end", {}).items():
         for key, fig in out.items():
             if key == name or key.endswith(name):
                 fig["rss_mb_start"] = a
@@ -75,24 +91,58 @@ def role_figures(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def wait_for_names(address: BrokerAddress, names: set[str], timeout: float) -> bool:
     """Until the broker's status lists these subscribers online (the console and safety start slowly)."""
-    return wait_for_status(address, lambda s: names <= {p.get("name") for p in s.get("subscribers", {}).values()
-                                                        if p.get("online")}, timeout, threading.Event())
+    return wait_for_status(
+        address,
+        lambda s: names <= {p.get("name") for p in s.get("subscribers", {}).values() if p.get("online")},
+        timeout,
+        threading.Event(),
+    )
 
 
 def run(cameras: int, fps: float, seconds: float, workers: int, width: int, height: int) -> dict[str, Any]:
     address = BrokerAddress("127.0.0.1", free_base_port())
-    cfg = LoadTestConfig(broker=address, cameras=cameras, fps=fps, width=width, height=height, duration=seconds,
-                         spawn=True, workers=workers, model="null", threads=1, batch="auto")
+    cfg = LoadTestConfig(
+        broker=address,
+        cameras=cameras,
+        fps=fps,
+        width=width,
+        height=height,
+        duration=seconds,
+        spawn=True,
+        workers=workers,
+        model="null",
+        threads=1,
+        batch="auto",
+    )
     ids = [f"load{i:02d}" for i in range(cameras)]
     _, shutdown = spawned_system(cfg, LOG_DIR, cores=os.cpu_count() or 1)
     procs: list[subprocess.Popen] = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
             site = safety_config(ids, Path(tmp))
-            procs.append(start(["safety", "--broker", str(address), "--config", str(site), "--name", "safety"],
-                               "safety"))
-            procs.append(start(["viewer", "--broker", str(address), "--port", str(free_base_port()), "--bind",
-                                "127.0.0.1", "--name", "viewer", "--acks", str(Path(tmp) / "acks.jsonl")], "viewer"))
+            procs.append(
+                start(
+                    ["safety", "--broker", str(address), "--config", str(site), "--name", "safety"], "safety"
+                )
+            )
+            procs.append(
+                start(
+                    [
+                        "viewer",
+                        "--broker",
+                        str(address),
+                        "--port",
+                        str(free_base_port()),
+                        "--bind",
+                        "127.0.0.1",
+                        "--name",
+                        "viewer",
+                        "--acks",
+                        str(Path(tmp) / "acks.jsonl"),
+                    ],
+                    "viewer",
+                )
+            )
             if not wait_for_workers(address, workers, 240, threading.Event()):
                 raise RuntimeError(f"workers did not come up; see {LOG_DIR}")
             if not wait_for_names(address, {"viewer", "safety"}, 240):
@@ -108,13 +158,24 @@ def run(cameras: int, fps: float, seconds: float, workers: int, width: int, heig
                     p.kill()
             shutdown()
     s = report["summary"]
-    return {"cameras": cameras, "fps_per_camera": fps, "resolution": f"{width}x{height}", "seconds": seconds,
-            "workers": workers, "offered_fps": s["offered_fps"], "delivered_fps": s["delivered_fps"],
-            "drop_rate": s["drop_rate"], "drops": s["drops"], "latency_ms": s["latency_ms"],
-            "stages_ms": {k: v["p50"] for k, v in s["stages_ms"].items()},
-            "worker_batch_mean": [w["batch_mean"] for w in s["workers"]],
-            "camera_fps": s["camera_fps"], "cameras_served": s["cameras_served"], "processes": role_figures(s),
-            "jpeg_kb": report.get("jpeg_kb")}
+    return {
+        "cameras": cameras,
+        "fps_per_camera": fps,
+        "resolution": f"{width}x{height}",
+        "seconds": seconds,
+        "workers": workers,
+        "offered_fps": s["offered_fps"],
+        "delivered_fps": s["delivered_fps"],
+        "drop_rate": s["drop_rate"],
+        "drops": s["drops"],
+        "latency_ms": s["latency_ms"],
+        "stages_ms": {k: v["p50"] for k, v in s["stages_ms"].items()},
+        "worker_batch_mean": [w["batch_mean"] for w in s["workers"]],
+        "camera_fps": s["camera_fps"],
+        "cameras_served": s["cameras_served"],
+        "processes": role_figures(s),
+        "jpeg_kb": report.get("jpeg_kb"),
+    }
 
 
 @click.command()
@@ -134,8 +195,10 @@ def main(cameras: int, fps: float, seconds: float, workers: int, resolution: str
     out.mkdir(parents=True, exist_ok=True)
     (out / "scale.json").write_text(json.dumps(result, indent=2) + "\n")
     c = result["camera_fps"]
-    say(f"{cameras} cameras x {fps} fps: delivered {result['delivered_fps']} of {result['offered_fps']} fps, per "
-        f"camera {c['min']}..{c['max']} fps, p99 {result['latency_ms']['p99']} ms; {result['processes']}")
+    say(
+        f"{cameras} cameras x {fps} fps: delivered {result['delivered_fps']} of {result['offered_fps']} fps, per "
+        f"camera {c['min']}..{c['max']} fps, p99 {result['latency_ms']['p99']} ms; {result['processes']}"
+    )
 
 
 if __name__ == "__main__":

@@ -97,7 +97,12 @@ def measure(pid: int) -> dict[str, float]:
         rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
     with open(f"/proc/{pid}/status") as f:
         threads = next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
-    return {"pid": pid, "rss_mb": round(rss, 1), "fds": len(os.listdir(f"/proc/{pid}/fd")), "threads": threads}
+    return {
+        "pid": pid,
+        "rss_mb": round(rss, 1),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+        "threads": threads,
+    }
 
 
 def sample_processes(parent: int) -> dict[str, dict[str, float]]:
@@ -116,7 +121,10 @@ def verdict(samples: list[Sample]) -> dict[str, dict]:
     third = max(1, len(steady) // 3)
     out = {}
     for name in sorted({n for s in steady for n in s.procs}):
-        series = {key: [s.procs[name][key] for s in steady if name in s.procs] for key in ("rss_mb", "fds", "threads")}
+        series = {
+            key: [s.procs[name][key] for s in steady if name in s.procs]
+            for key in ("rss_mb", "fds", "threads")
+        }
         pids = {s.procs[name]["pid"] for s in steady if name in s.procs}
         row: dict = {"samples": len(series["rss_mb"]), "restarts": len(pids) - 1}
         for key, values in series.items():
@@ -127,7 +135,8 @@ def verdict(samples: list[Sample]) -> dict[str, dict]:
             len(pids) == 1
             and rss["last"] - rss["first"] <= RSS_SLACK_MB + RSS_SLACK_FRACTION * rss["first"]
             and row["fds"]["last"] - row["fds"]["first"] <= COUNT_SLACK
-            and row["threads"]["last"] - row["threads"]["first"] <= COUNT_SLACK)
+            and row["threads"]["last"] - row["threads"]["first"] <= COUNT_SLACK
+        )
         out[name] = row
     return out
 
@@ -138,11 +147,16 @@ def plot(samples: list[Sample], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_mem, ax_fps) = plt.subplots(2, 1, figsize=(9, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig, (ax_mem, ax_fps) = plt.subplots(
+        2, 1, figsize=(9, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
     minutes = [s.t / 60 for s in samples]
     for name in sorted({n for s in samples for n in s.procs}):
-        ax_mem.plot([s.t / 60 for s in samples if name in s.procs],
-                    [s.procs[name]["rss_mb"] for s in samples if name in s.procs], label=name)
+        ax_mem.plot(
+            [s.t / 60 for s in samples if name in s.procs],
+            [s.procs[name]["rss_mb"] for s in samples if name in s.procs],
+            label=name,
+        )
     ax_mem.set_ylabel("resident memory (MB)")
     ax_mem.legend(loc="upper left", fontsize=8, ncol=3)
     ax_mem.grid(alpha=0.3)
@@ -162,14 +176,39 @@ def run(minutes: float, model: str, fps: float, interval: float, out: Path, sour
     site = work / "site.yaml"
     site.write_text(SITE.format(base=base, model=model, store=work / "events.db"))
     viewer_port, metrics_port = free_base_port(), free_base_port()
-    argv = [sys.executable, "-m", "anjeon", "up", "--config", str(site), "--camera", f"soak={source}", "--loop",
-            "--fps", str(fps), "--viewer-port", str(viewer_port), "--metrics-port", str(metrics_port)]
+    argv = [
+        sys.executable,
+        "-m",
+        "anjeon",
+        "up",
+        "--config",
+        str(site),
+        "--camera",
+        f"soak={source}",
+        "--loop",
+        "--fps",
+        str(fps),
+        "--viewer-port",
+        str(viewer_port),
+        "--metrics-port",
+        str(metrics_port),
+    ]
     log = open(out / "up.log", "wb")
     # Offline, and ultralytics' settings under the repo's cache rather than ~/.config (DESIGN.md pitfalls).
-    env = dict(os.environ, YOLO_OFFLINE="1", YOLO_CONFIG_DIR=os.environ.get("YOLO_CONFIG_DIR",
-                                                                           str(ROOT / ".cache" / "ultralytics")))
-    up = subprocess.Popen(argv, cwd=work, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                          start_new_session=True, env=env)
+    env = dict(
+        os.environ,
+        YOLO_OFFLINE="1",
+        YOLO_CONFIG_DIR=os.environ.get("YOLO_CONFIG_DIR", str(ROOT / ".cache" / "ultralytics")),
+    )
+    up = subprocess.Popen(
+        argv,
+        cwd=work,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
+    )
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
@@ -188,8 +227,13 @@ def run(minutes: float, model: str, fps: float, interval: float, out: Path, sour
                 if sub.poll(left * 1000):
                     sub.recv_multipart()
                     count += 1
-            samples.append(Sample(t=round(time.monotonic() - started, 1), fps=round(count / interval, 2),
-                                  procs=sample_processes(up.pid)))
+            samples.append(
+                Sample(
+                    t=round(time.monotonic() - started, 1),
+                    fps=round(count / interval, 2),
+                    procs=sample_processes(up.pid),
+                )
+            )
     finally:
         up.send_signal(signal.SIGTERM)
         try:
@@ -201,38 +245,59 @@ def run(minutes: float, model: str, fps: float, interval: float, out: Path, sour
     steady_fps = [s.fps for s in samples[WARMUP_SAMPLES:]]
     from .run_all import machine
 
-    report = {"minutes": minutes, "stopped_early": bool(stopping), "date": time.strftime("%Y-%m-%d %H:%M"),
-              "machine": machine(),
-              "load_average": round(os.getloadavg()[0], 1), "model": model, "fps_offered": fps,
-              "interval_s": interval, "source": source,
-              "samples": [asdict(s) for s in samples], "verdict": verdict(samples),
-              "fps": {"median": statistics.median(steady_fps) if steady_fps else 0.0,
-                      "min": min(steady_fps, default=0.0)},
-              "up_exit": up.returncode}
+    report = {
+        "minutes": minutes,
+        "stopped_early": bool(stopping),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": machine(),
+        "load_average": round(os.getloadavg()[0], 1),
+        "model": model,
+        "fps_offered": fps,
+        "interval_s": interval,
+        "source": source,
+        "samples": [asdict(s) for s in samples],
+        "verdict": verdict(samples),
+        "fps": {
+            "median": statistics.median(steady_fps) if steady_fps else 0.0,
+            "min": min(steady_fps, default=0.0),
+        },
+        "up_exit": up.returncode,
+    }
     (out / "samples.json").write_text(json.dumps(report, indent=1))
     return report
 
 
 def render(d: dict) -> list[str]:
     """The docs/benchmarks.md subsection for a saved run (benchmarks/write_docs.py calls it for soak.json)."""
-    lines = ["## 12. Soak (benchmarks/soak.py)", "",
-             f"`anjeon up` for {len(d['samples']) * d['interval_s'] / 60:.0f} minutes on the looped sample (one "
-             f"camera at {d['fps_offered']:.0f} fps, one `{d['model']}` worker, the safety service with intrusion and "
-             f"crowding rules, the web console), sampled every {d['interval_s']:.0f} s from /proc. First and last "
-             f"are the medians of the first and last third of the samples after a {WARMUP_SAMPLES * d['interval_s']:.0f} s "
-             "warm-up; a process grows "
-             f"when the last exceeds the first by more than {RSS_SLACK_MB:.0f} MB + {RSS_SLACK_FRACTION:.0%} (memory) "
-             f"or {COUNT_SLACK} (files, threads), or when it was restarted. Load average of the machine at the end: "
-             f"{d.get('load_average', '-')} on {os.cpu_count()} cores (other sessions' tests ran meanwhile).", "",
-             "| process | RSS first → last MB (max) | open fds | threads | restarts | grows? |",
-             "| --- | ---: | ---: | ---: | ---: | --- |"]
+    lines = [
+        "## 12. Soak (benchmarks/soak.py)",
+        "",
+        f"`anjeon up` for {len(d['samples']) * d['interval_s'] / 60:.0f} minutes on the looped sample (one "
+        f"camera at {d['fps_offered']:.0f} fps, one `{d['model']}` worker, the safety service with intrusion and "
+        f"crowding rules, the web console), sampled every {d['interval_s']:.0f} s from /proc. First and last "
+        f"are the medians of the first and last third of the samples after a {WARMUP_SAMPLES * d['interval_s']:.0f} s "
+        "warm-up; a process grows "
+        f"when the last exceeds the first by more than {RSS_SLACK_MB:.0f} MB + {RSS_SLACK_FRACTION:.0%} (memory) "
+        f"or {COUNT_SLACK} (files, threads), or when it was restarted. Load average of the machine at the end: "
+        f"{d.get('load_average', '-')} on {os.cpu_count()} cores (other sessions' tests ran meanwhile).",
+        "",
+        "| process | RSS first → last MB (max) | open fds | threads | restarts | grows? |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
     for name, r in d["verdict"].items():
-        lines.append(f"| {name} | {r['rss_mb']['first']:.1f} → {r['rss_mb']['last']:.1f} ({r['rss_mb']['max']:.1f}) | "
-                     f"{r['fds']['first']:.0f} → {r['fds']['last']:.0f} | {r['threads']['first']:.0f} → "
-                     f"{r['threads']['last']:.0f} | {r['restarts']} | {'no' if r['no_growth'] else '**yes**'} |")
-    lines += ["", f"Delivered results: median {d['fps']['median']:.2f}/s, lowest {d['interval_s']:.0f} s window "
-              f"{d['fps']['min']:.2f}/s.",
-              "", "![memory per process and delivered results over the soak](benchmarks/soak.png)", ""]
+        lines.append(
+            f"| {name} | {r['rss_mb']['first']:.1f} → {r['rss_mb']['last']:.1f} ({r['rss_mb']['max']:.1f}) | "
+            f"{r['fds']['first']:.0f} → {r['fds']['last']:.0f} | {r['threads']['first']:.0f} → "
+            f"{r['threads']['last']:.0f} | {r['restarts']} | {'no' if r['no_growth'] else '**yes**'} |"
+        )
+    lines += [
+        "",
+        f"Delivered results: median {d['fps']['median']:.2f}/s, lowest {d['interval_s']:.0f} s window "
+        f"{d['fps']['min']:.2f}/s.",
+        "",
+        "![memory per process and delivered results over the soak](benchmarks/soak.png)",
+        "",
+    ]
     return lines
 
 
@@ -241,20 +306,30 @@ def render(d: dict) -> list[str]:
 @click.option("--model", default="person", help="Worker model (null for a cheap run without detections).")
 @click.option("--fps", default=5.0, type=click.FloatRange(0.1, 30), help="Frames per second the edge sends.")
 @click.option("--interval", default=10.0, type=click.FloatRange(1), help="Seconds between samples.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("soak-out"),
-              help="Where samples.json, up.log (and soak.png) go.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also draw memory and delivered fps over time into this PNG (needs matplotlib).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("soak-out"),
+    help="Where samples.json, up.log (and soak.png) go.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw memory and delivered fps over time into this PNG (needs matplotlib).",
+)
 def main(minutes: float, model: str, fps: float, interval: float, out: Path, plot_path: Path | None) -> None:
     source = str(SAMPLE) if SAMPLE.exists() else "synthetic"
     report = run(minutes, model, fps, interval, out, source)
     if plot_path is not None:
         plot([Sample(**s) for s in report["samples"]], plot_path)
     for name, row in report["verdict"].items():
-        click.echo(f"{name:14} rss {row['rss_mb']['first']:6.1f} -> {row['rss_mb']['last']:6.1f} MB  "
-                   f"fds {row['fds']['first']:.0f} -> {row['fds']['last']:.0f}  threads {row['threads']['first']:.0f}"
-                   f" -> {row['threads']['last']:.0f}  restarts {row['restarts']}  "
-                   f"{'ok' if row['no_growth'] else 'GROWS'}")
+        click.echo(
+            f"{name:14} rss {row['rss_mb']['first']:6.1f} -> {row['rss_mb']['last']:6.1f} MB  "
+            f"fds {row['fds']['first']:.0f} -> {row['fds']['last']:.0f}  threads {row['threads']['first']:.0f}"
+            f" -> {row['threads']['last']:.0f}  restarts {row['restarts']}  "
+            f"{'ok' if row['no_growth'] else 'GROWS'}"
+        )
     click.echo(f"delivered: median {report['fps']['median']:.2f} results/s, min {report['fps']['min']:.2f}")
     sys.exit(0 if report["verdict"] and all(r["no_growth"] for r in report["verdict"].values()) else 1)
 

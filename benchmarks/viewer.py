@@ -34,9 +34,10 @@ import os
 import statistics
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import click
 import numpy as np
@@ -58,8 +59,14 @@ WARMUP = 3.0  # seconds of streaming before measuring (the console's fps windows
 IDLE_SECONDS = 5.0  # viewer CPU with the cameras streaming and no browser connected
 PAGE_LOADS = 5
 CHROMIUM = "/usr/bin/chromium"
-CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run"]  # as tests/test_viewer.py
+CHROME_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]  # as tests/test_viewer.py
 VIEWPORT = {"width": 1400, "height": 860}
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
@@ -112,11 +119,15 @@ class Viewer:
                 online = {c["camera"] for c in listed if c["online"]}
                 streaming = {c["camera"] for c in listed if c["fps"] > 0}
                 late = time.monotonic() > deadline - timeout / 2
-                if online >= set(cameras) and (streaming >= set(painted) or late and streaming & set(painted)):
+                if online >= set(cameras) and (
+                    streaming >= set(painted) or late and streaming & set(painted)
+                ):
                     return streaming & set(cameras)
             time.sleep(0.3)
-        raise RuntimeError(f"the viewer did not show {len(cameras)} cameras online in {timeout:.0f} s; "
-                           f"see {common.LOG_DIR}/viewer.log")
+        raise RuntimeError(
+            f"the viewer did not show {len(cameras)} cameras online in {timeout:.0f} s; "
+            f"see {common.LOG_DIR}/viewer.log"
+        )
 
 
 def free_port() -> int:
@@ -131,8 +142,25 @@ def free_port() -> int:
 def viewer_process(address: BrokerAddress, acks: Path) -> Iterator[Viewer]:
     """The real `anjeon viewer` as its own process (its CPU is what we measure), logging to logs/bench/."""
     port = free_port()
-    sup = Supervisor([ServiceSpec("viewer", ["--log-level", "warning", "viewer", "--broker", str(address),
-                                             "--port", str(port), "--acks", str(acks)])], common.LOG_DIR)
+    sup = Supervisor(
+        [
+            ServiceSpec(
+                "viewer",
+                [
+                    "--log-level",
+                    "warning",
+                    "viewer",
+                    "--broker",
+                    str(address),
+                    "--port",
+                    str(port),
+                    "--acks",
+                    str(acks),
+                ],
+            )
+        ],
+        common.LOG_DIR,
+    )
     sup.start()
     try:
         viewer = Viewer(sup.children[0].proc.pid, f"http://127.0.0.1:{port}")
@@ -218,8 +246,11 @@ def cpu_between(a: CpuSample, b: CpuSample) -> dict[str, float]:
     wall = b.at - a.at
     browser = sum(t - a.chromium.get(pid, 0.0) for pid, t in b.chromium.items())  # exited ones are lost
     busy, total = (y - x for x, y in zip(a.machine, b.machine))
-    return {"viewer": 100 * (b.viewer - a.viewer) / wall, "chromium": 100 * browser / wall,
-            "machine": 100 * busy / max(1, total)}
+    return {
+        "viewer": 100 * (b.viewer - a.viewer) / wall,
+        "chromium": 100 * browser / wall,
+        "machine": 100 * busy / max(1, total),
+    }
 
 
 # ---- the measurements ------------------------------------------------------------------------------
@@ -232,7 +263,7 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
 def load_pages(browser: Any, url: str, tiles: int) -> tuple[list[dict[str, float]], Any, list[str]]:
     """PAGE_LOADS cold loads of the grid; returns their timings and the last page, left open."""
     loads, errors, page = [], [], None
-    for i in range(PAGE_LOADS):
+    for _ in range(PAGE_LOADS):
         if page is not None:
             page.context.close()
         ctx = browser.new_context(viewport=VIEWPORT, locale="en-US")
@@ -265,13 +296,22 @@ def frame_ages(paints: list[dict[str, Any]], latencies: FrameLatencies) -> dict[
         if lat is not None:
             pipeline.append(lat)
             excess.append(age - lat)
-    return {"frame_age_ms": percentiles(ages), "pipeline_latency_ms": percentiles(pipeline),
-            "console_adds_ms": percentiles(excess), "paired": len(excess), "painted": len(ages)}
+    return {
+        "frame_age_ms": percentiles(ages),
+        "pipeline_latency_ms": percentiles(pipeline),
+        "console_adds_ms": percentiles(excess),
+        "paired": len(excess),
+        "painted": len(ages),
+    }
 
 
-def measure(browser: Any, cameras: int, seconds: float, pool: FramePool, tmp: Path, fps: float = FPS) -> dict[str, Any]:
-    with common.anjeon_system(WORKERS, "null", threads=1) as address, \
-            viewer_process(address, tmp / f"acks-{cameras}.jsonl") as viewer:
+def measure(
+    browser: Any, cameras: int, seconds: float, pool: FramePool, tmp: Path, fps: float = FPS
+) -> dict[str, Any]:
+    with (
+        common.anjeon_system(WORKERS, "null", threads=1) as address,
+        viewer_process(address, tmp / f"acks-{cameras}.jsonl") as viewer,
+    ):
         latencies = FrameLatencies(address).start()
         cams = SyntheticCameras(address, cameras, fps, pool, prefix="cam").start()
         try:
@@ -280,8 +320,9 @@ def measure(browser: Any, cameras: int, seconds: float, pool: FramePool, tmp: Pa
             a = cpu_sample(viewer.pid)
             time.sleep(IDLE_SECONDS)
             idle = cpu_between(a, cpu_sample(viewer.pid))
-            loads, page, errors = load_pages(browser, viewer.url,
-                                             len(streaming & set(cams.camera_ids[:PAGE_SIZE])))
+            loads, page, errors = load_pages(
+                browser, viewer.url, len(streaming & set(cams.camera_ids[:PAGE_SIZE]))
+            )
             sent0, a = viewer.get("/api/status")["viewer"], cpu_sample(viewer.pid)
             paints = watch_paints(page, seconds)
             b, sent1 = cpu_sample(viewer.pid), viewer.get("/api/status")["viewer"]
@@ -293,18 +334,28 @@ def measure(browser: Any, cameras: int, seconds: float, pool: FramePool, tmp: Pa
     cpu = cpu_between(a, b)
     delivered = sum(1 for r in latencies.data.rows if a.at <= r.received <= b.at)
     on_screen = min(cameras, PAGE_SIZE)
-    return {"cameras": cameras, "fps": fps, "on_screen": on_screen, "streaming_at_start": len(streaming),
-            "streaming_cameras": len({r.camera for r in latencies.data.rows if a.at <= r.received <= b.at}), "seconds": round(wall, 1), "page_load_ms": loads,
-            "page_load_ms_median": statistics.median(x["all_tiles_ms"] for x in loads), "page_errors": errors,
-            "delivered_fps_per_camera": round(delivered / wall / cameras, 2),
-            "painted_fps_per_camera": round(len(paints) / wall / on_screen, 2),
-            "pictures_to_browser_per_s": round((sent1["frames_sent"] - sent0["frames_sent"]) / wall, 1),
-            "cameras_painted": len({p["camera"] for p in paints}),
-            "viewer_skipped_per_s": round((sent1["superseded"] - sent0["superseded"]) / wall, 1),
-            **frame_ages(paints, latencies),
-            "viewer_cpu_pct": round(cpu["viewer"], 1), "viewer_cpu_pct_per_camera": round(cpu["viewer"] / cameras, 2),
-            "viewer_cpu_pct_per_camera_no_browser": round(idle["viewer"] / cameras, 2),
-            "chromium_cpu_pct": round(cpu["chromium"], 1), "machine_busy_pct": round(cpu["machine"], 1)}
+    return {
+        "cameras": cameras,
+        "fps": fps,
+        "on_screen": on_screen,
+        "streaming_at_start": len(streaming),
+        "streaming_cameras": len({r.camera for r in latencies.data.rows if a.at <= r.received <= b.at}),
+        "seconds": round(wall, 1),
+        "page_load_ms": loads,
+        "page_load_ms_median": statistics.median(x["all_tiles_ms"] for x in loads),
+        "page_errors": errors,
+        "delivered_fps_per_camera": round(delivered / wall / cameras, 2),
+        "painted_fps_per_camera": round(len(paints) / wall / on_screen, 2),
+        "pictures_to_browser_per_s": round((sent1["frames_sent"] - sent0["frames_sent"]) / wall, 1),
+        "cameras_painted": len({p["camera"] for p in paints}),
+        "viewer_skipped_per_s": round((sent1["superseded"] - sent0["superseded"]) / wall, 1),
+        **frame_ages(paints, latencies),
+        "viewer_cpu_pct": round(cpu["viewer"], 1),
+        "viewer_cpu_pct_per_camera": round(cpu["viewer"] / cameras, 2),
+        "viewer_cpu_pct_per_camera_no_browser": round(idle["viewer"] / cameras, 2),
+        "chromium_cpu_pct": round(cpu["chromium"], 1),
+        "machine_busy_pct": round(cpu["machine"], 1),
+    }
 
 
 def run(seconds: float, counts: tuple[int, ...] = CAMERA_COUNTS, fps: float = FPS) -> dict[str, Any]:
@@ -313,15 +364,23 @@ def run(seconds: float, counts: tuple[int, ...] = CAMERA_COUNTS, fps: float = FP
     pool = make_pool(WIDTH, HEIGHT)
     with chromium() as browser, tempfile.TemporaryDirectory() as tmp:
         rows = [measure(browser, n, seconds, pool, Path(tmp), fps) for n in counts]
-    return {"seconds": seconds, "fps_per_camera": fps, "resolution": f"{WIDTH}x{HEIGHT}",
-            "jpeg_kb": round(sum(map(len, pool.jpegs)) / len(pool.jpegs) / 1024, 1), "workers": WORKERS,
-            "page_loads": PAGE_LOADS, "goals": {"page_load_ms": 1000, "console_adds_ms": 100,
-                                                "viewer_cpu_pct_per_camera": 4.0}, "rows": rows}
+    return {
+        "seconds": seconds,
+        "fps_per_camera": fps,
+        "resolution": f"{WIDTH}x{HEIGHT}",
+        "jpeg_kb": round(sum(map(len, pool.jpegs)) / len(pool.jpegs) / 1024, 1),
+        "workers": WORKERS,
+        "page_loads": PAGE_LOADS,
+        "goals": {"page_load_ms": 1000, "console_adds_ms": 100, "viewer_cpu_pct_per_camera": 4.0},
+        "rows": rows,
+    }
 
 
 @click.command()
 @click.option("--cameras", "counts", type=int, multiple=True, default=CAMERA_COUNTS, show_default=True)
-@click.option("--seconds", type=float, default=10.0, show_default=True, help="Measured window per camera count.")
+@click.option(
+    "--seconds", type=float, default=10.0, show_default=True, help="Measured window per camera count."
+)
 @click.option("--fps", type=float, default=FPS, show_default=True, help="Frames per second per camera.")
 def main(counts: tuple[int, ...], seconds: float, fps: float) -> None:
     """Measure without saving: JSON on stdout (`python -m benchmarks.run_all viewer` saves and writes docs)."""

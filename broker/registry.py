@@ -10,8 +10,9 @@ accepted again once its old entry went offline (3 s without beats).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
 
@@ -41,8 +42,12 @@ class BeatOutcome:
 
 
 class Registry:
-    def __init__(self, clock: Callable[[], float] = time.monotonic,
-                 timeout: float = HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS, max_peers: int = DEFAULT_MAX_PEERS) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        timeout: float = HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS,
+        max_peers: int = DEFAULT_MAX_PEERS,
+    ) -> None:
         self._clock, self.timeout, self.max_peers = clock, timeout, max_peers
         self.peers: dict[str, Peer] = {}
 

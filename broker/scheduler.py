@@ -33,8 +33,9 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from anjeon.protocol.wire import FrameHeader
 
@@ -109,10 +110,19 @@ class OfferOutcome:
 
 
 class FrameScheduler:
-    def __init__(self, run: str, max_age: float, clock: Callable[[], float] = time.monotonic, *,
-                 max_credit: int = DEFAULT_MAX_CREDIT, max_pending: int = DEFAULT_MAX_PENDING,
-                 max_workers: int = DEFAULT_MAX_WORKERS, ready_interval: float = READY_INTERVAL,
-                 lost_after: float = LOST_AFTER, takeover_after: float = TAKEOVER_AFTER) -> None:
+    def __init__(
+        self,
+        run: str,
+        max_age: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        max_credit: int = DEFAULT_MAX_CREDIT,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        max_workers: int = DEFAULT_MAX_WORKERS,
+        ready_interval: float = READY_INTERVAL,
+        lost_after: float = LOST_AFTER,
+        takeover_after: float = TAKEOVER_AFTER,
+    ) -> None:
         self._run, self.max_age, self._clock = run, max_age, clock
         self.max_credit, self.max_pending, self.max_workers = max_credit, max_pending, max_workers
         self.ready_interval, self.lost_after, self.takeover_after = ready_interval, lost_after, takeover_after
@@ -173,8 +183,16 @@ class FrameScheduler:
         if old is not None:
             old.capacity, old.grant, old.announced, old.batch = capacity, grant, now, batch
             return ReadyOutcome.RESET, old
-        slot = self._workers[proc] = WorkerSlot(proc=proc, ident=ident, capacity=capacity, grant=grant,
-                                                last_heard=now, announced=now, last_spoke=now, batch=batch)
+        slot = self._workers[proc] = WorkerSlot(
+            proc=proc,
+            ident=ident,
+            capacity=capacity,
+            grant=grant,
+            last_heard=now,
+            announced=now,
+            last_spoke=now,
+            batch=batch,
+        )
         return ReadyOutcome.NEW, slot
 
     def credit(self, proc: str, ident: bytes, grant: str, n: int) -> str:
@@ -220,7 +238,9 @@ class FrameScheduler:
         for s in self._workers.values():
             if len(s.held) >= s.capacity:
                 s.reclaim(now, self.lost_after)
-            if len(s.held) < s.capacity and (slot is None or (len(s.held), s.served) < (len(slot.held), slot.served)):
+            if len(s.held) < s.capacity and (
+                slot is None or (len(s.held), s.served) < (len(slot.held), slot.served)
+            ):
                 slot = s
         if slot is None:
             return None

@@ -21,15 +21,30 @@ from dataclasses import dataclass
 import zmq
 
 from anjeon.protocol import messages, security, wire
-from anjeon.protocol.endpoints import (CONTROL, FRAMES_IN, FRAMES_OUT, RESULTS_IN, RESULTS_OUT,
-                                       DEFAULT_BASE_PORT, bind_endpoint)
+from anjeon.protocol.endpoints import (
+    CONTROL,
+    DEFAULT_BASE_PORT,
+    FRAMES_IN,
+    FRAMES_OUT,
+    RESULTS_IN,
+    RESULTS_OUT,
+    bind_endpoint,
+)
 from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
 from anjeon.protocol.sockets import configure
 from anjeon.protocol.stats import DropCounter, ProcessMeter
 
 from .registry import DEFAULT_MAX_PEERS, FORGET_AFTER, BeatOutcome, Registry
-from .scheduler import (DEFAULT_MAX_CREDIT, DEFAULT_MAX_PENDING, DEFAULT_MAX_WORKERS, CreditOutcome, FrameScheduler,
-                        OfferOutcome, Pending, ReadyOutcome)
+from .scheduler import (
+    DEFAULT_MAX_CREDIT,
+    DEFAULT_MAX_PENDING,
+    DEFAULT_MAX_WORKERS,
+    CreditOutcome,
+    FrameScheduler,
+    OfferOutcome,
+    Pending,
+    ReadyOutcome,
+)
 from .status import CameraFlow, build_snapshot, edge_cameras
 
 log = logging.getLogger("anjeon.broker")
@@ -61,8 +76,14 @@ class BrokerConfig:
         return max(5.0, 2 * self.max_age)
 
     def limits(self) -> dict[str, int]:
-        return {"credit": self.max_credit, "cameras": self.max_cameras, "peers": self.max_peers,
-                "pending": self.max_pending, "workers": self.max_workers, "unclaimed_fps": round(self.unclaimed_fps)}
+        return {
+            "credit": self.max_credit,
+            "cameras": self.max_cameras,
+            "peers": self.max_peers,
+            "pending": self.max_pending,
+            "workers": self.max_workers,
+            "unclaimed_fps": round(self.unclaimed_fps),
+        }
 
 
 UNKNOWN_MSG = wire.pack({"v": wire.VERSION, "kind": wire.UNKNOWN})
@@ -77,8 +98,13 @@ class Broker:
         self.config = config
         self.run_id = wire.new_id()
         self._ctx = ctx or zmq.Context.instance()
-        self.scheduler = FrameScheduler(self.run_id, config.max_age, max_credit=config.max_credit,
-                                        max_pending=config.max_pending, max_workers=config.max_workers)
+        self.scheduler = FrameScheduler(
+            self.run_id,
+            config.max_age,
+            max_credit=config.max_credit,
+            max_pending=config.max_pending,
+            max_workers=config.max_workers,
+        )
         self.registry = Registry(max_peers=config.max_peers)
         self.flows: OrderedDict[str, CameraFlow] = OrderedDict()  # least recently seen first
         self._claimed: set[str] = set()  # cameras an online edge reports in its heartbeat
@@ -111,8 +137,10 @@ class Broker:
                 sock.bind(endpoint)
             except zmq.ZMQError as exc:
                 self.close()
-                raise BindError(f"cannot bind {name} on {endpoint} ({exc.strerror}): is another broker running? "
-                                f"Use --base-port to move all five ports.") from None
+                raise BindError(
+                    f"cannot bind {name} on {endpoint} ({exc.strerror}): is another broker running? "
+                    f"Use --base-port to move all five ports."
+                ) from None
         log.info("broker %s listening on %s ports %d-%d", self.run_id, c.bind, c.base_port, c.base_port + 4)
 
     def close(self) -> None:
@@ -128,8 +156,11 @@ class Broker:
         s = self._socks
         poller = zmq.Poller()
         handlers = {
-            s[FRAMES_IN]: self._on_frames, s[FRAMES_OUT]: self._on_workers, s[RESULTS_IN]: self._on_results,
-            s[RESULTS_OUT]: self._on_subscriptions, s[CONTROL]: self._on_control,
+            s[FRAMES_IN]: self._on_frames,
+            s[FRAMES_OUT]: self._on_workers,
+            s[RESULTS_IN]: self._on_results,
+            s[RESULTS_OUT]: self._on_subscriptions,
+            s[CONTROL]: self._on_control,
         }
         for sock in handlers:
             poller.register(sock, zmq.POLLIN)
@@ -149,8 +180,9 @@ class Broker:
                     if self._sweep():
                         next_status = now  # tell subscribers at once when something went offline
                     # A revoked key must stop receiving too: drop results-out's connections (they reconnect).
-                    self.guard.drop_revoked(s[RESULTS_OUT], bind_endpoint(self.config.bind, self.config.base_port,
-                                                                          RESULTS_OUT))
+                    self.guard.drop_revoked(
+                        s[RESULTS_OUT], bind_endpoint(self.config.bind, self.config.base_port, RESULTS_OUT)
+                    )
                     next_tick = now + TICK
                 if self._status_now:
                     next_status, self._status_now = now, False
@@ -175,7 +207,9 @@ class Broker:
 
     def _accept_frame(self, frames: list[zmq.Frame]) -> None:
         if len(frames) != 2:
-            self.drops.drop("malformed", f"a frame message has {len(frames)} parts, expected 2 (header, jpeg)")
+            self.drops.drop(
+                "malformed", f"a frame message has {len(frames)} parts, expected 2 (header, jpeg)"
+            )
             return
         raw, jpeg = frames[0].bytes, frames[1]
         try:
@@ -185,11 +219,15 @@ class Broker:
             return
         size = len(jpeg)
         if size > self.config.max_frame_bytes:
-            self.drops.drop("oversized", f"camera {header.camera}: {size} bytes > --max-frame-bytes "
-                                         f"{self.config.max_frame_bytes}")
+            self.drops.drop(
+                "oversized",
+                f"camera {header.camera}: {size} bytes > --max-frame-bytes {self.config.max_frame_bytes}",
+            )
             return
         if header.size != size:
-            self.drops.drop("size_mismatch", f"camera {header.camera}: header says {header.size} bytes, got {size}")
+            self.drops.drop(
+                "size_mismatch", f"camera {header.camera}: header says {header.size} bytes, got {size}"
+            )
             return
         if jpeg.buffer[:2] != b"\xff\xd8":
             self.drops.drop("not_jpeg", f"camera {header.camera}: payload does not start with a JPEG marker")
@@ -197,18 +235,24 @@ class Broker:
         now = time.monotonic()
         claimed = header.camera in self._claimed
         if not claimed and not self._unclaimed_token(now):
-            self.drops.drop("unclaimed_rate", f"camera {header.camera}: no online edge reports it, and frames of such "
-                                              f"cameras are over {self.config.unclaimed_fps:.0f}/s")
+            self.drops.drop(
+                "unclaimed_rate",
+                f"camera {header.camera}: no online edge reports it, and frames of such "
+                f"cameras are over {self.config.unclaimed_fps:.0f}/s",
+            )
             return
         flow = self._flow(header.camera, now)
         if flow is None:
-            self.drops.drop("camera_cap", f"camera {header.camera}: --max-cameras {self.config.max_cameras} "
-                                          "cameras are streaming")
+            self.drops.drop(
+                "camera_cap",
+                f"camera {header.camera}: --max-cameras {self.config.max_cameras} cameras are streaming",
+            )
             return
         flow.frames_in.add()
         flow.edge, flow.last_frame = header.edge, now
-        outcome, other = self.scheduler.offer(header.camera, Pending(header, jpeg, now, raw=frames[0], t_in=time.time(),
-                                                                     claimed=claimed))
+        outcome, other = self.scheduler.offer(
+            header.camera, Pending(header, jpeg, now, raw=frames[0], t_in=time.time(), claimed=claimed)
+        )
         if outcome == OfferOutcome.REPLACED:
             flow.drops["superseded"] += 1
         elif outcome == OfferOutcome.FULL:
@@ -258,7 +302,9 @@ class Broker:
             ident = frames[0].bytes
             try:
                 if len(frames) != 2:
-                    raise wire.ProtocolError("malformed", f"a worker message of {len(frames) - 1} parts, expected 1")
+                    raise wire.ProtocolError(
+                        "malformed", f"a worker message of {len(frames) - 1} parts, expected 1"
+                    )
                 msg = messages.decode_worker_message(frames[1].bytes)
             except wire.ProtocolError as exc:
                 self.drops.drop(exc.reason, f"from a worker: {exc}")
@@ -270,7 +316,9 @@ class Broker:
                 if outcome == CreditOutcome.UNKNOWN:
                     self._send_unknown(sock, ident)
                 elif outcome == CreditOutcome.CONFLICT:
-                    self.drops.drop(outcome, f"credit for worker {msg.proc} from another connection (ignored)")
+                    self.drops.drop(
+                        outcome, f"credit for worker {msg.proc} from another connection (ignored)"
+                    )
 
     def _on_ready(self, ident: bytes, msg: messages.Ready) -> None:
         outcome, slot = self.scheduler.ready(msg.proc, ident, msg.credit, msg.batch)
@@ -295,8 +343,9 @@ class Broker:
             h = frame.header
             # The edge's header goes on as received; what the broker adds travels in a small trailer
             # (re-encoding the whole header per frame was the broker's largest cost after the decode).
-            trailer = messages.encode_trailer(slot.grant, h.age + (time.monotonic() - frame.arrived), frame.t_in,
-                                              time.time())
+            trailer = messages.encode_trailer(
+                slot.grant, h.age + (time.monotonic() - frame.arrived), frame.t_in, time.time()
+            )
             try:
                 sock.send_multipart([slot.ident, frame.raw, frame.jpeg, trailer], zmq.NOBLOCK, copy=False)
             except zmq.ZMQError as exc:
@@ -319,7 +368,9 @@ class Broker:
             if denial := self.guard.denial(frames[0], RESULTS_IN, topic):
                 self.drops.drop("forbidden", denial)
                 continue
-            if topic.startswith(wire.STATUS_TOPIC):  # only the broker speaks there: a forgery would fool consoles
+            if topic.startswith(
+                wire.STATUS_TOPIC
+            ):  # only the broker speaks there: a forgery would fool consoles
                 self.drops.drop("forged_status", "a publisher sent on the broker's status/ topic")
                 continue
             if topic.startswith(wire.RESULT_PREFIX.encode()):
@@ -354,7 +405,9 @@ class Broker:
             ident = frames[0].bytes
             try:
                 if len(frames) != 2:
-                    raise wire.ProtocolError("malformed", f"a control message of {len(frames) - 1} parts, expected 1")
+                    raise wire.ProtocolError(
+                        "malformed", f"a control message of {len(frames) - 1} parts, expected 1"
+                    )
                 msg = messages.decode_control(frames[1].bytes)
             except wire.ProtocolError as exc:
                 self.drops.drop(exc.reason, f"on the control socket: {exc}")
@@ -366,8 +419,11 @@ class Broker:
                 self.drops.drop("forbidden", denial)
                 continue
             if msg.role == "edge" and len(msg.info["cameras"]) > self.config.max_cameras:
-                self.drops.drop("camera_cap", f"edge {msg.name} reports {len(msg.info['cameras'])} cameras, "
-                                              f"more than --max-cameras {self.config.max_cameras}")
+                self.drops.drop(
+                    "camera_cap",
+                    f"edge {msg.name} reports {len(msg.info['cameras'])} cameras, "
+                    f"more than --max-cameras {self.config.max_cameras}",
+                )
                 continue
             outcome = self.registry.beat(msg.proc, msg.role, msg.name, msg.info, ident)
             if outcome == BeatOutcome.NEW:
@@ -395,8 +451,9 @@ class Broker:
     def _sweep(self) -> bool:
         gone = self.registry.sweep()
         for peer in gone:
-            log.warning("%s %s offline (no heartbeat for %.0f s)", peer.role, peer.name,
-                        self.registry.silence(peer))
+            log.warning(
+                "%s %s offline (no heartbeat for %.0f s)", peer.role, peer.name, self.registry.silence(peer)
+            )
             if self.scheduler.forget(peer.proc) is not None:
                 log.info("forgot the credit of worker %s", peer.name)
         for proc in self.scheduler.silent_workers(HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS):
@@ -409,14 +466,24 @@ class Broker:
         return bool(gone)
 
     def snapshot(self) -> dict:
-        snap = build_snapshot(run=self.run_id, started=self._started, flows=self.flows, registry=self.registry,
-                              scheduler=self.scheduler, broker_drops=self.drops.snapshot(),
-                              process=self._meter.sample(), now=time.monotonic(), limits=self.config.limits())
+        snap = build_snapshot(
+            run=self.run_id,
+            started=self._started,
+            flows=self.flows,
+            registry=self.registry,
+            scheduler=self.scheduler,
+            broker_drops=self.drops.snapshot(),
+            process=self._meter.sample(),
+            now=time.monotonic(),
+            limits=self.config.limits(),
+        )
         snap["security"] = self.guard.stats() if self.guard is not None else {"curve": False}
         return snap
 
     def _publish_status(self) -> None:
         try:
-            self._socks[RESULTS_OUT].send_multipart([wire.STATUS_TOPIC, wire.pack(self.snapshot())], zmq.NOBLOCK)
+            self._socks[RESULTS_OUT].send_multipart(
+                [wire.STATUS_TOPIC, wire.pack(self.snapshot())], zmq.NOBLOCK
+            )
         except zmq.Again:
             pass

@@ -53,11 +53,15 @@ def _worker_camera_drops(registry: Registry) -> dict[str, Counter[str]]:
     return drops
 
 
-def _camera(flow: CameraFlow, peer: Peer | None, info: dict[str, Any], worker_drops: Counter[str] | None,
-            now: float) -> dict[str, Any]:
+def _camera(
+    flow: CameraFlow, peer: Peer | None, info: dict[str, Any], worker_drops: Counter[str] | None, now: float
+) -> dict[str, Any]:
     live = peer is not None and peer.online
-    state = str(info.get("state", "unknown")) if live else ("stopped" if peer is not None and peer.stopped
-                                                          else "offline")
+    state = (
+        str(info.get("state", "unknown"))
+        if live
+        else ("stopped" if peer is not None and peer.stopped else "offline")
+    )
     return {
         # Online only if its edge heartbeats and says it is streaming: frames alone prove nothing.
         "online": state == "streaming",
@@ -73,7 +77,11 @@ def _camera(flow: CameraFlow, peer: Peer | None, info: dict[str, Any], worker_dr
         "frames_in": flow.frames_in.count,
         "results_out": flow.results_out.count,
         "last_frame_s": _round(now - flow.last_frame) if flow.last_frame else None,
-        "drops": {"edge": dict(info.get("drops", {})), "broker": dict(flow.drops), "worker": dict(worker_drops or {})},
+        "drops": {
+            "edge": dict(info.get("drops", {})),
+            "broker": dict(flow.drops),
+            "worker": dict(worker_drops or {}),
+        },
     }
 
 
@@ -81,34 +89,70 @@ def _process(peer: Peer) -> dict[str, float]:
     return peer.info.get("process", {"cpu": 0.0, "rss_mb": 0.0})
 
 
-def build_snapshot(*, run: str, started: float, flows: dict[str, CameraFlow], registry: Registry,
-                   scheduler: FrameScheduler, broker_drops: dict[str, int], process: dict[str, float],
-                   now: float, limits: dict[str, int] | None = None) -> dict[str, Any]:
+def build_snapshot(
+    *,
+    run: str,
+    started: float,
+    flows: dict[str, CameraFlow],
+    registry: Registry,
+    scheduler: FrameScheduler,
+    broker_drops: dict[str, int],
+    process: dict[str, float],
+    now: float,
+    limits: dict[str, int] | None = None,
+) -> dict[str, Any]:
     edges = edge_cameras(registry)
     worker_drops = _worker_camera_drops(registry)
     empty = CameraFlow()
-    cameras = {cam: _camera(flows.get(cam) or empty, *edges.get(cam, (None, {})), worker_drops.get(cam), now)
-               for cam in sorted(set(flows) | set(edges))}
+    cameras = {
+        cam: _camera(flows.get(cam) or empty, *edges.get(cam, (None, {})), worker_drops.get(cam), now)
+        for cam in sorted(set(flows) | set(edges))
+    }
     slots = scheduler.workers()
     workers = {}
     for peer in registry.by_role("worker"):
         slot = slots.get(peer.proc)
         info = {k: v for k, v in peer.info.items() if k != "camera_drops"}
         workers[peer.proc] = {
-            **info, "name": peer.name, "online": peer.online, "stopped": peer.stopped,
-            "credit": slot.credit if slot else 0, "capacity": slot.capacity if slot else 0,
+            **info,
+            "name": peer.name,
+            "online": peer.online,
+            "stopped": peer.stopped,
+            "credit": slot.credit if slot else 0,
+            "capacity": slot.capacity if slot else 0,
             "dispatched": slot.dispatched if slot else 0,
         }
-    others = {p.proc: {**{k: v for k, v in p.info.items() if k not in ("drops", "process")},
-                       "name": p.name, "role": p.role, "online": p.online, "stopped": p.stopped,
-                       "drops": p.info.get("drops", {}), "process": _process(p)}
-              for p in registry.peers.values() if p.role not in ("edge", "worker")}
+    others = {
+        p.proc: {
+            **{k: v for k, v in p.info.items() if k not in ("drops", "process")},
+            "name": p.name,
+            "role": p.role,
+            "online": p.online,
+            "stopped": p.stopped,
+            "drops": p.info.get("drops", {}),
+            "process": _process(p),
+        }
+        for p in registry.peers.values()
+        if p.role not in ("edge", "worker")
+    }
     return {
-        "v": VERSION, "kind": STATUS, "broker": run, "t": time.time(), "uptime": _round(now - started),
-        "cameras": cameras, "workers": workers,
-        "edges": {p.proc: {"name": p.name, "online": p.online, "stopped": p.stopped,
-                           "cameras": sorted(p.info.get("cameras", {})), "process": _process(p)}
-                  for p in registry.by_role("edge")},
+        "v": VERSION,
+        "kind": STATUS,
+        "broker": run,
+        "t": time.time(),
+        "uptime": _round(now - started),
+        "cameras": cameras,
+        "workers": workers,
+        "edges": {
+            p.proc: {
+                "name": p.name,
+                "online": p.online,
+                "stopped": p.stopped,
+                "cameras": sorted(p.info.get("cameras", {})),
+                "process": _process(p),
+            }
+            for p in registry.by_role("edge")
+        },
         "subscribers": others,
         "pending": scheduler.pending_count(),
         "process": process,

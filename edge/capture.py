@@ -11,8 +11,8 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -26,7 +26,9 @@ log = logging.getLogger("anjeon.edge")
 
 BACKOFF_START = 0.5  # seconds before the first reopen attempt
 BACKOFF_MAX = 10.0  # a camera rebooting takes ~30-60 s; retrying every 10 s finds it soon enough
-STABLE_AFTER = 10.0  # a stream that lasted this long resets the backoff; one that keeps dropping at once does not
+STABLE_AFTER = (
+    10.0  # a stream that lasted this long resets the backoff; one that keeps dropping at once does not
+)
 STALL_TIMEOUT = 10.0  # default seconds without a frame before a live camera counts as lost (frozen)
 
 
@@ -43,8 +45,11 @@ class CameraConfig:
     stall_timeout: float = STALL_TIMEOUT  # the frozen-stream watchdog, for live sources
 
     def stream_options(self) -> StreamOptions:
-        return StreamOptions(transport=self.transport, open_timeout=max(5.0, self.stall_timeout),
-                             read_timeout=self.stall_timeout)
+        return StreamOptions(
+            transport=self.transport,
+            open_timeout=max(5.0, self.stall_timeout),
+            read_timeout=self.stall_timeout,
+        )
 
 
 @dataclass
@@ -59,8 +64,9 @@ class Capture:
 
     def __init__(self, config: CameraConfig, opener: Callable[[], Source] | None = None) -> None:
         self.config = config
-        self._opener = opener or (lambda: parse_source(config.source, config.fps, config.loop,
-                                                       config.stream_options()))
+        self._opener = opener or (
+            lambda: parse_source(config.source, config.fps, config.loop, config.stream_options())
+        )
         self._lock = threading.Lock()
         self._latest: Captured | None = None
         self._stop = threading.Event()
@@ -73,7 +79,7 @@ class Capture:
         self.error = ""
         self.description = mask(config.source)
 
-    def start(self) -> "Capture":
+    def start(self) -> Capture:
         self._thread = threading.Thread(target=self._run, name=f"capture-{self.config.id}", daemon=True)
         self._thread.start()
         return self
@@ -118,8 +124,11 @@ class Capture:
             if self._stop.is_set():
                 return
             silent = time.monotonic() - self._last_frame
-            reason = f"no frame for {silent:.0f} s (frozen stream)" if silent >= self.config.stall_timeout else \
-                "stream lost"
+            reason = (
+                f"no frame for {silent:.0f} s (frozen stream)"
+                if silent >= self.config.stall_timeout
+                else "stream lost"
+            )
             self._fail(f"{reason}: {self.description}", logged_errors, state="reconnecting")
             if time.monotonic() - opened >= STABLE_AFTER:
                 backoff = BACKOFF_START
@@ -139,11 +148,20 @@ class Capture:
         self._last_frame = time.monotonic()
         if self.captured:
             self.reconnects += 1
-            log.info("camera %s reconnected to %s (reconnect %d)", self.config.id, self.description,
-                     self.reconnects, extra=fields(camera=self.config.id, state="streaming"))
+            log.info(
+                "camera %s reconnected to %s (reconnect %d)",
+                self.config.id,
+                self.description,
+                self.reconnects,
+                extra=fields(camera=self.config.id, state="streaming"),
+            )
         else:
-            log.info("camera %s streaming from %s", self.config.id, self.description,
-                     extra=fields(camera=self.config.id, state="streaming"))
+            log.info(
+                "camera %s streaming from %s",
+                self.config.id,
+                self.description,
+                extra=fields(camera=self.config.id, state="streaming"),
+            )
         self.state, self.error = "streaming", ""
         logged_errors.clear()  # a new outage logs its reasons again
         return source
@@ -177,5 +195,9 @@ class Capture:
         self.state, self.error = state, message
         if message not in logged:  # once per kind, not once per retry
             logged.add(message)
-            log.warning("camera %s: %s; retrying with backoff", self.config.id, message,
-                        extra=fields(camera=self.config.id, state=state))
+            log.warning(
+                "camera %s: %s; retrying with backoff",
+                self.config.id,
+                message,
+                extra=fields(camera=self.config.id, state=state),
+            )

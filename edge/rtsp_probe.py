@@ -52,8 +52,10 @@ def _describe_verdict(clean: str, user: str, password: str, parts, timeout: floa
     code, reason, headers = _describe(parts, clean, timeout, authorization="")
     if code == 401:
         if not user:
-            return ("the camera requires a user name and password (401 Unauthorized): put them in the URL as "
-                    "user:password@ before the host")
+            return (
+                "the camera requires a user name and password (401 Unauthorized): put them in the URL as "
+                "user:password@ before the host"
+            )
         challenge = headers.get("www-authenticate", "")
         code, reason, _ = _describe(parts, clean, timeout, _authorization(challenge, user, password, clean))
         if code == 401:

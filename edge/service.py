@@ -70,10 +70,13 @@ class Edge:
         self.proc = wire.new_id()
         self.run_id = wire.new_id()  # sequences restart with every start; the run id tells them apart
         self._ctx = ctx or zmq.Context.instance()
-        self.cameras = {c.id: CameraOut(Capture(c), DropCounter(logging.getLogger(f"anjeon.edge.{c.id}")))
-                        for c in config.cameras}
-        self.heartbeat = HeartbeatClient(self._ctx, config.broker, self.proc, "edge",
-                                         config.name or default_name("edge"), self._info, log)
+        self.cameras = {
+            c.id: CameraOut(Capture(c), DropCounter(logging.getLogger(f"anjeon.edge.{c.id}")))
+            for c in config.cameras
+        }
+        self.heartbeat = HeartbeatClient(
+            self._ctx, config.broker, self.proc, "edge", config.name or default_name("edge"), self._info, log
+        )
 
     def _info(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -83,10 +86,16 @@ class Edge:
             out.captured.count = cap.captured
             state, error = cap.status()
             cams[cam_id] = {
-                "state": state, "error": error, "source": cap.description,
-                "capture_fps": round(out.captured.sample(now), 2), "sent_fps": round(out.sent.sample(now), 2),
-                "sent": out.sent.count, "captured": cap.captured, "reconnects": cap.reconnects,
-                "bytes_per_s": round(out.bytes_sent.sample(now)), "drops": out.drops.snapshot(),
+                "state": state,
+                "error": error,
+                "source": cap.description,
+                "capture_fps": round(out.captured.sample(now), 2),
+                "sent_fps": round(out.sent.sample(now), 2),
+                "sent": out.sent.count,
+                "captured": cap.captured,
+                "reconnects": cap.reconnects,
+                "bytes_per_s": round(out.bytes_sent.sample(now)),
+                "drops": out.drops.snapshot(),
             }
         return {"cameras": cams, "run": self.run_id}
 
@@ -127,16 +136,26 @@ class Edge:
             out.drops.drop("oversized", f"{len(jpeg)} bytes; lower --quality or set --width")
             return
         out.seq += 1
-        header = wire.FrameHeader(camera=cam_id, run=self.run_id, seq=out.seq, t_capture=frame.t_capture,
-                                  width=width, height=height, size=len(jpeg), edge=self.proc,
-                                  ts={"capture": frame.t_capture, "encoded": t_encoded})
+        header = wire.FrameHeader(
+            camera=cam_id,
+            run=self.run_id,
+            seq=out.seq,
+            t_capture=frame.t_capture,
+            width=width,
+            height=height,
+            size=len(jpeg),
+            edge=self.proc,
+            ts={"capture": frame.t_capture, "encoded": t_encoded},
+        )
         header.stamp("edge_send")
         header.age = header.ts["edge_send"] - frame.t_capture
         try:
             push.send_multipart([header.to_wire(), jpeg], zmq.NOBLOCK, copy=False)
         except zmq.Again:
-            out.drops.drop("no_broker" if not self.heartbeat.broker_online else "backpressure",
-                           f"camera {cam_id}: the broker is not taking frames")
+            out.drops.drop(
+                "no_broker" if not self.heartbeat.broker_online else "backpressure",
+                f"camera {cam_id}: the broker is not taking frames",
+            )
             return
         out.sent.add()
         out.bytes_sent.add(len(jpeg))

@@ -28,6 +28,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 # One masking function for the whole project (protocol/secrets.py); re-exported under the edge's old names.
 mask_url = mask
 
+
 class SourceError(RuntimeError):
     """A source that cannot be opened or read; the message is safe to show (no passwords)."""
 
@@ -123,7 +124,7 @@ class StillSource:
         return self._label
 
 
-def parse_source(spec: str, fps: float, loop: bool, options: "StreamOptions | None" = None) -> Source:
+def parse_source(spec: str, fps: float, loop: bool, options: StreamOptions | None = None) -> Source:
     """Turn ``--camera NAME=SPEC``'s SPEC into a source; raise SourceError with a clear sentence."""
     from .stream import NetworkSource, StreamOptions
 
@@ -147,11 +148,15 @@ def parse_source(spec: str, fps: float, loop: bool, options: "StreamOptions | No
         return NetworkSource(spec, options or StreamOptions())
     path = Path(spec).expanduser()
     if path.is_dir():
-        files = sorted(p for p in glob.glob(os.path.join(path, "*")) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(
+            p for p in glob.glob(os.path.join(path, "*")) if Path(p).suffix.lower() in IMAGE_SUFFIXES
+        )
         return StillSource(files, fps=fps, loop=loop, label=f"folder {path}")
     if not path.exists():
-        raise SourceError(f"{path} does not exist (expected a webcam index, /dev/videoN, a URL, a video or image "
-                          f"file, a folder of images, or 'synthetic')")
+        raise SourceError(
+            f"{path} does not exist (expected a webcam index, /dev/videoN, a URL, a video or image "
+            f"file, a folder of images, or 'synthetic')"
+        )
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return StillSource([str(path)], fps=fps)
     return VideoSource(str(path), live=False, loop=loop)

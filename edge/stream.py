@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .rtsp_probe import diagnose
 from anjeon.protocol.secrets import mask
 
+from .rtsp_probe import diagnose
 from .sources import SourceError
 
 TRANSPORTS = ("tcp", "udp")
@@ -67,8 +67,12 @@ class NetworkSource:
 
     def open(self) -> None:
         self.close()
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.options.open_timeout * 1000),
-                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.options.read_timeout * 1000)]
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(self.options.open_timeout * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            int(self.options.read_timeout * 1000),
+        ]
         try:
             with _open_lock:
                 saved = os.environ.get(_OPTIONS_ENV)
@@ -84,7 +88,9 @@ class NetworkSource:
             raise SourceError(f"cannot open {self.describe()}: {mask(str(exc))}") from None
         if not cap.isOpened():
             cap.release()
-            raise SourceError(f"cannot open {self.describe()}: {diagnose(self.url, self.options.open_timeout)}")
+            raise SourceError(
+                f"cannot open {self.describe()}: {diagnose(self.url, self.options.open_timeout)}"
+            )
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         self._cap = cap
 

@@ -32,7 +32,7 @@ class SyntheticSource:
     def open(self) -> None:
         # A sandy yard under a grey sky, so JPEG sizes and decode costs are realistic.
         self._background[:] = (150, 170, 180)
-        self._background[HEIGHT // 3:] = (90, 130, 160)
+        self._background[HEIGHT // 3 :] = (90, 130, 160)
         noise = np.random.default_rng(0).integers(0, 24, (HEIGHT, WIDTH, 1), dtype=np.uint8)
         self._background = cv2.add(self._background, np.repeat(noise, 3, axis=2))
         self._sprites = []
@@ -41,10 +41,14 @@ class SyntheticSource:
             image = cv2.imread(str(path)) if path else None
             if image is not None:
                 scale = height / image.shape[0]
-                self._sprites.append(cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+                self._sprites.append(
+                    cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+                )
         if not self._sprites:
-            log.warning("synthetic scene: ultralytics' sample images are not installed, so the scene shows "
-                        "moving boxes only and no people will be detected")
+            log.warning(
+                "synthetic scene: ultralytics' sample images are not installed, so the scene shows "
+                "moving boxes only and no people will be detected"
+            )
             self._sprites = [np.full((200, 80, 3), c, np.uint8) for c in ((40, 40, 200), (200, 60, 40))]
         self._t = 0
 
@@ -57,7 +61,7 @@ class SyntheticSource:
             pos = (self._t * (6 + 5 * i) + i * span // 2) % (2 * span)
             x = pos if pos < span else 2 * span - pos
             y = HEIGHT - h - 20 * i
-            frame[y:y + h, x:x + w] = sprite
+            frame[y : y + h, x : x + w] = sprite
         self._t += 1
         return frame
 

@@ -45,7 +45,7 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def qkv_channel_order(dim: int, num_heads: int) -> "torch.Tensor":  # noqa: F821
+def qkv_channel_order(dim: int, num_heads: int) -> torch.Tensor:  # noqa: F821
     """Indices into cat([qk, v]) channels (q: 0..C-1, k: C..2C-1, v: 2C..3C-1) in fused per-head order."""
     import torch
 
@@ -64,7 +64,9 @@ def fuse_qk_v(attn) -> None:
     qk, v = attn.qk, attn.v
     dim = v.conv.out_channels
     order = qkv_channel_order(dim, attn.num_heads)
-    qkv = type(qk)(qk.conv.in_channels, 3 * dim, 1, act=False)  # the block's own Conv class: conv + bn + Identity
+    qkv = type(qk)(
+        qk.conv.in_channels, 3 * dim, 1, act=False
+    )  # the block's own Conv class: conv + bn + Identity
     with torch.no_grad():
         qkv.conv.weight.copy_(torch.cat([qk.conv.weight, v.conv.weight])[order])
         for name in BN_CHANNEL_TENSORS:
@@ -78,7 +80,9 @@ def fuse_qk_v(attn) -> None:
 
 def convert_model(model) -> int:
     """Fuse every fork-style attention block of a torch model in place; returns how many were converted."""
-    blocks = [m for m in model.modules() if type(m).__name__ == "AAttn" and hasattr(m, "qk") and hasattr(m, "v")]
+    blocks = [
+        m for m in model.modules() if type(m).__name__ == "AAttn" and hasattr(m, "qk") and hasattr(m, "v")
+    ]
     for attn in blocks:
         fuse_qk_v(attn)
     return len(blocks)

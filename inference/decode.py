@@ -12,7 +12,8 @@ lost: the frame is decoded on the CPU instead.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +87,9 @@ class JpegDecoder:
         return decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
 
 
-def letterbox_tensors(images: list[Any], size: int, device: str) -> tuple[Any, list[tuple[float, float, float]]]:
+def letterbox_tensors(
+    images: list[Any], size: int, device: str
+) -> tuple[Any, list[tuple[float, float, float]]]:
     """RGB CHW uint8 tensors -> a BCHW float batch of size x size (scaled, grey-padded like ultralytics) and,
     per image, (scale, pad_x, pad_y) to map boxes back to the original pixels."""
     import torch
@@ -98,15 +101,18 @@ def letterbox_tensors(images: list[Any], size: int, device: str) -> tuple[Any, l
         _, h, w = image.shape
         scale = min(size / h, size / w)
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-        resized = F.interpolate(image.to(device).unsqueeze(0).float() / 255.0, size=(nh, nw), mode="bilinear",
-                                align_corners=False)
+        resized = F.interpolate(
+            image.to(device).unsqueeze(0).float() / 255.0, size=(nh, nw), mode="bilinear", align_corners=False
+        )
         top, left = (size - nh) // 2, (size - nw) // 2
-        batch[k, :, top:top + nh, left:left + nw] = resized[0]
+        batch[k, :, top : top + nh, left : left + nw] = resized[0]
         params.append((scale, float(left), float(top)))
     return batch, params
 
 
-def unletterbox(boxes: np.ndarray, scale: float, pad_x: float, pad_y: float, width: int, height: int) -> np.ndarray:
+def unletterbox(
+    boxes: np.ndarray, scale: float, pad_x: float, pad_y: float, width: int, height: int
+) -> np.ndarray:
     """Boxes (x1, y1, x2, y2) in letterboxed pixels -> original pixels, clipped to the image."""
     out = boxes.astype(np.float64).copy()
     out[:, [0, 2]] = (out[:, [0, 2]] - pad_x) / scale

@@ -28,9 +28,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 TORCH, TENSORRT, ONNXRUNTIME = "torch", "tensorrt", "onnxruntime"
 AUTO = "auto"
@@ -39,7 +39,15 @@ SUFFIX = {TENSORRT: ".engine", ONNXRUNTIME: ".onnx"}
 PREBUILT_SUFFIXES = (".engine", ".onnx", "_openvino_model", ".torchscript")
 CUDA_PROVIDER = "CUDAExecutionProvider"
 # Packages whose versions shape a built engine (a change means a rebuild).
-VERSIONED = ("torch", "ultralytics", "ultralytics-opencv-headless", "tensorrt", "onnxruntime-gpu", "onnxruntime", "onnx")
+VERSIONED = (
+    "torch",
+    "ultralytics",
+    "ultralytics-opencv-headless",
+    "tensorrt",
+    "onnxruntime-gpu",
+    "onnxruntime",
+    "onnx",
+)
 
 
 class EngineError(RuntimeError):
@@ -51,7 +59,9 @@ class Platform:
     """What this machine offers, as plain facts (probe() reads them; tests write them)."""
 
     cuda: bool = False
-    gpu_name: str = ""  # e.g. "NVIDIA H200"; a TensorRT engine is only valid on the GPU model it was built for
+    gpu_name: str = (
+        ""  # e.g. "NVIDIA H200"; a TensorRT engine is only valid on the GPU model it was built for
+    )
     tensorrt: bool = False
     ort_providers: tuple[str, ...] = ()
     versions: dict[str, str] = field(default_factory=dict)
@@ -84,8 +94,13 @@ def probe(device: str = "cuda:0") -> Platform:
     versions = {p: v for p in VERSIONED if (v := _version(p))}
     if cuda and torch.version.cuda:
         versions["cuda"] = str(torch.version.cuda)
-    return Platform(cuda=cuda, gpu_name=gpu, tensorrt=importlib.util.find_spec("tensorrt") is not None,
-                    ort_providers=providers, versions=versions)
+    return Platform(
+        cuda=cuda,
+        gpu_name=gpu,
+        tensorrt=importlib.util.find_spec("tensorrt") is not None,
+        ort_providers=providers,
+        versions=versions,
+    )
 
 
 def is_prebuilt(weights: str | Path) -> bool:
@@ -114,10 +129,14 @@ def choose_engine(requested: str, device: str, weights: str | Path, platform: Pl
         if not (on_gpu and platform.cuda):
             raise EngineError("--engine tensorrt needs a CUDA device (--device cuda:N) and torch must see it")
         if not platform.tensorrt:
-            raise EngineError("--engine tensorrt: the tensorrt package is not installed (pip install tensorrt)")
+            raise EngineError(
+                "--engine tensorrt: the tensorrt package is not installed (pip install tensorrt)"
+            )
     if requested == ONNXRUNTIME and on_gpu and CUDA_PROVIDER not in platform.ort_providers:
-        raise EngineError("--engine onnxruntime on CUDA needs onnxruntime-gpu with the CUDA execution provider "
-                          "(pip install onnxruntime-gpu)")
+        raise EngineError(
+            "--engine onnxruntime on CUDA needs onnxruntime-gpu with the CUDA execution provider "
+            "(pip install onnxruntime-gpu)"
+        )
     if requested == ONNXRUNTIME and not platform.ort_providers:
         raise EngineError("--engine onnxruntime: onnxruntime is not installed (pip install onnxruntime)")
     return requested
@@ -141,8 +160,15 @@ def file_hash(path: Path) -> str:
 
 def cache_key(weights: Path, options: BuildOptions, platform: Platform) -> str:
     """Model hash + GPU + versions + build options -> a short hex key (a folder name)."""
-    facts = {"model": file_hash(weights), "gpu": platform.gpu_name, "versions": dict(sorted(platform.versions.items())),
-             "engine": options.engine, "half": options.half, "batch": options.batch, "imgsz": options.imgsz}
+    facts = {
+        "model": file_hash(weights),
+        "gpu": platform.gpu_name,
+        "versions": dict(sorted(platform.versions.items())),
+        "engine": options.engine,
+        "half": options.half,
+        "batch": options.batch,
+        "imgsz": options.imgsz,
+    }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -170,8 +196,9 @@ def _locked(folder: Path) -> Iterator[None]:
 Builder = Callable[[Path, BuildOptions, Path], Path]  # (weights, options, work dir) -> the built file
 
 
-def cached_engine(weights: Path, options: BuildOptions, platform: Platform, build: Builder,
-                  cache_dir: Path | None = None) -> tuple[Path, bool]:
+def cached_engine(
+    weights: Path, options: BuildOptions, platform: Platform, build: Builder, cache_dir: Path | None = None
+) -> tuple[Path, bool]:
     """The engine file for these facts: (path, True when it was built now, False when it came from the cache)."""
     key = cache_key(weights, options, platform)
     folder = (cache_dir or default_cache_dir()) / key
@@ -188,10 +215,21 @@ def cached_engine(weights: Path, options: BuildOptions, platform: Platform, buil
             tmp = folder / (target.name + ".part")
             shutil.copyfile(built, tmp)
             tmp.replace(target)  # atomic: a half-written engine is never loaded
-        (folder / "build.json").write_text(json.dumps({
-            "model": str(weights), "gpu": platform.gpu_name, "versions": platform.versions,
-            "engine": options.engine, "half": options.half, "batch": options.batch, "imgsz": options.imgsz},
-            indent=2) + "\n")
+        (folder / "build.json").write_text(
+            json.dumps(
+                {
+                    "model": str(weights),
+                    "gpu": platform.gpu_name,
+                    "versions": platform.versions,
+                    "engine": options.engine,
+                    "half": options.half,
+                    "batch": options.batch,
+                    "imgsz": options.imgsz,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return target, True
 
 
@@ -205,8 +243,15 @@ def ultralytics_builder(device: str) -> Builder:
         shutil.copyfile(weights, local)  # the exporter writes next to its input: keep it in the work dir
         fmt = "engine" if options.engine == TENSORRT else "onnx"
         extra = {"quantize": 16} if options.half and options.engine == TENSORRT else {}
-        out = YOLO(str(local), task="detect").export(format=fmt, dynamic=True, batch=options.batch,
-                                                     imgsz=options.imgsz, device=device, verbose=False, **extra)
+        out = YOLO(str(local), task="detect").export(
+            format=fmt,
+            dynamic=True,
+            batch=options.batch,
+            imgsz=options.imgsz,
+            device=device,
+            verbose=False,
+            **extra,
+        )
         return Path(out)
 
     return build

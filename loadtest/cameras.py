@@ -17,10 +17,9 @@ import cv2
 import zmq
 
 from anjeon.edge.synthetic import SyntheticSource
-from anjeon.protocol import wire
+from anjeon.protocol import security, wire
 from anjeon.protocol.endpoints import FRAMES_IN, BrokerAddress
 from anjeon.protocol.heartbeat import HeartbeatClient
-from anjeon.protocol import security
 from anjeon.protocol.sockets import configure
 
 log = logging.getLogger("anjeon.loadtest")
@@ -61,8 +60,15 @@ class SendCounts:
 class SyntheticCameras:
     """Sends ``cameras`` x ``fps`` frames per second, spread evenly in time, never blocking."""
 
-    def __init__(self, broker: BrokerAddress, cameras: int, fps: float, pool: FramePool,
-                 ctx: zmq.Context | None = None, prefix: str = "load") -> None:
+    def __init__(
+        self,
+        broker: BrokerAddress,
+        cameras: int,
+        fps: float,
+        pool: FramePool,
+        ctx: zmq.Context | None = None,
+        prefix: str = "load",
+    ) -> None:
         self.broker, self.pool = broker, pool
         self.camera_ids = [f"{prefix}{i:02d}" for i in range(cameras)]
         self.fps = fps  # per camera; the ramp changes it while running
@@ -74,11 +80,15 @@ class SyntheticCameras:
         self.heartbeat = HeartbeatClient(self._ctx, broker, self.proc, "edge", "loadtest", self._info, log)
 
     def _info(self) -> dict[str, Any]:
-        return {"run": self.run_id, "cameras": {cam: {"state": "streaming", "source": "loadtest",
-                                                      "sent": self.counts.per_camera.get(cam, 0)}
-                                                for cam in self.camera_ids}}
+        return {
+            "run": self.run_id,
+            "cameras": {
+                cam: {"state": "streaming", "source": "loadtest", "sent": self.counts.per_camera.get(cam, 0)}
+                for cam in self.camera_ids
+            },
+        }
 
-    def start(self) -> "SyntheticCameras":
+    def start(self) -> SyntheticCameras:
         self.heartbeat.start()
         self._thread = threading.Thread(target=self._run, name="loadtest-send", daemon=True)
         self._thread.start()
@@ -93,8 +103,9 @@ class SyntheticCameras:
     def _run(self) -> None:
         # Two frames of queue per camera, as N edges with their own sockets would have: one shared
         # socket with room for 2 drops frames of hundreds of cameras whenever the broker blinks.
-        push = configure(self._ctx.socket(zmq.PUSH), sndhwm=2 * len(self.camera_ids), immediate=True,
-                         peer_heartbeat=True)
+        push = configure(
+            self._ctx.socket(zmq.PUSH), sndhwm=2 * len(self.camera_ids), immediate=True, peer_heartbeat=True
+        )
         security.connect(push, self.broker.endpoint(FRAMES_IN))
         n_cams, pool = len(self.camera_ids), self.pool
         seqs = dict.fromkeys(self.camera_ids, 0)
@@ -116,9 +127,17 @@ class SyntheticCameras:
                 seqs[cam] += 1
                 self.counts.offered += 1
                 t = time.time()
-                header = wire.FrameHeader(camera=cam, run=self.run_id, seq=seqs[cam], t_capture=t,
-                                          width=pool.width, height=pool.height, size=len(jpeg), edge=self.proc,
-                                          ts={"capture": t, "encoded": t, "edge_send": t})
+                header = wire.FrameHeader(
+                    camera=cam,
+                    run=self.run_id,
+                    seq=seqs[cam],
+                    t_capture=t,
+                    width=pool.width,
+                    height=pool.height,
+                    size=len(jpeg),
+                    edge=self.proc,
+                    ts={"capture": t, "encoded": t, "edge_send": t},
+                )
                 try:
                     push.send_multipart([header.to_wire(), jpeg], zmq.NOBLOCK, copy=False)
                 except zmq.Again:

@@ -15,9 +15,8 @@ from typing import Any
 
 import zmq
 
-from anjeon.protocol import messages, wire
+from anjeon.protocol import messages, security, wire
 from anjeon.protocol.endpoints import RESULTS_OUT, BrokerAddress
-from anjeon.protocol import security
 from anjeon.protocol.sockets import configure
 from anjeon.viewer.freshness import FreshnessGate
 
@@ -61,7 +60,7 @@ class Collector:
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "Collector":
+    def start(self) -> Collector:
         self._thread = threading.Thread(target=self._run, name="loadtest-collect", daemon=True)
         self._thread.start()
         self._ready.wait(5)
@@ -114,5 +113,12 @@ class Collector:
             end = ts.get(b) if b else now_wall
             if a in ts and end is not None:
                 stages[name] = (end - ts[a]) * 1000.0
-        self.data.rows.append(Row(now, frame.camera, str(header.get("worker", "")),
-                                  (now_wall - frame.t_capture) * 1000.0, stages))
+        self.data.rows.append(
+            Row(
+                now,
+                frame.camera,
+                str(header.get("worker", "")),
+                (now_wall - frame.t_capture) * 1000.0,
+                stages,
+            )
+        )

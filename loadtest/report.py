@@ -28,9 +28,13 @@ def _pcts(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
     a = np.asarray(values)
-    return {"p50": round(float(np.percentile(a, 50)), 1), "p95": round(float(np.percentile(a, 95)), 1),
-            "p99": round(float(np.percentile(a, 99)), 1), "max": round(float(a.max()), 1),
-            "mean": round(float(a.mean()), 1)}
+    return {
+        "p50": round(float(np.percentile(a, 50)), 1),
+        "p95": round(float(np.percentile(a, 95)), 1),
+        "p99": round(float(np.percentile(a, 99)), 1),
+        "max": round(float(a.max()), 1),
+        "mean": round(float(a.mean()), 1),
+    }
 
 
 def _sample_at(samples: list[SendSample], t: float) -> SendSample:
@@ -86,14 +90,20 @@ def camera_spread(rows: list, cameras: set[str], duration: float) -> dict[str, A
         return {"min": None, "median": None, "max": None, "slowest": None, "fastest": None, "unserved": 0}
     fps = {cam: n / duration for cam, n in counts.items()}
     slowest, fastest = min(fps, key=fps.get), max(fps, key=fps.get)
-    return {"min": round(fps[slowest], 2), "median": round(float(np.median(list(fps.values()))), 2),
-            "max": round(fps[fastest], 2), "slowest": slowest, "fastest": fastest,
-            "ratio": round(fps[slowest] / fps[fastest], 3) if fps[fastest] else None,
-            "unserved": sum(1 for n in counts.values() if n == 0)}
+    return {
+        "min": round(fps[slowest], 2),
+        "median": round(float(np.median(list(fps.values()))), 2),
+        "max": round(fps[fastest], 2),
+        "slowest": slowest,
+        "fastest": fastest,
+        "ratio": round(fps[slowest] / fps[fastest], 3) if fps[fastest] else None,
+        "unserved": sum(1 for n in counts.values() if n == 0),
+    }
 
 
-def summarize(data: Collected, samples: list[SendSample], t0: float, t1: float, cameras: set[str],
-              stale_at_t0: int = 0) -> dict[str, Any]:
+def summarize(
+    data: Collected, samples: list[SendSample], t0: float, t1: float, cameras: set[str], stale_at_t0: int = 0
+) -> dict[str, Any]:
     """Figures for the window [t0, t1] (monotonic)."""
     duration = max(t1 - t0, 1e-6)
     rows = [r for r in data.rows if t0 <= r.received <= t1]
@@ -109,18 +119,30 @@ def summarize(data: Collected, samples: list[SendSample], t0: float, t1: float, 
     workers = []
     for proc, w in sorted(st1.get("workers", {}).items(), key=lambda kv: kv[1].get("name", "")):
         w0 = st0.get("workers", {}).get(proc, {})
-        workers.append({"name": w.get("name", proc), "online": w.get("online", False), "model": w.get("model"),
-                        "device": w.get("device"), "fps": round((w.get("processed", 0) - w0.get("processed", 0))
-                                                               / duration, 2),
-                        "results": sum(1 for r in rows if r.worker == proc),
-                        "batch_mean": w.get("batch_mean"), "infer_ms": w.get("infer_ms"),
-                        "cpu": w.get("process", {}).get("cpu"), "rss_mb": w.get("process", {}).get("rss_mb")})
+        workers.append(
+            {
+                "name": w.get("name", proc),
+                "online": w.get("online", False),
+                "model": w.get("model"),
+                "device": w.get("device"),
+                "fps": round((w.get("processed", 0) - w0.get("processed", 0)) / duration, 2),
+                "results": sum(1 for r in rows if r.worker == proc),
+                "batch_mean": w.get("batch_mean"),
+                "infer_ms": w.get("infer_ms"),
+                "cpu": w.get("process", {}).get("cpu"),
+                "rss_mb": w.get("process", {}).get("rss_mb"),
+            }
+        )
     processes = [{"name": "broker", "role": "broker", **st1.get("process", {})}]
-    processes += [{"name": w["name"], "role": "worker", "cpu": w["cpu"], "rss_mb": w["rss_mb"]} for w in workers]
+    processes += [
+        {"name": w["name"], "role": "worker", "cpu": w["cpu"], "rss_mb": w["rss_mb"]} for w in workers
+    ]
     for group, role in (("edges", "edge"), ("subscribers", None)):
         for p in st1.get(group, {}).values():
             if p.get("online"):
-                processes.append({"name": p.get("name"), "role": role or p.get("role"), **p.get("process", {})})
+                processes.append(
+                    {"name": p.get("name"), "role": role or p.get("role"), **p.get("process", {})}
+                )
     return {
         "rss_mb_start_end": _rss_trend(st0, st1),
         "duration_s": round(duration, 2),
@@ -146,8 +168,16 @@ def timeline(data: Collected, samples: list[SendSample], t0: float, t1: float) -
         lat = [r.latency_ms for r in data.rows if a <= r.received < b]
         s0, s1 = _sample_at(samples, a), _sample_at(samples, b)
         p = _pcts(lat)
-        points.append({"t": round(float(a - t0), 1), "offered_fps": float(s1.offered - s0.offered),
-                       "delivered_fps": float(len(lat)), "p50": p["p50"], "p95": p["p95"], "p99": p["p99"]})
+        points.append(
+            {
+                "t": round(float(a - t0), 1),
+                "offered_fps": float(s1.offered - s0.offered),
+                "delivered_fps": float(len(lat)),
+                "p50": p["p50"],
+                "p95": p["p95"],
+                "p99": p["p99"],
+            }
+        )
     return points
 
 
@@ -166,44 +196,61 @@ def _fmt(v: Any, unit: str = "") -> str:
 
 def render_table(report: dict[str, Any]) -> str:
     s = report["summary"]
-    lines = [f"anjeon loadtest: {report['config']['cameras']} cameras x {report['config']['fps']} fps at "
-             f"{report['config']['resolution']}, {s['duration_s']:.0f} s measured",
-             "",
-             f"offered    {s['offered_fps']:>9.1f} fps   (sent {s['sent_fps']:.1f})",
-             f"delivered  {s['delivered_fps']:>9.1f} fps   drop rate {100 * (s['drop_rate'] or 0):.1f} %, "
-             f"cameras served {s['cameras_served']}"]
+    lines = [
+        f"anjeon loadtest: {report['config']['cameras']} cameras x {report['config']['fps']} fps at "
+        f"{report['config']['resolution']}, {s['duration_s']:.0f} s measured",
+        "",
+        f"offered    {s['offered_fps']:>9.1f} fps   (sent {s['sent_fps']:.1f})",
+        f"delivered  {s['delivered_fps']:>9.1f} fps   drop rate {100 * (s['drop_rate'] or 0):.1f} %, "
+        f"cameras served {s['cameras_served']}",
+    ]
     spread = s.get("camera_fps") or {}
     if spread.get("max"):
-        lines.append(f"per camera {spread['min']:.2f} .. {spread['max']:.2f} fps (median {spread['median']:.2f}; "
-                     f"slowest {spread['slowest']}, fastest {spread['fastest']}, unserved {spread['unserved']})")
+        lines.append(
+            f"per camera {spread['min']:.2f} .. {spread['max']:.2f} fps (median {spread['median']:.2f}; "
+            f"slowest {spread['slowest']}, fastest {spread['fastest']}, unserved {spread['unserved']})"
+        )
     for stage, reasons in s["drops"].items():
         if reasons:
             lines.append(f"  dropped at {stage:<10} " + ", ".join(f"{r} {n}" for r, n in reasons.items()))
     lat = s["latency_ms"]
-    lines += ["", f"{'latency ms':<16}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}",
-              f"{'end to end':<16}{_fmt(lat['p50']):>8}{_fmt(lat['p95']):>8}{_fmt(lat['p99']):>8}{_fmt(lat['max']):>8}"]
+    lines += [
+        "",
+        f"{'latency ms':<16}{'p50':>8}{'p95':>8}{'p99':>8}{'max':>8}",
+        f"{'end to end':<16}{_fmt(lat['p50']):>8}{_fmt(lat['p95']):>8}{_fmt(lat['p99']):>8}{_fmt(lat['max']):>8}",
+    ]
     enc = report.get("edge_encode_ms")
     if enc is not None:
         lines.append(f"{'  edge encode':<16}{enc:>8.1f}   (pool, measured once)")
     for stage, p in s["stages_ms"].items():
-        lines.append(f"{'  ' + stage:<16}{_fmt(p['p50']):>8}{_fmt(p['p95']):>8}{_fmt(p['p99']):>8}{_fmt(p['max']):>8}")
+        lines.append(
+            f"{'  ' + stage:<16}{_fmt(p['p50']):>8}{_fmt(p['p95']):>8}{_fmt(p['p99']):>8}{_fmt(p['max']):>8}"
+        )
     lines += ["", f"{'worker':<24}{'fps':>8}{'batch':>7}{'infer ms':>10}{'cpu %':>8}{'rss MB':>8}"]
     for w in s["workers"]:
-        lines.append(f"{str(w['name'])[:23]:<24}{w['fps']:>8.1f}{_fmt(w['batch_mean']):>7}{_fmt(w['infer_ms']):>10}"
-                     f"{_fmt(w['cpu']):>8}{_fmt(w['rss_mb']):>8}")
+        lines.append(
+            f"{str(w['name'])[:23]:<24}{w['fps']:>8.1f}{_fmt(w['batch_mean']):>7}{_fmt(w['infer_ms']):>10}"
+            f"{_fmt(w['cpu']):>8}{_fmt(w['rss_mb']):>8}"
+        )
     lines += ["", f"{'process':<24}{'role':<12}{'cpu %':>8}{'rss MB':>8}"]
     for p in s["processes"]:
-        lines.append(f"{str(p.get('name'))[:23]:<24}{str(p.get('role')):<12}{_fmt(p.get('cpu')):>8}"
-                     f"{_fmt(p.get('rss_mb')):>8}")
+        lines.append(
+            f"{str(p.get('name'))[:23]:<24}{str(p.get('role')):<12}{_fmt(p.get('cpu')):>8}"
+            f"{_fmt(p.get('rss_mb')):>8}"
+        )
     if report.get("ramp"):
         lines += ["", "ramp (per step: offered -> delivered fps, p95 ms, holds SLO?)"]
         for step in report["ramp"]["steps"]:
-            lines.append(f"  {step['offered_fps']:>8.1f} -> {step['delivered_fps']:>8.1f}  p95 "
-                         f"{_fmt(step['latency_ms']['p95']):>7}  {'yes' if step['holds'] else 'NO'}")
+            lines.append(
+                f"  {step['offered_fps']:>8.1f} -> {step['delivered_fps']:>8.1f}  p95 "
+                f"{_fmt(step['latency_ms']['p95']):>7}  {'yes' if step['holds'] else 'NO'}"
+            )
         best = report["ramp"]["sustainable_fps"]
-        lines.append(f"sustainable: {best} fps (SLO p95 <= {report['ramp']['slo_ms']} ms and >= 95 % delivered)"
-                     if best is not None else "sustainable: none (the first step already broke the SLO; "
-                                              "lower --ramp-start)")
+        lines.append(
+            f"sustainable: {best} fps (SLO p95 <= {report['ramp']['slo_ms']} ms and >= 95 % delivered)"
+            if best is not None
+            else "sustainable: none (the first step already broke the SLO; lower --ramp-start)"
+        )
         lines += sizing_lines(report)
     return "\n".join(lines)
 
@@ -215,10 +262,15 @@ def sizing_lines(report: dict[str, Any]) -> list[str]:
     capacity = from_ramp(report)
     if capacity is None or not capacity.worker_fps:
         return []
-    broker = f"{capacity.broker_us_per_frame:.0f} us" if capacity.broker_us_per_frame is not None else "unknown"
-    return ["", f"sizing for this machine: one worker sustains {capacity.worker_fps:.1f} fps at the SLO; the broker "
-                f"spent {broker} of CPU per frame; planned at 80 % of both",
-            *render(plan([capacity]), [capacity])]
+    broker = (
+        f"{capacity.broker_us_per_frame:.0f} us" if capacity.broker_us_per_frame is not None else "unknown"
+    )
+    return [
+        "",
+        f"sizing for this machine: one worker sustains {capacity.worker_fps:.1f} fps at the SLO; the broker "
+        f"spent {broker} of CPU per frame; planned at 80 % of both",
+        *render(plan([capacity]), [capacity]),
+    ]
 
 
 def plot(report: dict[str, Any], path: str) -> None:

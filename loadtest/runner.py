@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import zmq
 
@@ -45,10 +46,22 @@ class LoadTestConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def public(self) -> dict[str, Any]:
-        return {"broker": str(self.broker), "cameras": self.cameras, "fps": self.fps,
-                "resolution": f"{self.width}x{self.height}", "quality": self.quality, "duration_s": self.duration,
-                "ramp": self.ramp, "ramp_start": self.ramp_start, "slo_ms": self.slo_ms, "spawn": self.spawn, "workers": self.workers,
-                "model": self.model, "batch": self.batch, **self.extra}
+        return {
+            "broker": str(self.broker),
+            "cameras": self.cameras,
+            "fps": self.fps,
+            "resolution": f"{self.width}x{self.height}",
+            "quality": self.quality,
+            "duration_s": self.duration,
+            "ramp": self.ramp,
+            "ramp_start": self.ramp_start,
+            "slo_ms": self.slo_ms,
+            "spawn": self.spawn,
+            "workers": self.workers,
+            "model": self.model,
+            "batch": self.batch,
+            **self.extra,
+        }
 
 
 class Progress:
@@ -77,14 +90,23 @@ def _bar(fraction: float, width: int = 24) -> str:
 
 
 class Run:
-    def __init__(self, config: LoadTestConfig, stop: threading.Event, progress: Progress | None = None) -> None:
+    def __init__(
+        self, config: LoadTestConfig, stop: threading.Event, progress: Progress | None = None
+    ) -> None:
         self.config, self.stop = config, stop
         self.progress = progress or Progress()
         self.ctx = zmq.Context()
         self.samples: list[SendSample] = []
 
-    def _wait(self, seconds: float, cams: SyntheticCameras, collector: Collector, label: str,
-              total: float, offset: float) -> None:
+    def _wait(
+        self,
+        seconds: float,
+        cams: SyntheticCameras,
+        collector: Collector,
+        label: str,
+        total: float,
+        offset: float,
+    ) -> None:
         end = time.monotonic() + seconds
         while not self.stop.is_set() and time.monotonic() < end:
             self.stop.wait(min(1.0, max(0.0, end - time.monotonic())))
@@ -94,9 +116,11 @@ class Run:
             lat = sorted(r.latency_ms for r in recent)
             p95 = f"{lat[int(0.95 * (len(lat) - 1))]:.0f} ms" if lat else "-"
             elapsed = offset + seconds - max(0.0, end - time.monotonic())
-            self.progress.show(f"{label} {_bar(elapsed / total)} {elapsed:4.0f}/{total:.0f} s  offered "
-                               f"{cams.fps * len(cams.camera_ids):7.1f} fps  delivered {len(recent) / 2:7.1f} fps  "
-                               f"p95 {p95}")
+            self.progress.show(
+                f"{label} {_bar(elapsed / total)} {elapsed:4.0f}/{total:.0f} s  offered "
+                f"{cams.fps * len(cams.camera_ids):7.1f} fps  delivered {len(recent) / 2:7.1f} fps  "
+                f"p95 {p95}"
+            )
 
     def execute(self) -> dict[str, Any]:
         cfg = self.config
@@ -108,9 +132,12 @@ class Run:
             cams.start()
             self.samples.append(SendSample(time.monotonic(), 0, 0, 0))
             self._wait(WARMUP, cams, collector, "warm-up", WARMUP, 0.0)
-            report: dict[str, Any] = {"schema": SCHEMA, "config": cfg.public(), "edge_encode_ms":
-                                      round(pool.encode_ms, 2), "jpeg_kb": round(
-                                          sum(map(len, pool.jpegs)) / len(pool.jpegs) / 1024, 1)}
+            report: dict[str, Any] = {
+                "schema": SCHEMA,
+                "config": cfg.public(),
+                "edge_encode_ms": round(pool.encode_ms, 2),
+                "jpeg_kb": round(sum(map(len, pool.jpegs)) / len(pool.jpegs) / 1024, 1),
+            }
             t0 = time.monotonic()
             stale0 = collector.data.stale
             if cfg.ramp:
@@ -127,9 +154,15 @@ class Run:
                 from .sizing import from_ramp, plan
 
                 capacity = from_ramp(report)
-                report["sizing"] = None if capacity is None else {
-                    "worker_fps": capacity.worker_fps, "broker_us_per_frame": capacity.broker_us_per_frame,
-                    "rows": plan([capacity])}
+                report["sizing"] = (
+                    None
+                    if capacity is None
+                    else {
+                        "worker_fps": capacity.worker_fps,
+                        "broker_us_per_frame": capacity.broker_us_per_frame,
+                        "rows": plan([capacity]),
+                    }
+                )
             return report
         finally:
             cams.stop()
@@ -150,12 +183,22 @@ class Run:
             stale0 = collector.data.stale
             self._wait(cfg.step_seconds, cams, collector, f"step {i + 1}", total, i * cfg.step_seconds)
             s = summarize(collector.data, self.samples, a + 1.0, time.monotonic(), ids, stale0)
-            holds = (s["latency_ms"]["p95"] is not None and s["latency_ms"]["p95"] <= cfg.slo_ms
-                     and s["delivered_fps"] >= 0.95 * s["offered_fps"])
+            holds = (
+                s["latency_ms"]["p95"] is not None
+                and s["latency_ms"]["p95"] <= cfg.slo_ms
+                and s["delivered_fps"] >= 0.95 * s["offered_fps"]
+            )
             broker_cpu = next((p.get("cpu") for p in s["processes"] if p.get("role") == "broker"), None)
-            steps.append({"fps_per_camera": round(cams.fps, 2), "offered_fps": s["offered_fps"],
-                          "delivered_fps": s["delivered_fps"], "latency_ms": s["latency_ms"], "holds": holds,
-                          "broker_cpu": broker_cpu})
+            steps.append(
+                {
+                    "fps_per_camera": round(cams.fps, 2),
+                    "offered_fps": s["offered_fps"],
+                    "delivered_fps": s["delivered_fps"],
+                    "latency_ms": s["latency_ms"],
+                    "holds": holds,
+                    "broker_cpu": broker_cpu,
+                }
+            )
             if holds:
                 sustainable = s["delivered_fps"]
             else:
@@ -168,19 +211,39 @@ def spawned_system(cfg: LoadTestConfig, log_dir: Path | None, cores: int) -> tup
     from anjeon.supervisor import ServiceSpec, Supervisor
 
     threads = cfg.threads or max(1, cores // max(1, cfg.workers))
-    specs = [ServiceSpec("broker", ["broker", "--bind", "127.0.0.1", "--base-port", str(cfg.broker.base_port)])]
+    specs = [
+        ServiceSpec("broker", ["broker", "--bind", "127.0.0.1", "--base-port", str(cfg.broker.base_port)])
+    ]
     for i in range(cfg.workers):
-        specs.append(ServiceSpec(f"worker-{i + 1}", ["worker", "--broker", str(cfg.broker), "--model", cfg.model,
-                                                     "--batch", str(cfg.batch), "--threads", str(threads),
-                                                     "--device", cfg.device, *cfg.worker_args,
-                                                     "--name", f"worker-{i + 1}"]))
+        specs.append(
+            ServiceSpec(
+                f"worker-{i + 1}",
+                [
+                    "worker",
+                    "--broker",
+                    str(cfg.broker),
+                    "--model",
+                    cfg.model,
+                    "--batch",
+                    str(cfg.batch),
+                    "--threads",
+                    str(threads),
+                    "--device",
+                    cfg.device,
+                    *cfg.worker_args,
+                    "--name",
+                    f"worker-{i + 1}",
+                ],
+            )
+        )
     sup = Supervisor(specs, log_dir)
     sup.start()
     return sup, sup.shutdown
 
 
-def wait_for_status(broker: BrokerAddress, predicate: Callable[[dict[str, Any]], bool], timeout: float,
-                    stop: threading.Event) -> bool:
+def wait_for_status(
+    broker: BrokerAddress, predicate: Callable[[dict[str, Any]], bool], timeout: float, stop: threading.Event
+) -> bool:
     """Block until the broker's status snapshot satisfies ``predicate`` (or the timeout)."""
     ctx = zmq.Context()
     collector = Collector(broker, ctx).start()
@@ -198,5 +261,9 @@ def wait_for_status(broker: BrokerAddress, predicate: Callable[[dict[str, Any]],
 
 def wait_for_workers(broker: BrokerAddress, count: int, timeout: float, stop: threading.Event) -> bool:
     """Block until the broker's status lists ``count`` online workers."""
-    return wait_for_status(broker, lambda s: len([w for w in s.get("workers", {}).values() if w.get("online")])
-                           >= count, timeout, stop)
+    return wait_for_status(
+        broker,
+        lambda s: len([w for w in s.get("workers", {}).values() if w.get("online")]) >= count,
+        timeout,
+        stop,
+    )

@@ -39,32 +39,46 @@ def broker_cores(frames_per_s: float, us_per_frame: float | None) -> float | Non
     return frames_per_s * us_per_frame / 1e6
 
 
-def plan(capacities: list[Capacity], cameras: tuple[int, ...] = CAMERAS,
-         rates: tuple[float, ...] = RATES) -> list[dict[str, Any]]:
+def plan(
+    capacities: list[Capacity], cameras: tuple[int, ...] = CAMERAS, rates: tuple[float, ...] = RATES
+) -> list[dict[str, Any]]:
     rows = []
     broker = next((c.broker_us_per_frame for c in capacities if c.broker_us_per_frame is not None), None)
     for n in cameras:
         for fps in rates:
             total = n * fps
             cores = broker_cores(total, broker)
-            rows.append({"cameras": n, "fps": fps, "frames_per_s": total,
-                         "workers": {c.label: workers_needed(total, c.worker_fps) for c in capacities},
-                         "broker_cores": None if cores is None else round(cores, 3),
-                         "brokers": None if cores is None else max(1, math.ceil(cores / HEADROOM))})
+            rows.append(
+                {
+                    "cameras": n,
+                    "fps": fps,
+                    "frames_per_s": total,
+                    "workers": {c.label: workers_needed(total, c.worker_fps) for c in capacities},
+                    "broker_cores": None if cores is None else round(cores, 3),
+                    "brokers": None if cores is None else max(1, math.ceil(cores / HEADROOM)),
+                }
+            )
     return rows
 
 
 def render(rows: list[dict[str, Any]], capacities: list[Capacity]) -> list[str]:
     """A markdown-style table (used by docs/benchmarks.md and printed by `anjeon loadtest --ramp`)."""
     labels = [c.label for c in capacities]
-    head = "| cameras | fps each | frames/s | " + " | ".join(f"workers: {lbl}" for lbl in labels) + \
-        " | broker CPU (cores) | brokers |"
+    head = (
+        "| cameras | fps each | frames/s | "
+        + " | ".join(f"workers: {lbl}" for lbl in labels)
+        + " | broker CPU (cores) | brokers |"
+    )
     lines = [head, "| " + " | ".join(["---:"] * (5 + len(labels))) + " |"]
     for r in rows:
-        workers = " | ".join("unmeasured" if r["workers"][lbl] is None else str(r["workers"][lbl]) for lbl in labels)
+        workers = " | ".join(
+            "unmeasured" if r["workers"][lbl] is None else str(r["workers"][lbl]) for lbl in labels
+        )
         cores = "-" if r["broker_cores"] is None else f"{r['broker_cores']:.2f}"
-        lines.append(f"| {r['cameras']} | {r['fps']:g} | {r['frames_per_s']:g} | {workers} | {cores} | "
-                     f"{r['brokers'] if r['brokers'] is not None else '-'} |")
+        lines.append(
+            f"| {r['cameras']} | {r['fps']:g} | {r['frames_per_s']:g} | {workers} | {cores} | "
+            f"{r['brokers'] if r['brokers'] is not None else '-'} |"
+        )
     return lines
 
 
@@ -79,5 +93,8 @@ def from_ramp(report: dict[str, Any]) -> Capacity | None:
     cpu = best.get("broker_cpu")
     us = cpu * 1e4 / best["delivered_fps"] if cpu is not None and best["delivered_fps"] else None
     c = report["config"]
-    return Capacity(best["delivered_fps"] / workers, None if us is None else round(us, 1),
-                    f"this machine ({c.get('model')}, batch {c.get('batch')})")
+    return Capacity(
+        best["delivered_fps"] / workers,
+        None if us is None else round(us, 1),
+        f"this machine ({c.get('model')}, batch {c.get('batch')})",
+    )

@@ -38,7 +38,7 @@ class BrokerAddress:
         check_base_port(self.base_port)
 
     @classmethod
-    def parse(cls, text: str) -> "BrokerAddress":
+    def parse(cls, text: str) -> BrokerAddress:
         """Parse ``tcp://HOST[:BASEPORT]`` (the ``tcp://`` may be left out)."""
         match = _ADDRESS.match(text.strip())
         if not match:
@@ -57,7 +57,9 @@ class BrokerAddress:
 
 def check_base_port(port: int) -> None:
     if not 1 <= port <= 65535 - (len(OFFSETS) - 1):
-        raise AddressError(f"base port {port} is out of range: it and the next {len(OFFSETS) - 1} ports must lie in 1..65535")
+        raise AddressError(
+            f"base port {port} is out of range: it and the next {len(OFFSETS) - 1} ports must lie in 1..65535"
+        )
 
 
 def bind_endpoint(bind_host: str, base_port: int, socket_name: str) -> str:

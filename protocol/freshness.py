@@ -36,8 +36,8 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 NEWER = "newer"
 STALE = "stale"  # older than, or the same as, the last accepted result
@@ -94,7 +94,9 @@ class FreshnessRule:
 class StreamFreshness:
     """The reference of one stream (one camera) under a rule."""
 
-    def __init__(self, rule: FreshnessRule | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rule: FreshnessRule | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rule = rule or FreshnessRule()
         self._clock = clock
         self.last: Mark | None = None
@@ -120,8 +122,12 @@ class FreshnessGate:
     ``evicted``). A forgotten camera's next result is simply accepted.
     """
 
-    def __init__(self, rule: FreshnessRule | None = None, max_cameras: int = 4096,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rule: FreshnessRule | None = None,
+        max_cameras: int = 4096,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.rule = rule or FreshnessRule()
         self.max_cameras = max_cameras
         self._clock = clock

@@ -13,15 +13,16 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import zmq
 
 from . import security
 from .endpoints import CONTROL, BrokerAddress
+from .messages import decode_hb_ack
 from .sockets import configure
 from .stats import ProcessMeter
-from .messages import decode_hb_ack
 from .wire import ProtocolError, goodbye, heartbeat
 
 # Seconds between beats. 0.5-5 s makes sense: beats are ~200 bytes, so a short
@@ -42,9 +43,17 @@ class HeartbeatClient:
     (cameras, rates, drops...); it must be cheap and thread-safe.
     """
 
-    def __init__(self, ctx: zmq.Context, address: BrokerAddress, proc: str, role: str, name: str,
-                 info: Callable[[], dict[str, Any]], log: logging.Logger,
-                 interval: float = HEARTBEAT_INTERVAL) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        address: BrokerAddress,
+        proc: str,
+        role: str,
+        name: str,
+        info: Callable[[], dict[str, Any]],
+        log: logging.Logger,
+        interval: float = HEARTBEAT_INTERVAL,
+    ) -> None:
         self._ctx, self._address, self._proc, self._role, self._name = ctx, address, proc, role, name
         self._info, self._log, self._interval = info, log, interval
         self._stop = threading.Event()
@@ -58,7 +67,7 @@ class HeartbeatClient:
     def broker_online(self) -> bool:
         return self.connected.is_set()
 
-    def start(self) -> "HeartbeatClient":
+    def start(self) -> HeartbeatClient:
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{self._role}", daemon=True)
         self._thread.start()
         return self
@@ -90,22 +99,31 @@ class HeartbeatClient:
                             self.acks += 1
                             if not self.connected.is_set():
                                 self.reconnects += self.acks > 1  # the first answer ever is no reconnect
-                                self._log.info("broker at %s %s", self._address,
-                                               "answers again" if warned_unreachable else "connected")
+                                self._log.info(
+                                    "broker at %s %s",
+                                    self._address,
+                                    "answers again" if warned_unreachable else "connected",
+                                )
                             last_ack = time.monotonic()
                             warned_unreachable = False
                             self.connected.set()
                 silent = time.monotonic() - last_ack
                 if silent > self._interval * HEARTBEAT_LIVENESS:
                     if self.connected.is_set():
-                        self._log.warning("lost the broker at %s (no answer for %.0f s); retrying", self._address, silent)
+                        self._log.warning(
+                            "lost the broker at %s (no answer for %.0f s); retrying", self._address, silent
+                        )
                         self.connected.clear()
                         warned_unreachable = True
                     elif not warned_unreachable:
-                        self._log.warning("cannot reach the broker at %s; still trying (is `anjeon broker` running "
-                                          "there, and are ports %d-%d open?%s)", self._address,
-                                          self._address.base_port, self._address.base_port + 4,
-                                          security.refusal_hint())
+                        self._log.warning(
+                            "cannot reach the broker at %s; still trying (is `anjeon broker` running "
+                            "there, and are ports %d-%d open?%s)",
+                            self._address,
+                            self._address.base_port,
+                            self._address.base_port + 4,
+                            security.refusal_hint(),
+                        )
                         warned_unreachable = True
                     # Reopen: a TCP connection can stay half-open on a flaky network.
                     sock.close(0)

@@ -93,8 +93,11 @@ def check_jpeg(data: bytes | bytearray | memoryview, cap: int | None = None) -> 
     limit = max_pixels() if cap is None else cap
     width, height = size
     if width * height > limit:
-        raise ProtocolError("oversized_image", f"JPEG declares {width}x{height} = {width * height / 1e6:.1f} MP, "
-                                               f"over the {limit / 1e6:.1f} MP cap")
+        raise ProtocolError(
+            "oversized_image",
+            f"JPEG declares {width}x{height} = {width * height / 1e6:.1f} MP, "
+            f"over the {limit / 1e6:.1f} MP cap",
+        )
     return size
 
 

@@ -84,9 +84,14 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(), "process": self.process, "role": self.role, "pid": record.process,
-            "logger": record.name, "message": record.getMessage(),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "process": self.process,
+            "role": self.role,
+            "pid": record.process,
+            "logger": record.name,
+            "message": record.getMessage(),
         }
         for key, value in (getattr(record, _FIELDS, None) or {}).items():
             line.setdefault(key, value)
@@ -102,8 +107,11 @@ def configure(level: str, fmt: str = "text", role: str = "", process: str = "") 
     """Set up the root logger of this process (stderr, one line per record)."""
     role = role or "anjeon"
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(role, process or f"{role}@{socket.gethostname()}:{os.getpid()}")
-                         if fmt == "json" else TextFormatter())
+    handler.setFormatter(
+        JsonFormatter(role, process or f"{role}@{socket.gethostname()}:{os.getpid()}")
+        if fmt == "json"
+        else TextFormatter()
+    )
     handler.addFilter(RepeatFilter())
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -171,7 +171,9 @@ class MapOf(Type):
     def check(self, value: Any, path: str) -> dict:
         if not isinstance(value, dict) or len(value) > self.max_entries:
             raise _bad(path, f"a map of ≤ {self.max_entries} entries", value)
-        return {self.key.check(k, f"{path} key"): self.value.check(v, f"{path}.{k}") for k, v in value.items()}
+        return {
+            self.key.check(k, f"{path} key"): self.value.check(v, f"{path}.{k}") for k, v in value.items()
+        }
 
 
 @dataclass(frozen=True)
@@ -186,8 +188,11 @@ class ListOf(Type):
         return f"list of {self.item.doc.split(',')[0]}, {n} items"
 
     def check(self, value: Any, path: str) -> list:
-        if not isinstance(value, list) or len(value) > self.max_len or (
-                self.length is not None and len(value) != self.length):
+        if (
+            not isinstance(value, list)
+            or len(value) > self.max_len
+            or (self.length is not None and len(value) != self.length)
+        ):
             raise _bad(path, self.doc, value)
         return [self.item.check(v, f"{path}[{i}]") for i, v in enumerate(value)]
 
@@ -216,8 +221,10 @@ class Plain(Type):
         if depth > 0 and isinstance(value, list) and len(value) <= self.max_entries:
             return [self._check(v, path, depth - 1) for v in value]
         if depth > 0 and isinstance(value, dict) and len(value) <= self.max_entries:
-            return {Str(MAX_TEXT).check(k, f"{path} key"): self._check(v, f"{path}.{k}", depth - 1)
-                    for k, v in value.items()}
+            return {
+                Str(MAX_TEXT).check(k, f"{path} key"): self._check(v, f"{path}.{k}", depth - 1)
+                for k, v in value.items()
+            }
         raise _bad(path, self.doc, value)
 
 
@@ -283,8 +290,12 @@ ID = Str(MAX_ID, min_len=1)
 COUNTS = MapOf(Str(MAX_NAME), Int(), MAX_COUNT_KEYS)
 STAMPS = MapOf(Str(MAX_NAME), Float(), 64)
 SECONDS = Float(0.0)
-PROCESS = Record((F("cpu", Float(0.0), default=0.0, doc="CPU use, percent of one core"),
-                  F("rss_mb", Float(0.0), default=0.0, doc="resident memory, MB")))
+PROCESS = Record(
+    (
+        F("cpu", Float(0.0), default=0.0, doc="CPU use, percent of one core"),
+        F("rss_mb", Float(0.0), default=0.0, doc="resident memory, MB"),
+    )
+)
 
 
 # -- message specs ----------------------------------------------------------------------
@@ -323,101 +334,147 @@ GOODBYE_FIELDS = (
     F("proc", ID, True, doc="process id of the process stopping"),
     F("role", Str(32, min_len=1), default="", doc="its role"),
 )
-EDGE_CAMERA = Record((
-    F("state", Str(32), default="unknown",
-      doc="`connecting`, `streaming`, `reconnecting`, `error`, `ended` (only `streaming` counts as online)"),
-    F("error", Str(MAX_TEXT), default="", doc="last capture error"),
-    F("source", Str(MAX_TEXT), default="", doc="where it captures from (passwords masked)"),
-    F("capture_fps", Float(0.0), default=0.0, doc="frames/s captured"),
-    F("sent_fps", Float(0.0), default=0.0, doc="frames/s sent"),
-    F("sent", Int(), default=0, doc="frames sent"),
-    F("captured", Int(), default=0, doc="frames captured"),
-    F("reconnects", Int(), default=0, doc="reopens of the source"),
-    F("bytes_per_s", Float(0.0), default=0.0, doc="JPEG bytes/s sent"),
-    F("drops", COUNTS, default=dict, doc="reason → count"),
-), extras=True)
-EDGE_INFO = Record((
-    F("run", Str(MAX_ID), default="", doc="the edge's run id"),
-    F("cameras", MapOf(Camera(), EDGE_CAMERA, MAX_CAMERAS), default=dict, doc="camera id → camera info (table below)"),
-    F("drops", COUNTS, default=dict, doc="reason → count"),
-    F("process", PROCESS, default=lambda: {"cpu": 0.0, "rss_mb": 0.0}, doc="`{cpu, rss_mb}`"),
-), extras=True)
-WORKER_INFO = Record((
-    F("model", Str(MAX_NAME), default="", doc="model name"),
-    F("device", Str(MAX_NAME), default="", doc="device"),
-    F("batch", Int(0, 4096), default=0, doc="batch size"),
-    F("threads", Int(0, 4096), default=0, doc="inference threads"),
-    F("processed", Int(), default=0, doc="frames processed"),
-    F("fps", Float(0.0), default=0.0, doc="frames/s processed"),
-    F("batch_mean", Float(0.0), default=0.0, doc="mean batch size"),
-    F("infer_ms", Float(0.0), default=0.0, doc="inference time per batch, ms"),
-    F("drops", COUNTS, default=dict, doc="reason → count"),
-    F("camera_drops", MapOf(Camera(), COUNTS, MAX_CAMERAS), default=dict, doc="camera → reason → count"),
-    F("process", PROCESS, default=lambda: {"cpu": 0.0, "rss_mb": 0.0}, doc="`{cpu, rss_mb}`"),
-), extras=True)
-OTHER_INFO = Record((
-    F("drops", COUNTS, default=dict, doc="reason → count"),
-    F("results", Int(), default=0, doc="results received"),
-    F("process", PROCESS, default=lambda: {"cpu": 0.0, "rss_mb": 0.0}, doc="`{cpu, rss_mb}`"),
-), extras=True)
+EDGE_CAMERA = Record(
+    (
+        F(
+            "state",
+            Str(32),
+            default="unknown",
+            doc="`connecting`, `streaming`, `reconnecting`, `error`, `ended` (only `streaming` counts as online)",
+        ),
+        F("error", Str(MAX_TEXT), default="", doc="last capture error"),
+        F("source", Str(MAX_TEXT), default="", doc="where it captures from (passwords masked)"),
+        F("capture_fps", Float(0.0), default=0.0, doc="frames/s captured"),
+        F("sent_fps", Float(0.0), default=0.0, doc="frames/s sent"),
+        F("sent", Int(), default=0, doc="frames sent"),
+        F("captured", Int(), default=0, doc="frames captured"),
+        F("reconnects", Int(), default=0, doc="reopens of the source"),
+        F("bytes_per_s", Float(0.0), default=0.0, doc="JPEG bytes/s sent"),
+        F("drops", COUNTS, default=dict, doc="reason → count"),
+    ),
+    extras=True,
+)
+EDGE_INFO = Record(
+    (
+        F("run", Str(MAX_ID), default="", doc="the edge's run id"),
+        F(
+            "cameras",
+            MapOf(Camera(), EDGE_CAMERA, MAX_CAMERAS),
+            default=dict,
+            doc="camera id → camera info (table below)",
+        ),
+        F("drops", COUNTS, default=dict, doc="reason → count"),
+        F("process", PROCESS, default=lambda: {"cpu": 0.0, "rss_mb": 0.0}, doc="`{cpu, rss_mb}`"),
+    ),
+    extras=True,
+)
+WORKER_INFO = Record(
+    (
+        F("model", Str(MAX_NAME), default="", doc="model name"),
+        F("device", Str(MAX_NAME), default="", doc="device"),
+        F("batch", Int(0, 4096), default=0, doc="batch size"),
+        F("threads", Int(0, 4096), default=0, doc="inference threads"),
+        F("processed", Int(), default=0, doc="frames processed"),
+        F("fps", Float(0.0), default=0.0, doc="frames/s processed"),
+        F("batch_mean", Float(0.0), default=0.0, doc="mean batch size"),
+        F("infer_ms", Float(0.0), default=0.0, doc="inference time per batch, ms"),
+        F("drops", COUNTS, default=dict, doc="reason → count"),
+        F("camera_drops", MapOf(Camera(), COUNTS, MAX_CAMERAS), default=dict, doc="camera → reason → count"),
+        F("process", PROCESS, default=lambda: {"cpu": 0.0, "rss_mb": 0.0}, doc="`{cpu, rss_mb}`"),
+    ),
+    extras=True,
+)
+OTHER_INFO = Record(
+    (
+        F("drops", COUNTS, default=dict, doc="reason → count"),
+        F("results", Int(), default=0, doc="results received"),
+        F("process", PROCESS, default=lambda: {"cpu": 0.0, "rss_mb": 0.0}, doc="`{cpu, rss_mb}`"),
+    ),
+    extras=True,
+)
 HEARTBEAT_FIELDS = (
     F("proc", ID, True, doc="process id"),
-    F("role", Str(32, min_len=1), True, doc="`edge`, `worker`, `safety`, `viewer`, `watch`, ... (`info` depends on it)"),
+    F(
+        "role",
+        Str(32, min_len=1),
+        True,
+        doc="`edge`, `worker`, `safety`, `viewer`, `watch`, ... (`info` depends on it)",
+    ),
     F("name", Str(MAX_NAME), default="", doc="shown in the status (default: `proc`)"),
     F("t", Float(), default=0.0, doc="sender's Unix time (display only)"),
     F("info", Record((), extras=False), default=dict, doc="map, checked by the table of its role (below)"),
 )
-DETECTION = Record((
-    F("class", Str(MAX_NAME), True, doc="class after the model's class map (`person`)"),
-    F("label", Str(MAX_NAME), default="", doc="the model's own class name"),
-    F("confidence", Float(0.0, 1.0), True, doc="0..1"),
-    F("box", ListOf(Float(), length=4), True, doc="[x1, y1, x2, y2] pixels of the frame"),
-))
+DETECTION = Record(
+    (
+        F("class", Str(MAX_NAME), True, doc="class after the model's class map (`person`)"),
+        F("label", Str(MAX_NAME), default="", doc="the model's own class name"),
+        F("confidence", Float(0.0, 1.0), True, doc="0..1"),
+        F("box", ListOf(Float(), length=4), True, doc="[x1, y1, x2, y2] pixels of the frame"),
+    )
+)
 RESULT_FIELDS = FRAME_FIELDS[:-1] + (
     F("worker", Str(MAX_ID), default="", doc="process id of the worker"),
     F("model", Str(MAX_NAME), default="", doc="model name"),
     F("rendered", Bool(), default=False, doc="true on `ann/` messages"),
     F("detections", ListOf(DETECTION, 4096), True, doc="list of detection maps (table below)"),
 )
-EVENT_MAP = Record((
-    F("id", Str(MAX_ID * 2, min_len=1), True, doc="event id"),
-    F("camera", Camera(), True, doc="camera id"),
-    F("rule", Str(MAX_NAME), True, doc="rule name"),
-    F("type", Str(32), True, doc="`intrusion`, `dwell`, `crowding`, `line_crossing`, `fall`, `helmet`, ..."),
-    F("zone", Str(MAX_NAME), default="", doc="zone name"),
-    F("line", Str(MAX_NAME), default="", doc="line name"),
-    F("severity", Str(32), default="", doc="severity"),
-    F("state", Str(16, choices=("open", "ended")), default="open", doc="`open` or `ended`"),
-    F("started", Float(), True, doc="capture time of the frame that started it"),
-    F("since", Float(), default=0.0, doc="when the earliest offender began meeting the condition"),
-    F("updated", Float(), default=0.0, doc="last update"),
-    F("ended", Nullable(Float()), default=None, doc="end time, nil while open"),
-    F("duration", Float(0.0), default=0.0, doc="seconds"),
-    F("peak", Int(), default=0, doc="most offenders at once"),
-    F("count", Int(), default=0, doc="offenders now"),
-    F("tracks", ListOf(Int(-1), 1024), default=list, doc="track ids"),
-    F("run", Str(MAX_ID), default="", doc="edge run of the starting frame"),
-    F("seq", Int(), default=0, doc="sequence of the starting frame"),
-    F("snapshot", Str(MAX_TEXT), default="", doc="snapshot path on the safety host (never served by path)"),
-), extras=True)
+EVENT_MAP = Record(
+    (
+        F("id", Str(MAX_ID * 2, min_len=1), True, doc="event id"),
+        F("camera", Camera(), True, doc="camera id"),
+        F("rule", Str(MAX_NAME), True, doc="rule name"),
+        F(
+            "type",
+            Str(32),
+            True,
+            doc="`intrusion`, `dwell`, `crowding`, `line_crossing`, `fall`, `helmet`, ...",
+        ),
+        F("zone", Str(MAX_NAME), default="", doc="zone name"),
+        F("line", Str(MAX_NAME), default="", doc="line name"),
+        F("severity", Str(32), default="", doc="severity"),
+        F("state", Str(16, choices=("open", "ended")), default="open", doc="`open` or `ended`"),
+        F("started", Float(), True, doc="capture time of the frame that started it"),
+        F("since", Float(), default=0.0, doc="when the earliest offender began meeting the condition"),
+        F("updated", Float(), default=0.0, doc="last update"),
+        F("ended", Nullable(Float()), default=None, doc="end time, nil while open"),
+        F("duration", Float(0.0), default=0.0, doc="seconds"),
+        F("peak", Int(), default=0, doc="most offenders at once"),
+        F("count", Int(), default=0, doc="offenders now"),
+        F("tracks", ListOf(Int(-1), 1024), default=list, doc="track ids"),
+        F("run", Str(MAX_ID), default="", doc="edge run of the starting frame"),
+        F("seq", Int(), default=0, doc="sequence of the starting frame"),
+        F(
+            "snapshot",
+            Str(MAX_TEXT),
+            default="",
+            doc="snapshot path on the safety host (never served by path)",
+        ),
+    ),
+    extras=True,
+)
 EVENT_FIELDS = (
     F("transition", Str(16, choices=("start", "update", "end")), True, doc="what happened"),
     F("event", EVENT_MAP, True, doc="the event (table below)"),
 )
 EVENTS_QUERY_FIELDS = (  # the shape agreed with the safety service's history socket (see docs/protocol.md)
-    F("camera", Str(64), default="", doc="only this camera (\"\": all)"),
-    F("rule", Str(MAX_NAME), default="", doc="rule name or type (\"\": all)"),
+    F("camera", Str(64), default="", doc='only this camera ("": all)'),
+    F("rule", Str(MAX_NAME), default="", doc='rule name or type ("": all)'),
     F("id", Str(MAX_NAME), default="", doc="only the event with this id"),
     F("since", Nullable(Float()), default=None, doc="events active at or after"),
     F("until", Nullable(Float()), default=None, doc="events started at or before"),
-    F("state", Str(16, choices=("", "open", "ended")), default="", doc="`open`, `ended` or \"\" (both)"),
+    F("state", Str(16, choices=("", "open", "ended")), default="", doc='`open`, `ended` or "" (both)'),
     F("limit", Int(1, 10_000), default=100, doc="events per page (the service clamps it to 1000)"),
-    F("cursor", Str(MAX_TEXT), default="", doc="the `next` of the previous page (\"\": the newest page)"),
+    F("cursor", Str(MAX_TEXT), default="", doc='the `next` of the previous page ("": the newest page)'),
     F("total", Bool(), default=False, doc="also count every matching event"),
 )
 EVENTS_FIELDS = (
     F("events", ListOf(EVENT_MAP, 10_000), True, doc="newest first; each may carry `ack` and `clip` maps"),
-    F("next", Nullable(Str(MAX_TEXT)), default=None, doc="cursor for the next (older) page; nil on the last page"),
+    F(
+        "next",
+        Nullable(Str(MAX_TEXT)),
+        default=None,
+        doc="cursor for the next (older) page; nil on the last page",
+    ),
     F("total", Nullable(Int()), default=None, doc="events matching the query, when asked for"),
 )
 ACK_FIELDS = (
@@ -429,13 +486,15 @@ ACK_FIELDS = (
 )
 ACKED_FIELDS = (F("event", EVENT_MAP, True, doc="the stored event with its `ack`"),)
 ERROR_FIELDS = (F("error", Str(MAX_TEXT), True, doc="one sentence"),)
-TRACK = Record((
-    F("id", Int(-1), True, doc="track id (-1: not confirmed)"),
-    F("box", ListOf(Float(), length=4), True, doc="[x1, y1, x2, y2] pixels"),
-    F("zones", ListOf(Str(MAX_NAME), 64), default=list, doc="zones it is in"),
-    F("rules", ListOf(Str(MAX_NAME), 64), default=list, doc="rules it trips"),
-    F("confirmed", Bool(), default=False, doc="confirmed track"),
-))
+TRACK = Record(
+    (
+        F("id", Int(-1), True, doc="track id (-1: not confirmed)"),
+        F("box", ListOf(Float(), length=4), True, doc="[x1, y1, x2, y2] pixels"),
+        F("zones", ListOf(Str(MAX_NAME), 64), default=list, doc="zones it is in"),
+        F("rules", ListOf(Str(MAX_NAME), 64), default=list, doc="rules it trips"),
+        F("confirmed", Bool(), default=False, doc="confirmed track"),
+    )
+)
 TRACKS_FIELDS = (
     F("camera", Camera(), True, doc="camera id"),
     F("run", ID, True, doc="edge run"),
@@ -443,42 +502,100 @@ TRACKS_FIELDS = (
     F("t_capture", Float(), True, doc="capture time"),
     F("tracks", ListOf(TRACK, 4096), True, doc="tracks (table below)"),
 )
-STATUS_CAMERA = Record((
-    F("online", Bool(), True, doc="its edge heartbeats and reports it `streaming`"),
-    F("state", Str(32), True, doc="the edge's state, or `offline`"),
-    F("error", Str(MAX_TEXT), default=""), F("edge", Str(MAX_NAME), default=""),
-    F("source", Str(MAX_TEXT), default=""),
-    F("capture_fps", Float(0.0), default=0.0), F("reconnects", Int(), default=0),
-    F("bytes_per_s", Float(0.0), default=0.0), F("fps_in", Float(0.0), default=0.0),
-    F("fps_out", Float(0.0), default=0.0), F("frames_in", Int(), default=0), F("results_out", Int(), default=0),
-    F("last_frame_s", Nullable(Float(0.0)), default=None),
-    F("drops", MapOf(Str(16), COUNTS, 8), default=dict),
-), extras=True)
+STATUS_CAMERA = Record(
+    (
+        F("online", Bool(), True, doc="its edge heartbeats and reports it `streaming`"),
+        F("state", Str(32), True, doc="the edge's state, or `offline`"),
+        F("error", Str(MAX_TEXT), default=""),
+        F("edge", Str(MAX_NAME), default=""),
+        F("source", Str(MAX_TEXT), default=""),
+        F("capture_fps", Float(0.0), default=0.0),
+        F("reconnects", Int(), default=0),
+        F("bytes_per_s", Float(0.0), default=0.0),
+        F("fps_in", Float(0.0), default=0.0),
+        F("fps_out", Float(0.0), default=0.0),
+        F("frames_in", Int(), default=0),
+        F("results_out", Int(), default=0),
+        F("last_frame_s", Nullable(Float(0.0)), default=None),
+        F("drops", MapOf(Str(16), COUNTS, 8), default=dict),
+    ),
+    extras=True,
+)
 STATUS_FIELDS = (
     F("broker", ID, True, doc="broker instance id"),
-    F("t", Float(), default=0.0), F("uptime", Float(0.0), default=0.0),
-    F("pending", Int(), default=0), F("process", PROCESS, default=lambda: {"cpu": 0.0, "rss_mb": 0.0}),
+    F("t", Float(), default=0.0),
+    F("uptime", Float(0.0), default=0.0),
+    F("pending", Int(), default=0),
+    F("process", PROCESS, default=lambda: {"cpu": 0.0, "rss_mb": 0.0}),
     F("drops", COUNTS, default=dict),
     F("limits", MapOf(Str(32), Int(), 16), default=dict),
-    F("security", Record((F("curve", Bool(), default=False),), extras=True), default=lambda: {"curve": False},
-      doc="CURVE state and counters (docs/security.md)"),
+    F(
+        "security",
+        Record((F("curve", Bool(), default=False),), extras=True),
+        default=lambda: {"curve": False},
+        doc="CURVE state and counters (docs/security.md)",
+    ),
     F("cameras", MapOf(Camera(), STATUS_CAMERA, MAX_CAMERAS), default=dict),
-    F("workers", MapOf(ID, Record((F("name", Str(MAX_NAME), default=""), F("online", Bool(), default=False)),
-                                  extras=True), MAX_CAMERAS), default=dict),
-    F("edges", MapOf(ID, Record((F("name", Str(MAX_NAME), default=""), F("online", Bool(), default=False),
-                                 F("cameras", ListOf(Camera(), MAX_CAMERAS), default=list)), extras=True),
-                     MAX_CAMERAS), default=dict),
-    F("subscribers", MapOf(ID, Record((F("name", Str(MAX_NAME), default=""), F("role", Str(32), default=""),
-                                       F("online", Bool(), default=False)), extras=True), MAX_CAMERAS),
-      default=dict),
+    F(
+        "workers",
+        MapOf(
+            ID,
+            Record((F("name", Str(MAX_NAME), default=""), F("online", Bool(), default=False)), extras=True),
+            MAX_CAMERAS,
+        ),
+        default=dict,
+    ),
+    F(
+        "edges",
+        MapOf(
+            ID,
+            Record(
+                (
+                    F("name", Str(MAX_NAME), default=""),
+                    F("online", Bool(), default=False),
+                    F("cameras", ListOf(Camera(), MAX_CAMERAS), default=list),
+                ),
+                extras=True,
+            ),
+            MAX_CAMERAS,
+        ),
+        default=dict,
+    ),
+    F(
+        "subscribers",
+        MapOf(
+            ID,
+            Record(
+                (
+                    F("name", Str(MAX_NAME), default=""),
+                    F("role", Str(32), default=""),
+                    F("online", Bool(), default=False),
+                ),
+                extras=True,
+            ),
+            MAX_CAMERAS,
+        ),
+        default=dict,
+    ),
 )
 
 SPECS: dict[str, tuple[Field, ...]] = {
-    wire.FRAME: FRAME_FIELDS, wire.READY: READY_FIELDS, wire.CREDIT: CREDIT_FIELDS, wire.UNKNOWN: (),
-    "trailer": TRAILER_FIELDS, wire.RESULT: RESULT_FIELDS, wire.HEARTBEAT: HEARTBEAT_FIELDS,
-    wire.HEARTBEAT_ACK: HB_ACK_FIELDS, GOODBYE: GOODBYE_FIELDS, EVENT: EVENT_FIELDS,
-    EVENTS_QUERY: EVENTS_QUERY_FIELDS, EVENTS: EVENTS_FIELDS, ERROR: ERROR_FIELDS, TRACKS: TRACKS_FIELDS,
-    ACK: ACK_FIELDS, ACKED: ACKED_FIELDS,
+    wire.FRAME: FRAME_FIELDS,
+    wire.READY: READY_FIELDS,
+    wire.CREDIT: CREDIT_FIELDS,
+    wire.UNKNOWN: (),
+    "trailer": TRAILER_FIELDS,
+    wire.RESULT: RESULT_FIELDS,
+    wire.HEARTBEAT: HEARTBEAT_FIELDS,
+    wire.HEARTBEAT_ACK: HB_ACK_FIELDS,
+    GOODBYE: GOODBYE_FIELDS,
+    EVENT: EVENT_FIELDS,
+    EVENTS_QUERY: EVENTS_QUERY_FIELDS,
+    EVENTS: EVENTS_FIELDS,
+    ERROR: ERROR_FIELDS,
+    TRACKS: TRACKS_FIELDS,
+    ACK: ACK_FIELDS,
+    ACKED: ACKED_FIELDS,
     wire.STATUS: STATUS_FIELDS,
 }
 ROLE_INFO = {"edge": EDGE_INFO, "worker": WORKER_INFO}
@@ -550,8 +667,14 @@ def decode_worker_message(data: bytes) -> Ready | Credit:
         return Ready(**_record(wire.READY, h))
     # A credit comes back for every frame: CREDIT_FIELDS checked inline (a test checks they agree).
     proc, grant, n = h.get("proc"), h.get("grant"), h.get("n", 1)
-    if type(proc) is not str or not 0 < len(proc) <= MAX_ID or type(grant) is not str or len(grant) > MAX_ID \
-            or type(n) is not int or not 1 <= n <= 1024:
+    if (
+        type(proc) is not str
+        or not 0 < len(proc) <= MAX_ID
+        or type(grant) is not str
+        or len(grant) > MAX_ID
+        or type(n) is not int
+        or not 1 <= n <= 1024
+    ):
         raise ProtocolError("malformed", "credit: proc, grant or n missing or of the wrong type or range")
     return Credit(proc, grant, n)
 
@@ -663,17 +786,33 @@ def field_table(fields: tuple[Field, ...]) -> str:
 
 def _show_default(default: Any) -> str:
     value = default() if callable(default) else default
-    return "nil" if value is None else ("\"\"" if value == "" else str(value).replace("'", "\""))
+    return "nil" if value is None else ('""' if value == "" else str(value).replace("'", '"'))
 
 
 DOC_TABLES = {
-    "frame": FRAME_FIELDS, "ready": READY_FIELDS, "credit": CREDIT_FIELDS, "trailer": TRAILER_FIELDS,
-    "result": RESULT_FIELDS, "detection": DETECTION.fields, "hb": HEARTBEAT_FIELDS, "hb_ack": HB_ACK_FIELDS,
-    "bye": GOODBYE_FIELDS, "edge info": EDGE_INFO.fields, "edge camera": EDGE_CAMERA.fields,
-    "worker info": WORKER_INFO.fields, "other roles' info": OTHER_INFO.fields, "event": EVENT_FIELDS,
-    "event map": EVENT_MAP.fields, "events_query": EVENTS_QUERY_FIELDS, "events": EVENTS_FIELDS,
-    "ack": ACK_FIELDS, "acked": ACKED_FIELDS,
-    "error": ERROR_FIELDS, "tracks": TRACKS_FIELDS, "track": TRACK.fields, "status": STATUS_FIELDS,
+    "frame": FRAME_FIELDS,
+    "ready": READY_FIELDS,
+    "credit": CREDIT_FIELDS,
+    "trailer": TRAILER_FIELDS,
+    "result": RESULT_FIELDS,
+    "detection": DETECTION.fields,
+    "hb": HEARTBEAT_FIELDS,
+    "hb_ack": HB_ACK_FIELDS,
+    "bye": GOODBYE_FIELDS,
+    "edge info": EDGE_INFO.fields,
+    "edge camera": EDGE_CAMERA.fields,
+    "worker info": WORKER_INFO.fields,
+    "other roles' info": OTHER_INFO.fields,
+    "event": EVENT_FIELDS,
+    "event map": EVENT_MAP.fields,
+    "events_query": EVENTS_QUERY_FIELDS,
+    "events": EVENTS_FIELDS,
+    "ack": ACK_FIELDS,
+    "acked": ACKED_FIELDS,
+    "error": ERROR_FIELDS,
+    "tracks": TRACKS_FIELDS,
+    "track": TRACK.fields,
+    "status": STATUS_FIELDS,
     "status camera": STATUS_CAMERA.fields,
 }
 

@@ -21,10 +21,26 @@ _SCHEME = r"[a-zA-Z][a-zA-Z0-9+.-]*://"
 # into another URL: passwords may hold '@', '/', ':' and spaces, so nothing shorter is safe.
 _USERINFO = re.compile(rf"(?P<scheme>{_SCHEME})(?P<info>(?:(?!{_SCHEME})[^\r\n])*)@(?=[^\s/?#@]+)")
 # Parameter names that carry credentials; matched anywhere in the name (access_token, x-api-key, ...).
-SECRET_PARAMS = ("pass", "pwd", "token", "key", "auth", "secret", "sig", "credential", "session", "cookie",
-                 "bearer", "jwt")
-_PARAM = re.compile(r"(?P<lead>[?&;#])(?P<name>[^=&;#\s]*(?:" + "|".join(SECRET_PARAMS)
-                    + r")[^=&;#\s]*)=(?P<value>[^&;#\s]*)", re.IGNORECASE)
+SECRET_PARAMS = (
+    "pass",
+    "pwd",
+    "token",
+    "key",
+    "auth",
+    "secret",
+    "sig",
+    "credential",
+    "session",
+    "cookie",
+    "bearer",
+    "jwt",
+)
+_PARAM = re.compile(
+    r"(?P<lead>[?&;#])(?P<name>[^=&;#\s]*(?:"
+    + "|".join(SECRET_PARAMS)
+    + r")[^=&;#\s]*)=(?P<value>[^&;#\s]*)",
+    re.IGNORECASE,
+)
 HIDDEN = "***"
 ENV_PREFIX = "env:"  # a camera source written as env:VAR is read from that variable (kept out of argv)
 
@@ -63,7 +79,7 @@ def resolve_source(spec: str, environ: dict[str, str] | None = None) -> str:
     """A camera source given as ``env:VAR`` is the value of VAR; anything else is itself."""
     if not spec.startswith(ENV_PREFIX):
         return spec
-    name = spec[len(ENV_PREFIX):]
+    name = spec[len(ENV_PREFIX) :]
     value = (os.environ if environ is None else environ).get(name)
     if not value:
         raise ValueError(f"camera source {spec}: the environment variable {name} is not set")
@@ -100,4 +116,4 @@ def split_userinfo(url: str) -> tuple[str, str, str]:
         return url, "", ""
     info = match["info"]
     user, _, password = info.partition(":")
-    return f"{scheme}://{rest[len(info) + 1:]}", unquote(user), unquote(password)
+    return f"{scheme}://{rest[len(info) + 1 :]}", unquote(user), unquote(password)

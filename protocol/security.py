@@ -58,14 +58,33 @@ SOCKET_ROLES: dict[str, frozenset[str]] = {
 }
 # Who may publish which topic on results-in (checked per message). Not listed: nobody
 # (status/ is the broker's own, published straight to results-out).
-TOPIC_ROLES: dict[bytes, str] = {b"res/": "worker", b"img/": "worker", b"ann/": "worker",
-                                 b"evt/": "safety", b"trk/": "safety"}
+TOPIC_ROLES: dict[bytes, str] = {
+    b"res/": "worker",
+    b"img/": "worker",
+    b"ann/": "worker",
+    b"evt/": "safety",
+    b"trk/": "safety",
+}
 # The role a heartbeat claims -> the key role it needs.
-HEARTBEAT_ROLES = {"edge": "edge", "worker": "worker", "safety": "safety", "viewer": "subscriber",
-                   "watch": "subscriber", "subscriber": "subscriber"}
+HEARTBEAT_ROLES = {
+    "edge": "edge",
+    "worker": "worker",
+    "safety": "safety",
+    "viewer": "subscriber",
+    "watch": "subscriber",
+    "subscriber": "subscriber",
+}
 # `anjeon COMMAND` -> the key pair it uses from the folder unless --key names another.
-COMMAND_KEYS = {"broker": SERVER_KEY, "edge": "edge", "worker": "worker", "safety": "safety",
-                "viewer": "subscriber", "watch": "subscriber", "events": "subscriber", "loadtest": "loadtest"}
+COMMAND_KEYS = {
+    "broker": SERVER_KEY,
+    "edge": "edge",
+    "worker": "worker",
+    "safety": "safety",
+    "viewer": "subscriber",
+    "watch": "subscriber",
+    "events": "subscriber",
+    "loadtest": "loadtest",
+}
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _Z85 = re.compile(r"^[0-9a-zA-Z.\-:+=^!/*?&<>()\[\]{}@%$#]{40}$")
@@ -103,11 +122,15 @@ def load_public(folder: Path, name: str) -> bytes:
 def load_pair(folder: Path, name: str) -> KeyPair:
     path = folder / f"{check_name(name)}.key_secret"
     if not path.exists():
-        raise SecurityError(f"{path} does not exist (make it with `anjeon keys add {folder} {name} --role ROLE`)")
+        raise SecurityError(
+            f"{path} does not exist (make it with `anjeon keys add {folder} {name} --role ROLE`)"
+        )
     try:
         public, secret = zmq.auth.load_certificate(path)
     except (OSError, ValueError) as exc:
-        raise SecurityError(f"cannot read the key pair {path}: {exc} (make one with `anjeon keys add`)") from None
+        raise SecurityError(
+            f"cannot read the key pair {path}: {exc} (make one with `anjeon keys add`)"
+        ) from None
     if not secret:
         raise SecurityError(f"{path} holds no secret key")
     mode = path.stat().st_mode
@@ -142,7 +165,9 @@ def parse_allowlist(text: str, source: str = ALLOWLIST) -> Allowlist:
             continue
         parts = line.split()
         if len(parts) != 3:
-            errors.append(f"{source}:{number}: expected 'PUBLIC_KEY NAME ROLE[,ROLE]', got {len(parts)} fields")
+            errors.append(
+                f"{source}:{number}: expected 'PUBLIC_KEY NAME ROLE[,ROLE]', got {len(parts)} fields"
+            )
             continue
         key, name, roles_text = parts
         roles = frozenset(roles_text.split(","))
@@ -153,7 +178,9 @@ def parse_allowlist(text: str, source: str = ALLOWLIST) -> Allowlist:
         elif not roles or not roles <= set(ROLES):
             errors.append(f"{source}:{number}: roles {roles_text!r}: each must be one of {', '.join(ROLES)}")
         elif key in entries:
-            errors.append(f"{source}:{number}: key listed twice (as {entries[key].name} and {name}); both refused")
+            errors.append(
+                f"{source}:{number}: key listed twice (as {entries[key].name} and {name}); both refused"
+            )
             entries[key] = Entry(entries[key].name, frozenset())
         else:
             entries[key] = Entry(name, roles)
@@ -196,8 +223,12 @@ class AllowlistFile:
             if initial:
                 raise SecurityError(f"cannot read the allowlist {self.path}: {exc}") from None
             self.failures += 1
-            log.error("SECURITY: cannot read the allowlist %s (%s): admitting NOBODY new until it is fixed "
-                      "(connections made before keep their rights)", self.path, exc)
+            log.error(
+                "SECURITY: cannot read the allowlist %s (%s): admitting NOBODY new until it is fixed "
+                "(connections made before keep their rights)",
+                self.path,
+                exc,
+            )
             return None
 
     def _parse(self, text: str) -> Allowlist:
@@ -274,9 +305,11 @@ def refusal_hint() -> str:
     """For "cannot reach the broker" messages: with keys, a refused key looks exactly like a dead broker."""
     if _process_keys is None:
         return ""
-    return (f" With keys: is '{_process_keys.own.name}' in the broker's allowlist with the right role, and is "
-            f"{_process_keys.folder}/broker.key the broker's? The broker logs every key it refuses; a client "
-            "refused at the handshake must be restarted once its key is allowed")
+    return (
+        f" With keys: is '{_process_keys.own.name}' in the broker's allowlist with the right role, and is "
+        f"{_process_keys.folder}/broker.key the broker's? The broker logs every key it refuses; a client "
+        "refused at the handshake must be restarted once its key is allowed"
+    )
 
 
 def connect(sock: zmq.Socket, endpoint: str, server: str = SERVER_KEY, keys: Keyring | None = None) -> None:
@@ -324,9 +357,17 @@ class _Admission:
             return True
         if key not in self._refused and len(self._refused) < 1000:  # logged once per key, bounded
             self._refused.add(key)
-            why = f"its role {','.join(sorted(roles))} may not use it" if roles else "it is not in the allowlist"
-            log.warning("SECURITY: refused a CURVE client on %s: %s (key %s)", self._domain, why,
-                        key[:8].decode("ascii", "replace"))
+            why = (
+                f"its role {','.join(sorted(roles))} may not use it"
+                if roles
+                else "it is not in the allowlist"
+            )
+            log.warning(
+                "SECURITY: refused a CURVE client on %s: %s (key %s)",
+                self._domain,
+                why,
+                key[:8].decode("ascii", "replace"),
+            )
         return False
 
 
@@ -362,16 +403,22 @@ class Guard:
         self._watcher: threading.Thread | None = None
         if keys is None:
             if not is_loopback(bind_host):
-                log.warning("SECURITY WARNING: %s binds %s WITHOUT keys: anyone who can reach these ports can "
-                            "watch every camera, inject frames, results and alarms (see docs/security.md; "
-                            "`anjeon keys init DIR`, then --keys DIR)", what, bind_host or "*")
+                log.warning(
+                    "SECURITY WARNING: %s binds %s WITHOUT keys: anyone who can reach these ports can "
+                    "watch every camera, inject frames, results and alarms (see docs/security.md; "
+                    "`anjeon keys init DIR`, then --keys DIR)",
+                    what,
+                    bind_host or "*",
+                )
             return
         self.allowlist = AllowlistFile(keys.allowlist_path)
         self._auth = RoleAuthenticator(ctx, self.allowlist)
         self._auth.start()
         self._watcher = threading.Thread(target=self._watch, name="allowlist-watch", daemon=True)
         self._watcher.start()
-        log.info("%s: CURVE on, %d key(s) in %s", what, len(self.allowlist.current.entries), keys.allowlist_path)
+        log.info(
+            "%s: CURVE on, %d key(s) in %s", what, len(self.allowlist.current.entries), keys.allowlist_path
+        )
 
     @property
     def enabled(self) -> bool:
@@ -422,7 +469,11 @@ class Guard:
             data = frame.bytes
             reason = None if data[:1] in (b"\x00", b"\x01") else "subscribers may only subscribe"
         else:
-            reason = None if roles & SOCKET_ROLES[domain] else f"role {','.join(sorted(roles))} may not use {domain}"
+            reason = (
+                None
+                if roles & SOCKET_ROLES[domain]
+                else f"role {','.join(sorted(roles))} may not use {domain}"
+            )
         if reason is not None:
             self.denied += 1
             return f"{domain}: {reason} (from {self.peer(frame)})"
@@ -436,8 +487,10 @@ class Guard:
         if HEARTBEAT_ROLES.get(claimed_role) in roles:
             return None
         self.denied += 1
-        return f"control: a heartbeat claims role {claimed_role[:20]!r} with a key of role(s) " \
-               f"{','.join(sorted(roles)) or 'none'} (from {self.peer(frame)})"
+        return (
+            f"control: a heartbeat claims role {claimed_role[:20]!r} with a key of role(s) "
+            f"{','.join(sorted(roles)) or 'none'} (from {self.peer(frame)})"
+        )
 
     def peer(self, frame: zmq.Frame) -> str:
         """The key's name for logs and status: bound to the connection, unlike anything in a message."""
@@ -467,20 +520,32 @@ class Guard:
         except zmq.ZMQError as exc:
             self._rebind_failures += 1
             if self._rebind_failures % 40 == 0:  # every ~10 s at the broker's tick: say it, keep trying
-                log.error("SECURITY: cannot bind %s again after a revocation (%s); subscribers are cut off",
-                          endpoint, exc.strerror)
+                log.error(
+                    "SECURITY: cannot bind %s again after a revocation (%s); subscribers are cut off",
+                    endpoint,
+                    exc.strerror,
+                )
             return False
         self._rebind, self._rebind_failures = False, 0
         self.cuts += 1
-        log.warning("SECURITY: a key lost its rights: dropped every connection on %s (cut %d); clients reconnect",
-                    endpoint, self.cuts)
+        log.warning(
+            "SECURITY: a key lost its rights: dropped every connection on %s (cut %d); clients reconnect",
+            endpoint,
+            self.cuts,
+        )
         return True
 
     def stats(self) -> dict:
         if self.allowlist is None:
             return {"curve": False}
-        return {"curve": True, "keys": len(self.allowlist.current.entries), "denied": self.denied, "cuts": self.cuts,
-                "reloads": self.allowlist.reloads, "allowlist_errors": self.allowlist.failures}
+        return {
+            "curve": True,
+            "keys": len(self.allowlist.current.entries),
+            "denied": self.denied,
+            "cuts": self.cuts,
+            "reloads": self.allowlist.reloads,
+            "allowlist_errors": self.allowlist.failures,
+        }
 
     def stop(self) -> None:
         self._stop.set()

@@ -10,8 +10,14 @@ PEER_PING_MS = 1000
 PEER_TIMEOUT_MS = 3000  # like the application heartbeat: 3 missed beats
 
 
-def configure(sock: zmq.Socket, *, sndhwm: int | None = None, rcvhwm: int | None = None,
-              immediate: bool = False, peer_heartbeat: bool = False) -> zmq.Socket:
+def configure(
+    sock: zmq.Socket,
+    *,
+    sndhwm: int | None = None,
+    rcvhwm: int | None = None,
+    immediate: bool = False,
+    peer_heartbeat: bool = False,
+) -> zmq.Socket:
     """Apply the options every anjeon socket wants.
 
     linger 0: a closing process never waits for a broker that is gone.

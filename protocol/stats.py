@@ -34,8 +34,12 @@ class DropCounter:
                 self._cameras.setdefault(camera, Counter())[reason] += n
         if first:
             suffix = f": {detail}" if detail else ""
-            self._log.warning("dropping %s%s (logged once; counted in status)", reason.replace("_", " "), suffix,
-                              extra=fields(camera=camera, reason=reason))
+            self._log.warning(
+                "dropping %s%s (logged once; counted in status)",
+                reason.replace("_", " "),
+                suffix,
+                extra=fields(camera=camera, reason=reason),
+            )
 
     def __getitem__(self, reason: str) -> int:
         with self._lock:

@@ -126,7 +126,9 @@ def unpack(data: bytes, *kinds: str, max_bytes: int = MAX_HEADER_BYTES) -> dict[
     """
     header = unpack_map(data, max_bytes)
     if header.get("v") != VERSION or type(header.get("v")) is not int:
-        raise ProtocolError("bad_version", f"protocol version {header.get('v')!r}, this build speaks {VERSION}")
+        raise ProtocolError(
+            "bad_version", f"protocol version {header.get('v')!r}, this build speaks {VERSION}"
+        )
     if kinds and header.get("kind") not in kinds:
         raise ProtocolError("bad_kind", f"kind {header.get('kind')!r} where {', '.join(kinds)} was expected")
     return header
@@ -190,24 +192,43 @@ class FrameHeader:
 
     def fields(self) -> dict[str, Any]:
         # Spelled out: dataclasses.asdict deep-copies and was the broker's top cost per frame.
-        return {"camera": self.camera, "run": self.run, "seq": self.seq, "t_capture": self.t_capture,
-                "width": self.width, "height": self.height, "size": self.size, "codec": self.codec,
-                "edge": self.edge, "age": self.age, "ts": self.ts, "grant": self.grant}
+        return {
+            "camera": self.camera,
+            "run": self.run,
+            "seq": self.seq,
+            "t_capture": self.t_capture,
+            "width": self.width,
+            "height": self.height,
+            "size": self.size,
+            "codec": self.codec,
+            "edge": self.edge,
+            "age": self.age,
+            "ts": self.ts,
+            "grant": self.grant,
+        }
 
     def to_wire(self) -> bytes:
         return pack({"v": VERSION, "kind": FRAME, **self.fields()})
 
     @classmethod
-    def from_wire(cls, data: bytes) -> "FrameHeader":
+    def from_wire(cls, data: bytes) -> FrameHeader:
         return cls.from_map(unpack(data, FRAME))
 
     @classmethod
-    def from_map(cls, h: dict[str, Any]) -> "FrameHeader":
+    def from_map(cls, h: dict[str, Any]) -> FrameHeader:
         """Check every field: the rules of ``messages.FRAME_FIELDS``, spelled out inline because this runs
         for every frame in the broker and every result in subscribers (a test checks they agree)."""
         get = h.get
-        camera, run, seq, t, width, height, size, codec = (get("camera"), get("run"), get("seq"), get("t_capture"),
-                                                           get("width"), get("height"), get("size"), get("codec"))
+        camera, run, seq, t, width, height, size, codec = (
+            get("camera"),
+            get("run"),
+            get("seq"),
+            get("t_capture"),
+            get("width"),
+            get("height"),
+            get("size"),
+            get("codec"),
+        )
         if type(camera) is not str or camera not in _CAMERAS_SEEN:
             check_camera_id(camera)
             if len(_CAMERAS_SEEN) < 65536:  # ids that passed the pattern; bounded, as ids come off the wire
@@ -218,7 +239,12 @@ class FrameHeader:
             raise _missing("seq")
         if type(t) is not float and type(t) is not int or not math.isfinite(t):
             raise _missing("t_capture")
-        if type(width) is not int or not 0 <= width <= 65535 or type(height) is not int or not 0 <= height <= 65535:
+        if (
+            type(width) is not int
+            or not 0 <= width <= 65535
+            or type(height) is not int
+            or not 0 <= height <= 65535
+        ):
             raise _missing("width/height")
         if type(size) is not int or not 0 <= size <= MAX_INT:
             raise _missing("size")
@@ -229,8 +255,20 @@ class FrameHeader:
         age = _float(h, "age", False)
         if age < 0:
             raise ProtocolError("malformed", "field 'age' is negative")
-        return cls(camera, run, seq, float(t), width, height, size, codec, _text(h, "edge", False), age,
-                   _timestamps(get("ts", {})), _text(h, "grant", False))
+        return cls(
+            camera,
+            run,
+            seq,
+            float(t),
+            width,
+            height,
+            size,
+            codec,
+            _text(h, "edge", False),
+            age,
+            _timestamps(get("ts", {})),
+            _text(h, "grant", False),
+        )
 
     def stamp(self, stage: str, when: float | None = None) -> None:
         self.ts[stage] = time.time() if when is None else when
@@ -256,16 +294,23 @@ class Detection:
     label: str = ""  # the model's own class name ("Fall"), kept for later rules
 
     def to_dict(self) -> dict[str, Any]:
-        return {"class": self.cls, "label": self.label or self.cls, "confidence": round(self.confidence, 4),
-                "box": [round(float(v), 1) for v in self.box]}
+        return {
+            "class": self.cls,
+            "label": self.label or self.cls,
+            "confidence": round(self.confidence, 4),
+            "box": [round(float(v), 1) for v in self.box],
+        }
 
     @classmethod
-    def from_dict(cls, d: Any) -> "Detection":
+    def from_dict(cls, d: Any) -> Detection:
         if not isinstance(d, dict):
             raise ProtocolError("malformed", "a detection is not a map")
         box, conf = d.get("box"), d.get("confidence")
-        if not (type(box) is list and len(box) == 4
-                and all(type(v) in (int, float) and math.isfinite(v) for v in box)):
+        if not (
+            type(box) is list
+            and len(box) == 4
+            and all(type(v) in (int, float) and math.isfinite(v) for v in box)
+        ):
             raise ProtocolError("malformed", "a detection's box is not [x1, y1, x2, y2]")
         if type(conf) not in (int, float) or not 0.0 <= conf <= 1.0:
             raise ProtocolError("malformed", "a detection's confidence is not a number in 0..1")
@@ -291,37 +336,72 @@ class Result:
     def to_wire(self) -> bytes:
         frame = self.frame.fields()
         frame.pop("grant", None)
-        return pack({"v": VERSION, "kind": RESULT, **frame, "worker": self.worker, "model": self.model,
-                     "rendered": self.rendered, "detections": [d.to_dict() for d in self.detections]})
+        return pack(
+            {
+                "v": VERSION,
+                "kind": RESULT,
+                **frame,
+                "worker": self.worker,
+                "model": self.model,
+                "rendered": self.rendered,
+                "detections": [d.to_dict() for d in self.detections],
+            }
+        )
 
     @classmethod
-    def from_wire(cls, data: bytes) -> "Result":
+    def from_wire(cls, data: bytes) -> Result:
         h = unpack(data, RESULT)
         dets = h.pop("detections", None)
         if type(dets) is not list or len(dets) > MAX_DETECTIONS:
             raise ProtocolError("malformed", f"result has no detections list of at most {MAX_DETECTIONS}")
         worker, model, rendered = h.pop("worker", ""), h.pop("model", ""), h.pop("rendered", False)
-        if type(worker) is not str or type(model) is not str or len(worker) > 64 or len(model) > 256 \
-                or type(rendered) is not bool:
+        if (
+            type(worker) is not str
+            or type(model) is not str
+            or len(worker) > 64
+            or len(model) > 256
+            or type(rendered) is not bool
+        ):
             raise ProtocolError("malformed", "result's worker, model or rendered has the wrong type")
-        return cls(frame=FrameHeader.from_map(h), worker=worker, model=model,
-                   detections=[Detection.from_dict(d) for d in dets], rendered=rendered)
+        return cls(
+            frame=FrameHeader.from_map(h),
+            worker=worker,
+            model=model,
+            detections=[Detection.from_dict(d) for d in dets],
+            rendered=rendered,
+        )
 
     def to_json(self, now: float | None = None) -> dict[str, Any]:
         """The form `anjeon watch --json` prints: one object per result."""
         now = time.time() if now is None else now
         f = self.frame
         return {
-            "camera": f.camera, "run": f.run, "seq": f.seq, "t_capture": f.t_capture,
-            "width": f.width, "height": f.height, "ts": f.ts, "worker": self.worker, "model": self.model,
+            "camera": f.camera,
+            "run": f.run,
+            "seq": f.seq,
+            "t_capture": f.t_capture,
+            "width": f.width,
+            "height": f.height,
+            "ts": f.ts,
+            "worker": self.worker,
+            "model": self.model,
             "latency_ms": round((now - f.t_capture) * 1000.0, 1),
             "detections": [d.to_dict() for d in self.detections],
         }
 
 
 def heartbeat(proc: str, role: str, name: str, info: dict[str, Any]) -> bytes:
-    return pack({"v": VERSION, "kind": HEARTBEAT, "proc": proc, "role": role, "name": name, "t": time.time(),
-                 "info": info})
+    return pack(
+        {
+            "v": VERSION,
+            "kind": HEARTBEAT,
+            "proc": proc,
+            "role": role,
+            "name": name,
+            "t": time.time(),
+            "info": info,
+        }
+    )
 
 
 def ready(proc: str, credit: int, batch: int = 1) -> bytes:

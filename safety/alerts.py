@@ -14,7 +14,6 @@ import json
 import logging
 import queue
 import threading
-import time
 import urllib.error
 import urllib.request
 from typing import Any, Protocol
@@ -43,8 +42,17 @@ class LogDelivery:
 
     def deliver(self, alert: dict[str, Any]) -> None:
         e = alert["event"]
-        log.warning("ALERT %s %s %s on %s (tracks %s, peak %s, %.1f s) snapshot %s", alert["transition"], e["type"],
-                    e["id"], e["camera"], e["tracks"], e["peak"], e["duration"], e["snapshot"] or "-")
+        log.warning(
+            "ALERT %s %s %s on %s (tracks %s, peak %s, %.1f s) snapshot %s",
+            alert["transition"],
+            e["type"],
+            e["id"],
+            e["camera"],
+            e["tracks"],
+            e["peak"],
+            e["duration"],
+            e["snapshot"] or "-",
+        )
 
     def close(self) -> None:
         pass
@@ -56,8 +64,12 @@ class WebhookDelivery:
         self.name, self._spec = f"webhook {redact_url(spec.url)}", spec
 
     def deliver(self, alert: dict[str, Any]) -> None:
-        request = urllib.request.Request(self._spec.url, data=json.dumps(alert).encode(), method="POST",
-                                         headers={"Content-Type": "application/json", "User-Agent": "anjeon-safety"})
+        request = urllib.request.Request(
+            self._spec.url,
+            data=json.dumps(alert).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "anjeon-safety"},
+        )
         with urllib.request.urlopen(request, timeout=self._spec.timeout) as response:
             if not 200 <= response.status < 300:
                 raise RuntimeError(f"HTTP {response.status}")
@@ -87,8 +99,9 @@ class MqttDelivery:
         if spec.tls:
             self._client.tls_set(ca_certs=spec.ca_file or None)
         elif spec.username:
-            log.warning("%s: SECURITY: the MQTT password goes over the network unencrypted; set tls: true",
-                        self.name)
+            log.warning(
+                "%s: SECURITY: the MQTT password goes over the network unencrypted; set tls: true", self.name
+            )
         self._client.on_connect = self._on_connect
         self._client.reconnect_delay_set(1, 30)
         self._client.connect_async(spec.host, spec.port, keepalive=30)
@@ -99,8 +112,12 @@ class MqttDelivery:
 
     def deliver(self, alert: dict[str, Any]) -> None:
         if not self._client.is_connected():
-            raise RuntimeError(f"not connected to the MQTT broker{f' ({self._refused})' if self._refused else ''}")
-        info = self._client.publish(f"{self._spec.topic}/{alert['event']['camera']}", json.dumps(alert), qos=1)
+            raise RuntimeError(
+                f"not connected to the MQTT broker{f' ({self._refused})' if self._refused else ''}"
+            )
+        info = self._client.publish(
+            f"{self._spec.topic}/{alert['event']['camera']}", json.dumps(alert), qos=1
+        )
         info.wait_for_publish(timeout=self._spec.timeout)
         if not info.is_published():
             raise RuntimeError("the MQTT broker did not acknowledge")
@@ -139,7 +156,9 @@ class Sink:
             except queue.Full:
                 try:
                     self._queue.get_nowait()
-                    self._drops.drop("alert_queue_full", f"{self.delivery.name} is behind; dropped its oldest alert")
+                    self._drops.drop(
+                        "alert_queue_full", f"{self.delivery.name} is behind; dropped its oldest alert"
+                    )
                 except queue.Empty:
                     pass
 
@@ -159,13 +178,17 @@ class Sink:
                 self.delivery.deliver(alert)
                 self.sent += 1
                 return
-            except Exception as exc:  # any failure of a sink is retried, logged, and never reaches the pipeline
+            except (
+                Exception
+            ) as exc:  # any failure of a sink is retried, logged, and never reaches the pipeline
                 last = f"{type(exc).__name__}: {exc}"
             if attempt < self.spec.retries and self._stop.wait(delay):
                 break
             delay = min(delay * 2, MAX_BACKOFF)
         self.failed += 1
-        self._drops.drop("alert_failed", f"{self.delivery.name}: {last} (after {self.spec.retries + 1} attempts)")
+        self._drops.drop(
+            "alert_failed", f"{self.delivery.name}: {last} (after {self.spec.retries + 1} attempts)"
+        )
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()

@@ -11,7 +11,8 @@ docs/protocol.md ("The history socket") describes every field.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import zmq
 
@@ -31,9 +32,30 @@ DEFAULT_HISTORY_HOST = "127.0.0.1"  # loopback unless --history-bind says otherw
 
 
 # One event as a flat export row (CSV of `anjeon events` and of the console): ack, response time, outcome, clip.
-EXPORT_COLUMNS = ("id", "camera", "rule", "type", "zone", "line", "severity", "state", "started", "ended", "duration",
-                  "peak", "tracks", "snapshot", "ack_by", "ack_at", "ack_note", "response_s", "outcome",
-                  "outcome_reason", "clip_state", "clip")
+EXPORT_COLUMNS = (
+    "id",
+    "camera",
+    "rule",
+    "type",
+    "zone",
+    "line",
+    "severity",
+    "state",
+    "started",
+    "ended",
+    "duration",
+    "peak",
+    "tracks",
+    "snapshot",
+    "ack_by",
+    "ack_at",
+    "ack_note",
+    "response_s",
+    "outcome",
+    "outcome_reason",
+    "clip_state",
+    "clip",
+)
 
 
 def export_fields(event: dict[str, Any]) -> dict[str, Any]:
@@ -41,15 +63,26 @@ def export_fields(event: dict[str, Any]) -> dict[str, Any]:
     ack = event.get("ack") if isinstance(event.get("ack"), dict) else {}
     clip = event.get("clip") if isinstance(event.get("clip"), dict) else {}
     tracks = event.get("tracks") if isinstance(event.get("tracks"), list) else []
-    flat = {**event, "tracks": " ".join(map(str, tracks)), "ack_by": ack.get("by"), "ack_at": ack.get("at"),
-            "ack_note": ack.get("note"), "response_s": ack.get("response"), "outcome": ack.get("outcome"),
-            "outcome_reason": ack.get("reason"), "clip_state": clip.get("state"), "clip": clip.get("path")}
+    flat = {
+        **event,
+        "tracks": " ".join(map(str, tracks)),
+        "ack_by": ack.get("by"),
+        "ack_at": ack.get("at"),
+        "ack_note": ack.get("note"),
+        "response_s": ack.get("response"),
+        "outcome": ack.get("outcome"),
+        "outcome_reason": ack.get("reason"),
+        "clip_state": clip.get("state"),
+        "clip": clip.get("path"),
+    }
     return {c: "" if flat.get(c) is None else flat[c] for c in EXPORT_COLUMNS}
 
 
 def event_message(transition: str, event: dict[str, Any]) -> list[bytes]:
-    return [wire.topic(EVENT_PREFIX, event["camera"]),
-            wire.pack({"v": wire.VERSION, "kind": EVENT, "transition": transition, "event": event})]
+    return [
+        wire.topic(EVENT_PREFIX, event["camera"]),
+        wire.pack({"v": wire.VERSION, "kind": EVENT, "transition": transition, "event": event}),
+    ]
 
 
 class HistoryError(RuntimeError):
@@ -60,8 +93,9 @@ class HistoryError(RuntimeError):
         self.state = state
 
 
-def request(ctx: zmq.Context, endpoint: str, message: dict[str, Any], expect: str,
-            timeout: float = 5.0) -> tuple[dict[str, Any], list[bytes]]:
+def request(
+    ctx: zmq.Context, endpoint: str, message: dict[str, Any], expect: str, timeout: float = 5.0
+) -> tuple[dict[str, Any], list[bytes]]:
     """One request, one answer: (answer header, extra frames); raises TimeoutError or HistoryError."""
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
@@ -79,14 +113,17 @@ def request(ctx: zmq.Context, endpoint: str, message: dict[str, Any], expect: st
     return reply, frames[1:]
 
 
-def query_page(ctx: zmq.Context, endpoint: str, query: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+def query_page(
+    ctx: zmq.Context, endpoint: str, query: dict[str, Any], timeout: float = 5.0
+) -> dict[str, Any]:
     """One page: {"events": [...], "next": cursor|None, "total": int|None}."""
     reply, _ = request(ctx, endpoint, {"kind": EVENTS_QUERY, **query}, EVENTS, timeout)
     return reply
 
 
-def iterate_history(ctx: zmq.Context, endpoint: str, query: dict[str, Any],
-                    timeout: float = 5.0) -> Iterator[dict[str, Any]]:
+def iterate_history(
+    ctx: zmq.Context, endpoint: str, query: dict[str, Any], timeout: float = 5.0
+) -> Iterator[dict[str, Any]]:
     """Every matching event, newest first, page after page."""
     query = {k: v for k, v in query.items() if v is not None}
     while True:
@@ -108,10 +145,23 @@ def query_history(ctx: zmq.Context, endpoint: str, query: dict[str, Any], timeou
     return out
 
 
-def acknowledge(ctx: zmq.Context, endpoint: str, event: str, by: str, note: str = "", outcome: str = "",
-                reason: str = "", timeout: float = 5.0) -> dict[str, Any]:
-    reply, _ = request(ctx, endpoint, {"kind": ACK, "event": event, "by": by, "note": note, "outcome": outcome,
-                                       "reason": reason}, ACKED, timeout)
+def acknowledge(
+    ctx: zmq.Context,
+    endpoint: str,
+    event: str,
+    by: str,
+    note: str = "",
+    outcome: str = "",
+    reason: str = "",
+    timeout: float = 5.0,
+) -> dict[str, Any]:
+    reply, _ = request(
+        ctx,
+        endpoint,
+        {"kind": ACK, "event": event, "by": by, "note": note, "outcome": outcome, "reason": reason},
+        ACKED,
+        timeout,
+    )
     return dict(reply.get("event") or {})
 
 

@@ -28,10 +28,11 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -135,7 +136,9 @@ def annotate_frame(image: np.ndarray, frame: ClipFrame, event: Event, rules: Cam
         colour = OFFENDER_COLOUR if bad else OTHER_COLOUR
         cv2.rectangle(image, (x1, y1), (x2, y2), colour, 3 if bad else 1)
         label = f"#{int(tid)}" + (f" {event.type}" if bad else "") if tid >= 0 else "?"
-        cv2.putText(image, label, (x1, max(12, y1 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 2, cv2.LINE_AA)
+        cv2.putText(
+            image, label, (x1, max(12, y1 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 2, cv2.LINE_AA
+        )
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(frame.t)) + f".{int(frame.t * 10) % 10}"
     text = f"{stamp}  {event.camera}  {event.rule}"
     (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1)
@@ -208,19 +211,30 @@ class ClipStats:
     recording: int = 0
 
     def to_dict(self) -> dict[str, int]:
-        return {"ready": self.ready, "failed": self.failed, "recording": self.recording,
-                "dropped_frames": self.dropped_frames}
+        return {
+            "ready": self.ready,
+            "failed": self.failed,
+            "recording": self.recording,
+            "dropped_frames": self.dropped_frames,
+        }
 
 
 class ClipRecorder:
     """Ring buffers and recordings per camera (rules' thread) and the encoder thread."""
 
-    def __init__(self, folder: Path, store_path: Path, specs: dict[str, ClipSpec | None],
-                 on_error: Callable[[str, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        store_path: Path,
+        specs: dict[str, ClipSpec | None],
+        on_error: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.folder, self._store_path = folder, store_path
         self.specs = dict(specs)
         self._rings: dict[str, _Ring] = {}
-        self._active: dict[str, list[Recording]] = {}  # camera -> recordings taking frames (rules' thread only)
+        self._active: dict[
+            str, list[Recording]
+        ] = {}  # camera -> recordings taking frames (rules' thread only)
         self._by_event: dict[str, Recording] = {}  # open events' recordings (rules' thread only)
         self._pending: list[Recording] = []  # every recording the encoder has not closed yet
         self._lock = threading.Lock()
@@ -280,8 +294,15 @@ class ClipRecorder:
         if spec is None:
             return None
         if tr.kind == "start":
-            rec = Recording(ev, rules, spec, self.path_for(ev), start=ev.started - spec.pre,
-                            cap=ev.started - spec.pre + spec.max, queue_cap=max(10, int(QUEUE_SECONDS * spec.fps)))
+            rec = Recording(
+                ev,
+                rules,
+                spec,
+                self.path_for(ev),
+                start=ev.started - spec.pre,
+                cap=ev.started - spec.pre + spec.max,
+                queue_cap=max(10, int(QUEUE_SECONDS * spec.fps)),
+            )
             ring = self._rings.get(ev.camera)
             for frame in list(ring.frames) if ring else []:
                 rec.offer(frame)
@@ -358,7 +379,9 @@ class ClipRecorder:
         # The camera went quiet (or the service is stopping): close with what arrived.
         return rec.end_set is not None and time.monotonic() - rec.end_set > rec.spec.post + QUIET_GRACE
 
-    def _close(self, rec: Recording, encoders: dict[str, _Encoder], store: EventStore, error: str = "") -> None:
+    def _close(
+        self, rec: Recording, encoders: dict[str, _Encoder], store: EventStore, error: str = ""
+    ) -> None:
         enc = encoders.pop(rec.event.id)
         size = 0
         if not error:
@@ -382,15 +405,35 @@ class ClipRecorder:
         if error:
             self._on_error("clip_failed", f"event {rec.event.id}: {error}")
         end = rec.last_t if rec.written else rec.start
-        self._record(store, ClipRecord(rec.event.id, state, str(rec.path) if not error else "", rec.start, end,
-                                       rec.written, rec.dropped, size, error))
+        self._record(
+            store,
+            ClipRecord(
+                rec.event.id,
+                state,
+                str(rec.path) if not error else "",
+                rec.start,
+                end,
+                rec.written,
+                rec.dropped,
+                size,
+                error,
+            ),
+        )
         if rec.points:
             try:
                 store.add_points(rec.event.id, rec.points)
             except sqlite3.Error as exc:
                 self._on_error("clip_store_failed", f"event {rec.event.id} points: {exc}")
-        log.info("clip %s of event %s: %d frames (%.1f s), %d dropped, %d bytes%s", state, rec.event.id,
-                 rec.written, end - rec.start, rec.dropped, size, f": {error}" if error else "")
+        log.info(
+            "clip %s of event %s: %d frames (%.1f s), %d dropped, %d bytes%s",
+            state,
+            rec.event.id,
+            rec.written,
+            end - rec.start,
+            rec.dropped,
+            size,
+            f": {error}" if error else "",
+        )
 
 
 MAX_POINTS = 600  # per event: a 2-minute clip at 5 fps of one offender

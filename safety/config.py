@@ -27,8 +27,9 @@ nothing, so `anjeon config validate` works on a base install.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
 from anjeon.protocol.wire import CAMERA_ID
 
@@ -92,7 +93,9 @@ class AlertSpec:
     topic: str = "anjeon/events"
     username: str = ""  # mqtt: broker login (docs/security.md)
     password: str = ""
-    tls: bool = False  # mqtt over TLS; ca_file: the CA that signed the broker's certificate (default: system CAs)
+    tls: bool = (
+        False  # mqtt over TLS; ca_file: the CA that signed the broker's certificate (default: system CAs)
+    )
     ca_file: str = ""
     timeout: float = 5.0  # seconds per attempt
     retries: int = 3  # attempts after the first
@@ -194,7 +197,7 @@ def _line(p: _Parse, value: Any, path: tuple) -> LineSpec:
 def _hours(p: _Parse, value: Any, path: tuple) -> Hours:
     match = HOURS.match(value) if isinstance(value, str) else None
     if not match:
-        raise p.error(path, f"hours are HH:MM-HH:MM, e.g. \"07:00-19:00\", got {value!r}")
+        raise p.error(path, f'hours are HH:MM-HH:MM, e.g. "07:00-19:00", got {value!r}')
     h1, m1, h2, m2 = (int(g) for g in match.groups())
     if h1 > 24 or h2 > 24 or m1 > 59 or m2 > 59:
         raise p.error(path, f"{value!r} is not a time of day")
@@ -214,37 +217,54 @@ def _rule(p: _Parse, value: Any, path: tuple, cam: CameraRules) -> RuleSpec:
     if kind in ZONE_RULES and not zone:
         raise p.error(path + ("zone",), f"a {kind} rule needs a zone")
     if zone and zone not in cam.zones:
-        raise p.error(path + ("zone",), f"no zone {zone!r} on this camera; zones: {', '.join(cam.zones) or 'none'}")
+        raise p.error(
+            path + ("zone",), f"no zone {zone!r} on this camera; zones: {', '.join(cam.zones) or 'none'}"
+        )
     if kind == "line_crossing":
         if not line:
             raise p.error(path + ("line",), "a line_crossing rule needs a line")
         if line not in cam.lines:
-            raise p.error(path + ("line",), f"no line {line!r} on this camera; lines: {', '.join(cam.lines) or 'none'}")
+            raise p.error(
+                path + ("line",), f"no line {line!r} on this camera; lines: {', '.join(cam.lines) or 'none'}"
+            )
     elif line:
         raise p.error(path + ("line",), f"a {kind} rule takes a zone, not a line")
     if kind == "crowding" and "max_people" not in data:
-        raise p.error(path + ("max_people",), "a crowding rule needs max_people (more than this many is crowding)")
+        raise p.error(
+            path + ("max_people",), "a crowding rule needs max_people (more than this many is crowding)"
+        )
     if kind == "dwell" and "min_duration" not in data:
         raise p.error(path + ("min_duration",), "a dwell rule needs min_duration (seconds of loitering)")
     default_min = {"intrusion": 1.0, "helmet": 2.0, "fall": 2.0}.get(kind, 0.0)
     spec = RuleSpec(
         type=kind,
-        name=p.text(data["name"], path + ("name",), NAME) if "name" in data else f"{kind}-{zone or line or 'all'}",
-        zone=zone, line=line,
+        name=p.text(data["name"], path + ("name",), NAME)
+        if "name" in data
+        else f"{kind}-{zone or line or 'all'}",
+        zone=zone,
+        line=line,
         min_duration=p.number(data.get("min_duration", default_min), path + ("min_duration",), 0.0, 86400.0),
         end_after=p.number(data.get("end_after", 2.0), path + ("end_after",), 0.1, 3600.0),
         cooldown=p.number(data.get("cooldown", 0.0), path + ("cooldown",), 0.0, 86400.0),
         hours=_hours(p, data["hours"], path + ("hours",)) if data.get("hours") is not None else None,
         max_people=p.number(data.get("max_people", 0), path + ("max_people",), 0, 10000, int),
-        severity=p.text(data.get("severity", "warning"), path + ("severity",), choices=("info", "warning", "critical")),
+        severity=p.text(
+            data.get("severity", "warning"), path + ("severity",), choices=("info", "warning", "critical")
+        ),
     )
     return spec
 
 
 def _camera(p: _Parse, value: Any, path: tuple) -> CameraRules:
     data = p.mapping(value, path, ("zones", "lines", "rules", "clips"))  # clips: safety/evidence_config.py
-    zones = {k: _polygon(p, v, path + ("zones", k)) for k, v in p.items(data.get("zones"), path + ("zones",), "zone").items()}
-    lines = {k: _line(p, v, path + ("lines", k)) for k, v in p.items(data.get("lines"), path + ("lines",), "line").items()}
+    zones = {
+        k: _polygon(p, v, path + ("zones", k))
+        for k, v in p.items(data.get("zones"), path + ("zones",), "zone").items()
+    }
+    lines = {
+        k: _line(p, v, path + ("lines", k))
+        for k, v in p.items(data.get("lines"), path + ("lines",), "line").items()
+    }
     cam = CameraRules(zones=zones, lines=lines)
     raw_rules = data.get("rules") or []
     if not isinstance(raw_rules, list) or len(raw_rules) > MAX_ITEMS:
@@ -283,7 +303,8 @@ def _alert(p: _Parse, value: Any, path: tuple) -> AlertSpec:
     if not isinstance(on, list) or not on or any(o not in ("start", "update", "end") for o in on):
         raise p.error(path + ("on",), "must be a list of start, update, end")
     return AlertSpec(
-        type=kind, url=url,
+        type=kind,
+        url=url,
         host=p.text(data.get("host", "127.0.0.1"), path + ("host",)),
         port=p.number(data.get("port", 1883), path + ("port",), 1, 65535, int),
         topic=p.text(data.get("topic", "anjeon/events"), path + ("topic",)),
@@ -302,8 +323,10 @@ def parse_safety(data: Any, error: ErrorFn, path: tuple = ("safety",)) -> Safety
     """Validate the `safety:` mapping; ``error(path, message)`` builds the exception to raise."""
     p = _Parse(error)
     data = p.mapping(data, path, ("store", "snapshots", "cameras", "alerts", "clips", "retention", "reports"))
-    config = SafetyConfig(store=p.text(data.get("store", "data/events.db"), path + ("store",)),
-                          snapshots=p.text(data.get("snapshots", ""), path + ("snapshots",)))
+    config = SafetyConfig(
+        store=p.text(data.get("store", "data/events.db"), path + ("store",)),
+        snapshots=p.text(data.get("snapshots", ""), path + ("snapshots",)),
+    )
     cameras = data.get("cameras") or {}
     if not isinstance(cameras, dict):
         raise p.error(path + ("cameras",), "must map camera ids to their zones, lines and rules")

@@ -20,8 +20,8 @@ Times are capture times of one camera, fed in order.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable
 
 END_RESULTS = 2  # consecutive results without the condition before it is over (plus end_after seconds)
 START_RESULTS = 2  # results showing the condition before it counts (per-track rules on confirmed tracks too)
@@ -52,7 +52,9 @@ class Debouncer:
     min_results: int = START_RESULTS
     _keys: dict[Hashable, _Seen] = field(default_factory=dict)
 
-    def update(self, t: float, present: Iterable[Hashable], interval: float | None = None) -> dict[Hashable, float]:
+    def update(
+        self, t: float, present: Iterable[Hashable], interval: float | None = None
+    ) -> dict[Hashable, float]:
         """Keys present now that have held long enough, each with the time it began.
 
         ``interval``: the camera's live result interval (rate.py), None while unknown."""

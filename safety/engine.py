@@ -10,8 +10,8 @@ benchmarked on synthetic streams.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .config import CameraRules, RuleSpec
 from .debounce import Debouncer
@@ -45,7 +45,13 @@ class TrackView:
         return self.id >= 0
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "box": self.box, "zones": self.zones, "rules": self.rules, "confirmed": self.confirmed}
+        return {
+            "id": self.id,
+            "box": self.box,
+            "zones": self.zones,
+            "rules": self.rules,
+            "confirmed": self.confirmed,
+        }
 
 
 @dataclass(eq=False)
@@ -63,8 +69,11 @@ class CameraEngine:
 
     def _slot(self, spec: RuleSpec) -> _Slot:
         rule = build_rule(spec, self.rules.zones, self.rules.lines)
-        return _Slot(rule, Debouncer(spec.min_duration, spec.end_after, rule.evidence_results),
-                     Incident(self.camera, spec))
+        return _Slot(
+            rule,
+            Debouncer(spec.min_duration, spec.end_after, rule.evidence_results),
+            Incident(self.camera, spec),
+        )
 
     @property
     def last_capture(self) -> float | None:
@@ -83,7 +92,10 @@ class CameraEngine:
 
     def process(self, obs: Observation) -> tuple[Observation, list[Transition]]:
         if self._last_t is not None and obs.t <= self._last_t:
-            return obs, []  # capture time repeated or went backwards (edge clock stepped): never feed rules the past
+            return (
+                obs,
+                [],
+            )  # capture time repeated or went backwards (edge clock stepped): never feed rules the past
         self._last_t = obs.t
         self.rate.observe(obs.t)
         interval = self.rate.interval
@@ -108,9 +120,15 @@ class CameraEngine:
     def _view(self, obs: Observation, tripped: dict[int, list[str]]) -> list[TrackView]:
         feet = anchors(obs.boxes, obs.width, obs.height)
         inside = [zone.contains(feet) for zone in self._zones]
-        return [TrackView(int(obs.ids[i]), [round(float(v), 1) for v in obs.boxes[i]],
-                          [z.name for z, mask in zip(self._zones, inside) if mask[i]], tripped.get(i, []))
-                for i in range(len(obs.boxes))]
+        return [
+            TrackView(
+                int(obs.ids[i]),
+                [round(float(v), 1) for v in obs.boxes[i]],
+                [z.name for z, mask in zip(self._zones, inside) if mask[i]],
+                tripped.get(i, []),
+            )
+            for i in range(len(obs.boxes))
+        ]
 
     def idle(self, t: float) -> list[Transition]:
         """No results for a while (camera gone): end what has been quiet for end_after; ``t`` in capture time."""

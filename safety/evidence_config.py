@@ -26,8 +26,13 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-CLIP_RANGES = {"pre": (0.0, 120.0), "post": (0.0, 600.0), "max": (1.0, 3600.0), "fps": (0.2, 30.0),
-               "buffer_mb": (1.0, 4096.0)}
+CLIP_RANGES = {
+    "pre": (0.0, 120.0),
+    "post": (0.0, 600.0),
+    "max": (1.0, 3600.0),
+    "fps": (0.2, 30.0),
+    "buffer_mb": (1.0, 4096.0),
+}
 DAYS = (0.0, 36500.0)  # 0 = keep forever
 HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -85,12 +90,16 @@ def _clips(p: Any, value: Any, path: tuple, base: ClipSpec | None, top: bool) ->
     if value is True or value is None:
         return base or ClipSpec()
     data = p.mapping(value, path, tuple(CLIP_RANGES) + (("folder",) if top else ()))
-    out = replace(base or ClipSpec(), **{k: p.number(data[k], path + (k,), *CLIP_RANGES[k])
-                                         for k in CLIP_RANGES if k in data})
+    out = replace(
+        base or ClipSpec(),
+        **{k: p.number(data[k], path + (k,), *CLIP_RANGES[k]) for k in CLIP_RANGES if k in data},
+    )
     if "folder" in data:
         out = replace(out, folder=p.text(data["folder"], path + ("folder",)))
     if out.max <= out.pre:
-        raise p.error(path + ("max",), f"max ({out.max:g} s) must be longer than the pre-roll ({out.pre:g} s)")
+        raise p.error(
+            path + ("max",), f"max ({out.max:g} s) must be longer than the pre-roll ({out.pre:g} s)"
+        )
     return out
 
 
@@ -114,12 +123,17 @@ def _email(p: Any, value: Any, path: tuple) -> EmailSpec:
     starttls = data.get("starttls", True)
     if not isinstance(starttls, bool):
         raise p.error(path + ("starttls",), "must be true or false")
-    return EmailSpec(host=p.text(data["host"], path + ("host",)),
-                     port=p.number(data.get("port", 587), path + ("port",), 1, 65535, int), starttls=starttls,
-                     user=p.text(data.get("user", ""), path + ("user",)),
-                     password_env=p.text(data.get("password_env", ""), path + ("password_env",)),
-                     sender=sender, to=tuple(to), ca_file=p.text(data.get("ca_file", ""), path + ("ca_file",)),
-                     timeout=p.number(data.get("timeout", 30.0), path + ("timeout",), 1.0, 600.0))
+    return EmailSpec(
+        host=p.text(data["host"], path + ("host",)),
+        port=p.number(data.get("port", 587), path + ("port",), 1, 65535, int),
+        starttls=starttls,
+        user=p.text(data.get("user", ""), path + ("user",)),
+        password_env=p.text(data.get("password_env", ""), path + ("password_env",)),
+        sender=sender,
+        to=tuple(to),
+        ca_file=p.text(data.get("ca_file", ""), path + ("ca_file",)),
+        timeout=p.number(data.get("timeout", 30.0), path + ("timeout",), 1.0, 600.0),
+    )
 
 
 def _reports(p: Any, value: Any, path: tuple) -> ReportSpec:
@@ -135,10 +149,14 @@ def _reports(p: Any, value: Any, path: tuple) -> ReportSpec:
     webhook = p.text(data.get("webhook", ""), path + ("webhook",))
     if webhook and not re.match(r"^https?://[^\s/]+", webhook):
         raise p.error(path + ("webhook",), f"a webhook needs an http:// or https:// url, got {webhook!r}")
-    return ReportSpec(daily=daily, weekly=weekly.lower(),
-                      lang=p.text(data.get("lang", "ko"), path + ("lang",), choices=("ko", "en")),
-                      folder=p.text(data.get("folder", ""), path + ("folder",)), webhook=webhook,
-                      email=_email(p, data["email"], path + ("email",)) if data.get("email") else None)
+    return ReportSpec(
+        daily=daily,
+        weekly=weekly.lower(),
+        lang=p.text(data.get("lang", "ko"), path + ("lang",), choices=("ko", "en")),
+        folder=p.text(data.get("folder", ""), path + ("folder",)),
+        webhook=webhook,
+        email=_email(p, data["email"], path + ("email",)) if data.get("email") else None,
+    )
 
 
 def parse_evidence(p: Any, data: dict, config: Any, path: tuple) -> None:
@@ -147,8 +165,9 @@ def parse_evidence(p: Any, data: dict, config: Any, path: tuple) -> None:
     for cam_id, value in (data.get("cameras") or {}).items():
         if isinstance(value, dict) and "clips" in value:
             base = config.clips or ClipSpec()
-            config.camera_clips[cam_id] = _clips(p, value["clips"], path + ("cameras", str(cam_id), "clips"), base,
-                                                 top=False)
+            config.camera_clips[cam_id] = _clips(
+                p, value["clips"], path + ("cameras", str(cam_id), "clips"), base, top=False
+            )
     config.retention = _retention(p, data.get("retention"), path + ("retention",))
     config.reports = _reports(p, data["reports"], path + ("reports",)) if data.get("reports") else None
 

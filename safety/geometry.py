@@ -76,7 +76,7 @@ class Zone:
         with np.errstate(divide="ignore", invalid="ignore"):
             x_at = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
         hits = straddles & (x < x_at)
-        return (hits.sum(axis=1) % 2 == 1)
+        return hits.sum(axis=1) % 2 == 1
 
     def pixels(self, width: int, height: int) -> np.ndarray:
         return np.array([[round(x * width), round(y * height)] for x, y in self.points], np.int32)
@@ -114,5 +114,7 @@ class Line:
         return 1 if self.restricted == "right" else -1
 
     def pixels(self, width: int, height: int) -> tuple[tuple[int, int], tuple[int, int]]:
-        return ((round(self.a[0] * width), round(self.a[1] * height)),
-                (round(self.b[0] * width), round(self.b[1] * height)))
+        return (
+            (round(self.a[0] * width), round(self.a[1] * height)),
+            (round(self.b[0] * width), round(self.b[1] * height)),
+        )

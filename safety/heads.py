@@ -19,10 +19,15 @@ def upper_region_mask(people: np.ndarray, points: np.ndarray) -> np.ndarray:
     """M x N: whether point j lies in the upper part of person box i."""
     if len(people) == 0 or len(points) == 0:
         return np.zeros((len(people), len(points)), bool)
-    x1, y1, x2, y2 = (people[:, k:k + 1] for k in range(4))
+    x1, y1, x2, y2 = (people[:, k : k + 1] for k in range(4))
     margin = (x2 - x1) * SIDE_MARGIN
     px, py = points[:, 0][None, :], points[:, 1][None, :]
-    return (px >= x1 - margin) & (px <= x2 + margin) & (py >= y1 - (y2 - y1) * 0.05) & (py <= y1 + (y2 - y1) * UPPER_FRACTION)
+    return (
+        (px >= x1 - margin)
+        & (px <= x2 + margin)
+        & (py >= y1 - (y2 - y1) * 0.05)
+        & (py <= y1 + (y2 - y1) * UPPER_FRACTION)
+    )
 
 
 def match_heads(people: np.ndarray, heads: np.ndarray) -> dict[int, int]:

@@ -15,9 +15,10 @@ import json
 import logging
 import sqlite3
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import msgpack
 import zmq
@@ -65,7 +66,9 @@ def page_answer(rows: list[dict[str, Any]], more: bool, total: int | None) -> by
     last = rows[len(body) - 1] if body else None
     nxt = encode_cursor(last["started"], last["id"]) if more and last is not None else None
     # Assemble the map by hand so each event is packed once: {"v", "kind", "events": [...], "next", "total"}.
-    head = msgpack.packb({"v": wire.VERSION, "kind": bus.EVENTS, "next": nxt, "total": total}, use_bin_type=True)
+    head = msgpack.packb(
+        {"v": wire.VERSION, "kind": bus.EVENTS, "next": nxt, "total": total}, use_bin_type=True
+    )
     events_key = msgpack.packb("events", use_bin_type=True)
     items = bytearray()
     items += _map_header(4 + 1) + head[1:]  # head is a fixmap of 4; re-prefix it as a map of 5
@@ -86,8 +89,14 @@ def _array_header(n: int) -> bytes:
 class HistoryServer:
     """Owns the bound ROUTER after ``start``; ``storage`` reports what retention last found."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, store_path: Path, drops: DropCounter,
-                 storage: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        endpoint: str,
+        store_path: Path,
+        drops: DropCounter,
+        storage: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.endpoint, self._store_path, self._drops = endpoint, store_path, drops
         self._storage = storage or (lambda: {})
         self._sock = configure(ctx.socket(zmq.ROUTER))
@@ -170,8 +179,12 @@ class HistoryServer:
                 reply = [page_answer(rows, more, reader.count(q) if q.total else None)]
             elif kind == bus.ACK:
                 event = self._acks().acknowledge(Ack.from_map(request))
-                log.info("event %s acknowledged by %s%s", event.get("id"), request.get("by"),
-                         f" ({request.get('outcome')})" if request.get("outcome") else "")
+                log.info(
+                    "event %s acknowledged by %s%s",
+                    event.get("id"),
+                    request.get("by"),
+                    f" ({request.get('outcome')})" if request.get("outcome") else "",
+                )
                 reply = [wire.pack({"v": wire.VERSION, "kind": bus.ACKED, "event": _small(event)})]
             elif kind == bus.CLIP_QUERY:
                 reply = self._clip(reader, request)
@@ -232,15 +245,24 @@ class HistoryServer:
         if clip is None:
             raise KeyError(event_id)
         if clip["state"] != "ready":
-            return self._error(f"the clip of event {event_id} is {clip['state']}"
-                               + (f": {clip['error']}" if clip["error"] else ""), state=clip["state"])
+            return self._error(
+                f"the clip of event {event_id} is {clip['state']}"
+                + (f": {clip['error']}" if clip["error"] else ""),
+                state=clip["state"],
+            )
         path = Path(clip["path"])  # written by this service's encoder, never named by a client
         size = path.stat().st_size
         if size > MAX_CLIP_BYTES:
             return self._error(f"the clip of event {event_id} is {size} bytes, over {MAX_CLIP_BYTES}")
         data = path.read_bytes()
-        header = {"v": wire.VERSION, "kind": bus.CLIP, "event": event_id, "state": "ready",
-                  "mime": bus.CLIP_MIME, "size": len(data)}
+        header = {
+            "v": wire.VERSION,
+            "kind": bus.CLIP,
+            "event": event_id,
+            "state": "ready",
+            "mime": bus.CLIP_MIME,
+            "size": len(data),
+        }
         return [wire.pack(header), data]
 
     def _error(self, message: str, **extra: Any) -> list[bytes]:
@@ -263,6 +285,7 @@ def _kind(body: bytes) -> str:
 def report_job(request: dict[str, Any]) -> Callable[[Path], list[bytes]]:
     """Check a report_query and return the work that answers it:
     json -> [header, figures JSON, PNG per chart], pdf -> [header, PDF]."""
+
     def num(key: str) -> float:
         v = request.get(key)
         if not isinstance(v, (int, float)) or isinstance(v, bool) or v != v:
@@ -273,8 +296,11 @@ def report_job(request: dict[str, Any]) -> Callable[[Path], list[bytes]]:
     if not 0 < until - since <= MAX_REPORT_DAYS * 86400:
         raise QueryError(f"until must be after since, at most {MAX_REPORT_DAYS} days")
     cameras = request.get("cameras") or []
-    if not isinstance(cameras, list) or len(cameras) > 64 or not all(isinstance(c, str) and len(c) <= 64
-                                                                       for c in cameras):
+    if (
+        not isinstance(cameras, list)
+        or len(cameras) > 64
+        or not all(isinstance(c, str) and len(c) <= 64 for c in cameras)
+    ):
         raise QueryError("cameras must be a list of camera ids")
     lang, fmt = request.get("lang", "ko"), request.get("format", "json")
     if lang not in ("ko", "en") or fmt not in ("json", "pdf"):
@@ -294,7 +320,10 @@ def report_job(request: dict[str, Any]) -> Callable[[Path], list[bytes]]:
                 write_pdf(data, lang, out)
                 return [wire.pack({**head, "parts": ["report.pdf"]}), out.read_bytes()]
         charts = charts_png(data, lang)
-        return [wire.pack({**head, "parts": ["figures.json", *charts]}),
-                json.dumps(data.to_dict(), ensure_ascii=False).encode(), *(v.encode() for v in charts.values())]
+        return [
+            wire.pack({**head, "parts": ["figures.json", *charts]}),
+            json.dumps(data.to_dict(), ensure_ascii=False).encode(),
+            *(v.encode() for v in charts.values()),
+        ]
 
     return work

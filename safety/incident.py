@@ -64,7 +64,7 @@ class Event:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Event":
+    def from_dict(cls, d: dict[str, Any]) -> Event:
         names = cls.__dataclass_fields__
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -110,8 +110,16 @@ class Incident:
         last = self._last_active if self._last_active is not None else self.event.updated
         return self._end(last) if t - last >= self.spec.end_after else None
 
-    def update(self, t: float, offenders: dict[Any, float], tracks: set[int], count: int, rows: tuple[int, ...],
-               run: str = "", seq: int = 0) -> Transition | None:
+    def update(
+        self,
+        t: float,
+        offenders: dict[Any, float],
+        tracks: set[int],
+        count: int,
+        rows: tuple[int, ...],
+        run: str = "",
+        seq: int = 0,
+    ) -> Transition | None:
         """One result: ``offenders``: debounced key -> since; ``tracks``/``count``/``rows``: who and how many."""
         hours = self.spec.hours
         if offenders and hours is not None and not hours.contains(_local_minute(t)):
@@ -131,9 +139,23 @@ class Incident:
             if self._last_end is not None and t - self._last_end < self.spec.cooldown:
                 return None
             s = self.spec
-            self.event = Event(id=uuid.uuid4().hex[:16], camera=self.camera, rule=s.name, type=s.type, zone=s.zone,
-                               line=s.line, severity=s.severity, started=t, since=min(offenders.values()), updated=t,
-                               peak=count, count=count, tracks=sorted(tracks), run=run, seq=seq)
+            self.event = Event(
+                id=uuid.uuid4().hex[:16],
+                camera=self.camera,
+                rule=s.name,
+                type=s.type,
+                zone=s.zone,
+                line=s.line,
+                severity=s.severity,
+                started=t,
+                since=min(offenders.values()),
+                updated=t,
+                peak=count,
+                count=count,
+                tracks=sorted(tracks),
+                run=run,
+                seq=seq,
+            )
             return Transition("start", self.event, rows)
         ev.updated, ev.count = t, count
         grew = not tracks.issubset(ev.tracks) or count > ev.peak

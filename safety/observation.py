@@ -41,19 +41,27 @@ class Observation:
             object.__setattr__(self, "ids", np.full(n, -1, int))
 
     @classmethod
-    def from_result(cls, result: Result) -> "Observation":
+    def from_result(cls, result: Result) -> Observation:
         f = result.frame
         people = [d for d in result.detections if d.cls == PERSON]
         heads = [d for d in result.detections if d.cls == HEAD]
-        return cls(camera=f.camera, run=f.run, seq=f.seq, t=f.t_capture, width=f.width, height=f.height,
-                   boxes=np.array([d.box for d in people], float).reshape(-1, 4),
-                   labels=tuple(d.label or d.cls for d in people),
-                   confidence=np.array([d.confidence for d in people], float),
-                   heads=np.array([d.box for d in heads], float).reshape(-1, 4),
-                   head_labels=tuple(d.label or d.cls for d in heads))
+        return cls(
+            camera=f.camera,
+            run=f.run,
+            seq=f.seq,
+            t=f.t_capture,
+            width=f.width,
+            height=f.height,
+            boxes=np.array([d.box for d in people], float).reshape(-1, 4),
+            labels=tuple(d.label or d.cls for d in people),
+            confidence=np.array([d.confidence for d in people], float),
+            heads=np.array([d.box for d in heads], float).reshape(-1, 4),
+            head_labels=tuple(d.label or d.cls for d in heads),
+        )
 
-    def with_tracks(self, boxes: np.ndarray, labels: tuple[str, ...], confidence: np.ndarray,
-                    ids: np.ndarray) -> "Observation":
+    def with_tracks(
+        self, boxes: np.ndarray, labels: tuple[str, ...], confidence: np.ndarray, ids: np.ndarray
+    ) -> Observation:
         return replace(self, boxes=boxes, labels=labels, confidence=confidence, ids=ids)
 
     @property

@@ -52,7 +52,7 @@ QUIET_DEFAULT_INTERVAL = 1.0  # assumed while no interval is measured yet
 
 @dataclass
 class CaptureClock:
-    """"Now" in a camera's capture time while it sends nothing: one clock per decision.
+    """ "Now" in a camera's capture time while it sends nothing: one clock per decision.
 
     Results carry the edge's capture time; the safety host's clock may be
     minutes off. When a camera goes quiet, its open events must still end,

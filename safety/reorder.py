@@ -38,8 +38,7 @@ class _Pending(Generic[T]):
 
 
 class Reorderer(Generic[T]):
-    def __init__(self, window: float = 0.3, max_behind: int = 8,
-                 rule: FreshnessRule | None = None) -> None:
+    def __init__(self, window: float = 0.3, max_behind: int = 8, rule: FreshnessRule | None = None) -> None:
         self.window, self.max_behind = window, max_behind
         self.rule = rule or FreshnessRule()
         self._heap: list[_Pending[T]] = []

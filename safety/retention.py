@@ -153,15 +153,25 @@ class Retention:
         if done.clips or done.snapshots or done.events:
             # Deletions grow the write-ahead log; fold it back so the store's own size counts what is kept.
             store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            log.info("retention deleted %d clip(s), %d snapshot(s), %d event row(s), %.1f MB (totals %d/%d/%d)",
-                     done.clips, done.snapshots, done.events, done.bytes / 1e6, self.total.clips,
-                     self.total.snapshots, self.total.events)
+            log.info(
+                "retention deleted %d clip(s), %d snapshot(s), %d event row(s), %.1f MB (totals %d/%d/%d)",
+                done.clips,
+                done.snapshots,
+                done.events,
+                done.bytes / 1e6,
+                self.total.clips,
+                self.total.snapshots,
+                self.total.events,
+            )
         self._measure(store, now)
         return done
 
     def used(self) -> dict[str, int]:
-        return {"events": store_bytes(self.store_path), "snapshots": tree_bytes(self.snapshot_dir),
-                "clips": tree_bytes(self.clip_dir)}
+        return {
+            "events": store_bytes(self.store_path),
+            "snapshots": tree_bytes(self.snapshot_dir),
+            "clips": tree_bytes(self.clip_dir),
+        }
 
     def _excess(self) -> int:
         """Bytes to free to meet the caps (0 when within them)."""
@@ -173,12 +183,17 @@ class Retention:
             excess = max(excess, (disk.total - disk.free) - int(disk.total * s.max_disk_percent / 100))
         return excess
 
-    def _delete_files(self, store: EventStore, done: Deleted, kind: str, older: float | None = None,
-                      budget: int = 0) -> int:
+    def _delete_files(
+        self, store: EventStore, done: Deleted, kind: str, older: float | None = None, budget: int = 0
+    ) -> int:
         """The oldest clips or snapshots: all older than ``older``, or until ``budget`` bytes are freed."""
         freed = 0
         while older is not None or freed < budget:
-            sql = FILES[kind] + (" AND e.started < ?" if older is not None else "") + " ORDER BY e.started LIMIT ?"
+            sql = (
+                FILES[kind]
+                + (" AND e.started < ?" if older is not None else "")
+                + " ORDER BY e.started LIMIT ?"
+            )
             rows = store.db.execute(sql, ([older] if older is not None else []) + [BATCH]).fetchall()
             if not rows:
                 break
@@ -200,9 +215,11 @@ class Retention:
         freed = 0
         before = store_bytes(self.store_path)
         while budget == 0 or freed < budget:
-            rows = store.db.execute("SELECT e.id, e.snapshot, c.path FROM events e LEFT JOIN clips c ON c.event = e.id "
-                                    "WHERE e.started < ? AND e.state = 'ended' ORDER BY e.started LIMIT ?",
-                                    (older, BATCH)).fetchall()
+            rows = store.db.execute(
+                "SELECT e.id, e.snapshot, c.path FROM events e LEFT JOIN clips c ON c.event = e.id "
+                "WHERE e.started < ? AND e.state = 'ended' ORDER BY e.started LIMIT ?",
+                (older, BATCH),
+            ).fetchall()
             if not rows:
                 break
             ids = [r[0] for r in rows]
@@ -213,7 +230,9 @@ class Retention:
                 store.db.execute(f"DELETE FROM {table} WHERE {key} IN ({marks})", ids)
             store.db.commit()
             done.events += len(ids)
-            freed += max(0, before - store_bytes(self.store_path))  # pages are reused, so the file rarely shrinks
+            freed += max(
+                0, before - store_bytes(self.store_path)
+            )  # pages are reused, so the file rarely shrinks
             if budget and len(ids) < BATCH:
                 break
         done.bytes += freed
@@ -222,7 +241,9 @@ class Retention:
     def _measure(self, store: EventStore, now: float) -> None:
         used = self.used()
         disk = shutil.disk_usage(self.store_path.parent)
-        oldest, newest, n = store.db.execute("SELECT MIN(started), MAX(started), COUNT(*) FROM events").fetchone()
+        oldest, newest, n = store.db.execute(
+            "SELECT MIN(started), MAX(started), COUNT(*) FROM events"
+        ).fetchone()
         with self._lock:
             r = self._report
             r.bytes, r.disk = used, {"total": disk.total, "free": disk.free}

@@ -8,8 +8,9 @@ cooldowns are the engine's business, so these stay small and testable.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import ClassVar, Hashable, Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -80,7 +81,9 @@ class Crowding:
         rows = np.flatnonzero(_in_zone(self.zone, obs))
         if len(rows) <= self.spec.max_people:
             return {}
-        return {"crowd": Candidate(tuple(int(obs.ids[i]) for i in rows if obs.ids[i] >= 0), tuple(map(int, rows)))}
+        return {
+            "crowd": Candidate(tuple(int(obs.ids[i]) for i in rows if obs.ids[i] >= 0), tuple(map(int, rows)))
+        }
 
 
 @dataclass
@@ -136,9 +139,14 @@ class Fall:
             if state is None:
                 continue
             state.last_seen = obs.t
-            if upright[i] and np.hypot(centre[0] - state.first[0], centre[1] - state.first[1]) > MOVED_HEIGHTS * h[i]:
+            if (
+                upright[i]
+                and np.hypot(centre[0] - state.first[0], centre[1] - state.first[1]) > MOVED_HEIGHTS * h[i]
+            ):
                 state.moved = True
-        qualified = np.array([self._tracks.get(int(t)) is not None and self._tracks[int(t)].moved for t in obs.ids], bool)
+        qualified = np.array(
+            [self._tracks.get(int(t)) is not None and self._tracks[int(t)].moved for t in obs.ids], bool
+        )
         for tid in [t for t, s in self._tracks.items() if obs.t - s.last_seen > FORGET_AFTER]:
             del self._tracks[tid]
         return _per_track(obs, qualified & down & _in_zone(self.zone, obs))

@@ -34,18 +34,18 @@ from anjeon.protocol.stats import DropCounter, RateMeter
 
 from . import bus
 from .alerts import Alerts
+from .clips import ClipRecorder, fail_unfinished
 from .config import SafetyConfig
 from .engine import CameraEngine
+from .evidence_config import RetentionSpec, camera_clip_specs
+from .history import HistoryServer
 from .incident import Transition
 from .observation import Observation
 from .rate import CaptureClock
 from .reorder import Reorderer
-from .snapshot import write_snapshot
-from .clips import ClipRecorder, fail_unfinished
-from .evidence_config import RetentionSpec, camera_clip_specs
-from .history import HistoryServer
-from .retention import Retention
 from .report.deliver import ReportScheduler
+from .retention import Retention
+from .snapshot import write_snapshot
 from .store import EventStore
 from .tracker import PersonTracker
 from .tracks import tracks_message
@@ -66,11 +66,18 @@ class SafetyServiceConfig:
 
     @property
     def history_endpoint(self) -> str:
-        return self.history_bind or f"tcp://{bus.DEFAULT_HISTORY_HOST}:{self.broker.base_port + bus.HISTORY_OFFSET}"
+        return (
+            self.history_bind
+            or f"tcp://{bus.DEFAULT_HISTORY_HOST}:{self.broker.base_port + bus.HISTORY_OFFSET}"
+        )
 
     @property
     def snapshot_dir(self) -> Path:
-        return Path(self.safety.snapshots) if self.safety.snapshots else Path(self.safety.store).parent / "snapshots"
+        return (
+            Path(self.safety.snapshots)
+            if self.safety.snapshots
+            else Path(self.safety.store).parent / "snapshots"
+        )
 
     @property
     def clip_dir(self) -> Path:
@@ -82,7 +89,9 @@ class SafetyServiceConfig:
 class _Camera:
     engine: CameraEngine
     reorder: Reorderer[tuple[Observation, bytes]] = field(default_factory=lambda: Reorderer(REORDER_WINDOW))
-    clock: CaptureClock = field(default_factory=CaptureClock)  # capture time <-> our monotonic, for quiet cameras
+    clock: CaptureClock = field(
+        default_factory=CaptureClock
+    )  # capture time <-> our monotonic, for quiet cameras
 
 
 class SafetyService:
@@ -95,24 +104,46 @@ class SafetyService:
         self.events = 0
         self.store = EventStore(config.safety.store)
         self.alerts = Alerts(config.safety.alerts, self.drops)
-        self.cameras = {cam: _Camera(CameraEngine(cam, rules, PersonTracker().update))
-                        for cam, rules in config.safety.cameras.items()}
+        self.cameras = {
+            cam: _Camera(CameraEngine(cam, rules, PersonTracker().update))
+            for cam, rules in config.safety.cameras.items()
+        }
         self._resume_open_events()
-        self.heartbeat = HeartbeatClient(self._ctx, config.broker, self.proc, "safety",
-                                         config.name or default_name("safety"), self._info, log)
+        self.heartbeat = HeartbeatClient(
+            self._ctx,
+            config.broker,
+            self.proc,
+            "safety",
+            config.name or default_name("safety"),
+            self._info,
+            log,
+        )
         self._pub: zmq.Socket | None = None
         self._sub: zmq.Socket | None = None
         self._config_mtime = self._mtime()
-        self.retention = Retention(config.safety.retention or RetentionSpec(), self.store.path, config.snapshot_dir,
-                                   config.clip_dir)
-        self.history = HistoryServer(self._ctx, config.history_endpoint, self.store.path, self.drops,
-                                     self.retention.report)
+        self.retention = Retention(
+            config.safety.retention or RetentionSpec(), self.store.path, config.snapshot_dir, config.clip_dir
+        )
+        self.history = HistoryServer(
+            self._ctx, config.history_endpoint, self.store.path, self.drops, self.retention.report
+        )
         if fail_unfinished(self.store):  # clips cut short by a stop are failed, not left "recording"
             log.info("clips left recording by the previous run are marked failed")
-        self.clips = ClipRecorder(config.clip_dir, self.store.path, camera_clip_specs(config.safety), self._evidence_failed)
-        reports = config.safety.reports  # scheduled reports (safety/report/deliver.py), None when not configured
-        self.reports = ReportScheduler(reports, self.store.path, Path(reports.folder) if reports.folder else
-                                       self.store.path.parent / "reports") if reports is not None else None
+        self.clips = ClipRecorder(
+            config.clip_dir, self.store.path, camera_clip_specs(config.safety), self._evidence_failed
+        )
+        reports = (
+            config.safety.reports
+        )  # scheduled reports (safety/report/deliver.py), None when not configured
+        self.reports = (
+            ReportScheduler(
+                reports,
+                self.store.path,
+                Path(reports.folder) if reports.folder else self.store.path.parent / "reports",
+            )
+            if reports is not None
+            else None
+        )
 
     def _evidence_failed(self, reason: str, detail: str) -> None:
         """A clip, snapshot or row that could not be written (a full disk): counted, shown in status, never fatal."""
@@ -120,10 +151,18 @@ class SafetyService:
         self.retention.write_failed(reason, detail)
 
     def _info(self) -> dict[str, Any]:
-        return {"drops": self.drops.snapshot(), "results": self.results.count, "events": self.events,
-                "open": sum(len(c.engine.open_events()) for c in self.cameras.values()),
-                "alerts": self.alerts.stats(), "history": self.history.stats(), "clips": self.clips.stats.to_dict(),
-                "storage": {k: v for k, v in self.retention.report().items() if k in ("write_errors", "last_error")}}
+        return {
+            "drops": self.drops.snapshot(),
+            "results": self.results.count,
+            "events": self.events,
+            "open": sum(len(c.engine.open_events()) for c in self.cameras.values()),
+            "alerts": self.alerts.stats(),
+            "history": self.history.stats(),
+            "clips": self.clips.stats.to_dict(),
+            "storage": {
+                k: v for k, v in self.retention.report().items() if k in ("write_errors", "last_error")
+            },
+        }
 
     def _resume_open_events(self) -> None:
         started = time.monotonic()
@@ -147,7 +186,9 @@ class SafetyService:
         self._pub = configure(self._ctx.socket(zmq.PUB), sndhwm=1000)
         security.connect(self._pub, cfg.broker.endpoint(RESULTS_IN))
         # CURVE server on the history socket when keys are set (same context as the socket it guards).
-        self._guard = security.guard(self._ctx, security.host_of(cfg.history_endpoint), "the safety history socket")
+        self._guard = security.guard(
+            self._ctx, security.host_of(cfg.history_endpoint), "the safety history socket"
+        )
         self._guard.secure(self.history.socket, security.HISTORY)
         self.history.start()  # raises RuntimeError naming the address when it cannot bind
         self.clips.start()
@@ -157,8 +198,14 @@ class SafetyService:
         self.heartbeat.start()
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
-        log.info("safety %s: %d camera(s), %d rule(s), store %s, history on %s", self.proc, len(self.cameras),
-                 sum(len(c.engine.rules.rules) for c in self.cameras.values()), cfg.safety.store, cfg.history_endpoint)
+        log.info(
+            "safety %s: %d camera(s), %d rule(s), store %s, history on %s",
+            self.proc,
+            len(self.cameras),
+            sum(len(c.engine.rules.rules) for c in self.cameras.values()),
+            cfg.safety.store,
+            cfg.history_endpoint,
+        )
         next_idle = time.monotonic() + IDLE_CHECK
         try:
             while not stop.is_set():
@@ -191,7 +238,9 @@ class SafetyService:
     def _receive(self, frames: list[bytes]) -> None:
         try:
             if len(frames) != 3:
-                raise wire.ProtocolError("malformed", f"{len(frames)} part(s) where [topic, result, jpeg] was expected")
+                raise wire.ProtocolError(
+                    "malformed", f"{len(frames)} part(s) where [topic, result, jpeg] was expected"
+                )
             result = wire.Result.from_wire(frames[1])
         except wire.ProtocolError as exc:
             self.drops.drop(exc.reason, str(exc))
@@ -201,13 +250,19 @@ class SafetyService:
             return
         f = result.frame
         metrics.observe_latency(f.camera, f.t_capture, f.ts)
-        verdict = cam.reorder.push(f.run, f.seq, f.t_capture, (Observation.from_result(result), frames[2]),
-                                   time.monotonic())
+        verdict = cam.reorder.push(
+            f.run, f.seq, f.t_capture, (Observation.from_result(result), frames[2]), time.monotonic()
+        )
         if verdict == "stale":
-            self.drops.drop("late", f"camera {f.camera}: a result older than one already evaluated", camera=f.camera)
+            self.drops.drop(
+                "late", f"camera {f.camera}: a result older than one already evaluated", camera=f.camera
+            )
         elif verdict != "newer":
-            self.drops.drop(verdict, f"camera {f.camera}: run/seq/capture time contradict elapsed time "
-                            "(protocol/freshness.py)", camera=f.camera)
+            self.drops.drop(
+                verdict,
+                f"camera {f.camera}: run/seq/capture time contradict elapsed time (protocol/freshness.py)",
+                camera=f.camera,
+            )
 
     def _release(self, now: float) -> None:
         for cam in self.cameras.values():
@@ -265,10 +320,17 @@ class SafetyService:
                 old.engine = engine
         self.config.safety.cameras = dict(new)
         if site.safety is not None:  # clip settings as edited (per camera; a new camera starts its ring)
-            self.config.safety.clips, self.config.safety.camera_clips = site.safety.clips, site.safety.camera_clips
+            self.config.safety.clips, self.config.safety.camera_clips = (
+                site.safety.clips,
+                site.safety.camera_clips,
+            )
         self.clips.set_specs(camera_clip_specs(self.config.safety))
-        log.info("reloaded %s: %d camera(s), %d rule(s)", self.config.config_path, len(self.cameras),
-                 sum(len(c.engine.rules.rules) for c in self.cameras.values()))
+        log.info(
+            "reloaded %s: %d camera(s), %d rule(s)",
+            self.config.config_path,
+            len(self.cameras),
+            sum(len(c.engine.rules.rules) for c in self.cameras.values()),
+        )
 
     def _end_quiet_cameras(self) -> None:
         at = time.monotonic()
@@ -278,25 +340,39 @@ class SafetyService:
                 for tr in cam.engine.idle(now):
                     self._emit(tr, None, None, cam.engine)
 
-    def _emit(self, tr: Transition, obs: Observation | None, jpeg: bytes | None, engine: CameraEngine) -> None:
+    def _emit(
+        self, tr: Transition, obs: Observation | None, jpeg: bytes | None, engine: CameraEngine
+    ) -> None:
         ev = tr.event
         if tr.kind == "start" and obs is not None:
             try:
-                ev.snapshot = write_snapshot(self.config.snapshot_dir, jpeg, tr.rows, ev, engine.rules, engine.view)
+                ev.snapshot = write_snapshot(
+                    self.config.snapshot_dir, jpeg, tr.rows, ev, engine.rules, engine.view
+                )
             except OSError as exc:  # a full disk: the event goes on without its picture
                 self._evidence_failed("snapshot_failed", f"event {ev.id}: {exc}")
         clip = self.clips.on_transition(tr, engine.rules, self.store)  # {state, path} or None (clips off)
         try:
             self.store.save(ev)  # committed before anyone hears of it
-        except sqlite3.Error as exc:  # a full disk never stops the rules or the alerts; the next transition re-saves
+        except (
+            sqlite3.Error
+        ) as exc:  # a full disk never stops the rules or the alerts; the next transition re-saves
             self._evidence_failed("store_failed", f"event {ev.id} ({tr.kind}): {exc}")
         data = ev.to_dict()
         if clip is not None:
             data["clip"] = clip
         self.events += 1
         metrics.count_event(ev.rule, tr.kind)
-        log.info("event %s %s %s camera %s tracks %s peak %d", tr.kind, ev.type, ev.id, ev.camera, ev.tracks, ev.peak,
-                 extra=fields(camera=ev.camera, event=ev.id, rule=ev.rule, transition=tr.kind))
+        log.info(
+            "event %s %s %s camera %s tracks %s peak %d",
+            tr.kind,
+            ev.type,
+            ev.id,
+            ev.camera,
+            ev.tracks,
+            ev.peak,
+            extra=fields(camera=ev.camera, event=ev.id, rule=ev.rule, transition=tr.kind),
+        )
         try:
             self._pub.send_multipart(bus.event_message(tr.kind, data), zmq.NOBLOCK)
         except zmq.Again:

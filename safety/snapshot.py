@@ -43,8 +43,9 @@ def _colour(track: TrackView, offender: bool) -> tuple[int, int, int]:
     return IN_ZONE_COLOUR if track.zones else CLEAR_COLOUR
 
 
-def annotate(image: np.ndarray, rows: tuple[int, ...], event: Event, rules: CameraRules,
-             view: list[TrackView]) -> np.ndarray:
+def annotate(
+    image: np.ndarray, rows: tuple[int, ...], event: Event, rules: CameraRules, view: list[TrackView]
+) -> np.ndarray:
     h, w = image.shape[:2]
     out = image.copy()
     if event.zone:
@@ -54,19 +55,35 @@ def annotate(image: np.ndarray, rows: tuple[int, ...], event: Event, rules: Came
         a, b = Line(event.line, *spec.points).pixels(w, h)
         cv2.line(out, a, b, ZONE_COLOUR, 2)
     offenders = set(rows)
-    for i, track in sorted(enumerate(view), key=lambda it: it[0] in offenders):  # offenders drawn last, on top
+    for i, track in sorted(
+        enumerate(view), key=lambda it: it[0] in offenders
+    ):  # offenders drawn last, on top
         x1, y1, x2, y2 = (int(round(v)) for v in track.box)
         colour = _colour(track, i in offenders)
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, 3 if i in offenders else 2)
-        cv2.putText(out, track_label(track), (x1, max(12, y1 - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 2,
-                    cv2.LINE_AA)
+        cv2.putText(
+            out,
+            track_label(track),
+            (x1, max(12, y1 - 6)),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            colour,
+            2,
+            cv2.LINE_AA,
+        )
     caption = f"{event.camera} {event.rule} {time.strftime('%H:%M:%S', time.localtime(event.started))}"
     cv2.putText(out, caption, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 2, cv2.LINE_AA)
     return out
 
 
-def write_snapshot(folder: Path, jpeg: bytes | None, rows: tuple[int, ...], event: Event, rules: CameraRules,
-                   view: list[TrackView]) -> str:
+def write_snapshot(
+    folder: Path,
+    jpeg: bytes | None,
+    rows: tuple[int, ...],
+    event: Event,
+    rules: CameraRules,
+    view: list[TrackView],
+) -> str:
     """Write FOLDER/CAMERA/EVENT.jpg and return its path; '' when there is no picture to draw on.
 
     ``view``: the rules' view of the event's frame (CameraEngine.view), one entry per row of the result."""

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .incident import Event
 
@@ -58,8 +59,27 @@ CREATE TABLE IF NOT EXISTS points (   -- where the event's offenders stood (feet
 );
 CREATE INDEX IF NOT EXISTS points_event ON points (event);
 """
-COLUMNS = ("id", "camera", "rule", "type", "zone", "line", "severity", "state", "started", "since", "updated",
-           "ended", "duration", "peak", "count", "tracks", "run", "seq", "snapshot")
+COLUMNS = (
+    "id",
+    "camera",
+    "rule",
+    "type",
+    "zone",
+    "line",
+    "severity",
+    "state",
+    "started",
+    "since",
+    "updated",
+    "ended",
+    "duration",
+    "peak",
+    "count",
+    "tracks",
+    "run",
+    "seq",
+    "snapshot",
+)
 MAX_LIMIT = 1000  # events per page; more come with the page's cursor
 OUTCOMES = ("", "false_alarm", "resolved")
 CLIP_STATES = ("recording", "ready", "failed", "deleted")
@@ -119,7 +139,7 @@ class Query:
     total: bool = False
 
     @classmethod
-    def from_map(cls, m: dict[str, Any]) -> "Query":
+    def from_map(cls, m: dict[str, Any]) -> Query:
         """Every field checked; a wrong type raises QueryError (answered as an error, never guessed at)."""
         limit = m.get("limit", 100)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
@@ -131,9 +151,17 @@ class Query:
         total = m.get("total", False)
         if not isinstance(total, bool):
             raise QueryError("total must be true or false")
-        return cls(camera=_text(m, "camera"), rule=_text(m, "rule"), id=_text(m, "id"), since=_num(m, "since"),
-                   until=_num(m, "until"), state=state, limit=min(MAX_LIMIT, limit),
-                   cursor=decode_cursor(cursor) if cursor else None, total=total)
+        return cls(
+            camera=_text(m, "camera"),
+            rule=_text(m, "rule"),
+            id=_text(m, "id"),
+            since=_num(m, "since"),
+            until=_num(m, "until"),
+            state=state,
+            limit=min(MAX_LIMIT, limit),
+            cursor=decode_cursor(cursor) if cursor else None,
+            total=total,
+        )
 
     def where(self) -> tuple[str, list[Any]]:
         """The filter (without the cursor) as SQL over `events e`."""
@@ -162,7 +190,7 @@ class Ack:
     reason: str = ""
 
     @classmethod
-    def from_map(cls, m: dict[str, Any]) -> "Ack":
+    def from_map(cls, m: dict[str, Any]) -> Ack:
         event, by = _text(m, "event"), _text(m, "by", MAX_WHO).strip()
         if not event:
             raise QueryError("an ack names its event")
@@ -190,23 +218,46 @@ class ClipRecord:
     error: str = ""
 
 
-_SELECT = ("SELECT e.*, a.who AS a_who, a.at AS a_at, a.note AS a_note, a.response AS a_response, "
-           "a.outcome AS a_outcome, a.reason AS a_reason, a.outcome_by AS a_outcome_by, a.outcome_at AS a_outcome_at, "
-           "c.state AS c_state, c.path AS c_path, c.start AS c_start, c.end AS c_end, c.frames AS c_frames, "
-           "c.dropped AS c_dropped, c.bytes AS c_bytes, c.error AS c_error "
-           "FROM events e LEFT JOIN acks a ON a.event = e.id LEFT JOIN clips c ON c.event = e.id")
+_SELECT = (
+    "SELECT e.*, a.who AS a_who, a.at AS a_at, a.note AS a_note, a.response AS a_response, "
+    "a.outcome AS a_outcome, a.reason AS a_reason, a.outcome_by AS a_outcome_by, a.outcome_at AS a_outcome_at, "
+    "c.state AS c_state, c.path AS c_path, c.start AS c_start, c.end AS c_end, c.frames AS c_frames, "
+    "c.dropped AS c_dropped, c.bytes AS c_bytes, c.error AS c_error "
+    "FROM events e LEFT JOIN acks a ON a.event = e.id LEFT JOIN clips c ON c.event = e.id"
+)
 
 
 def _row(row: sqlite3.Row) -> dict[str, Any]:
     d = {c: row[c] for c in COLUMNS}
     d["tracks"] = json.loads(d["tracks"] or "[]")
-    d["ack"] = None if row["a_who"] is None else {
-        "by": row["a_who"], "at": row["a_at"], "note": row["a_note"], "response": row["a_response"],
-        "outcome": row["a_outcome"], "reason": row["a_reason"], "outcome_by": row["a_outcome_by"],
-        "outcome_at": row["a_outcome_at"]}
-    d["clip"] = None if row["c_state"] is None else {
-        "state": row["c_state"], "path": row["c_path"], "start": row["c_start"], "end": row["c_end"],
-        "frames": row["c_frames"], "dropped": row["c_dropped"], "bytes": row["c_bytes"], "error": row["c_error"]}
+    d["ack"] = (
+        None
+        if row["a_who"] is None
+        else {
+            "by": row["a_who"],
+            "at": row["a_at"],
+            "note": row["a_note"],
+            "response": row["a_response"],
+            "outcome": row["a_outcome"],
+            "reason": row["a_reason"],
+            "outcome_by": row["a_outcome_by"],
+            "outcome_at": row["a_outcome_at"],
+        }
+    )
+    d["clip"] = (
+        None
+        if row["c_state"] is None
+        else {
+            "state": row["c_state"],
+            "path": row["c_path"],
+            "start": row["c_start"],
+            "end": row["c_end"],
+            "frames": row["c_frames"],
+            "dropped": row["c_dropped"],
+            "bytes": row["c_bytes"],
+            "error": row["c_error"],
+        }
+    )
     return d
 
 
@@ -219,8 +270,10 @@ class EventStore:
             self._db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5.0)
             tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if not {"events", "acks", "clips"} <= tables:
-                raise FileNotFoundError(f"{self.path} is not an event store of this version (start `anjeon safety` "
-                                        "on it once to upgrade it)")
+                raise FileNotFoundError(
+                    f"{self.path} is not an event store of this version (start `anjeon safety` "
+                    "on it once to upgrade it)"
+                )
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=5.0)
@@ -235,8 +288,11 @@ class EventStore:
         d["tracks"] = json.dumps(d["tracks"])
         placeholders = ", ".join("?" for _ in COLUMNS)
         updates = ", ".join(f"{c}=excluded.{c}" for c in COLUMNS if c != "id")
-        self._db.execute(f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({placeholders}) "
-                         f"ON CONFLICT(id) DO UPDATE SET {updates}", [d[c] for c in COLUMNS])
+        self._db.execute(
+            f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({placeholders}) "
+            f"ON CONFLICT(id) DO UPDATE SET {updates}",
+            [d[c] for c in COLUMNS],
+        )
         self._db.commit()
 
     def open_events(self) -> list[Event]:
@@ -252,7 +308,7 @@ class EventStore:
             args += [q.cursor[0], q.cursor[0], q.cursor[1]]
         sql = _SELECT + (f" WHERE {where}" if where else "") + " ORDER BY e.started DESC, e.id DESC LIMIT ?"
         rows = self._db.execute(sql, [*args, q.limit + 1]).fetchall()
-        return [_row(r) for r in rows[:q.limit]], len(rows) > q.limit
+        return [_row(r) for r in rows[: q.limit]], len(rows) > q.limit
 
     def query(self, q: Query) -> list[dict[str, Any]]:
         return self.page(q)[0]
@@ -269,8 +325,11 @@ class EventStore:
 
     def count(self, q: Query) -> int:
         where, args = q.where()
-        return int(self._db.execute("SELECT COUNT(*) FROM events e" + (f" WHERE {where}" if where else ""),
-                                    args).fetchone()[0])
+        return int(
+            self._db.execute(
+                "SELECT COUNT(*) FROM events e" + (f" WHERE {where}" if where else ""), args
+            ).fetchone()[0]
+        )
 
     def get(self, event_id: str) -> dict[str, Any] | None:
         rows = self.query(Query(id=event_id, limit=1))
@@ -285,12 +344,16 @@ class EventStore:
         row = self._db.execute("SELECT started FROM events WHERE id = ?", (ack.event,)).fetchone()
         if row is None:
             raise KeyError(ack.event)
-        self._db.execute("INSERT INTO acks (event, who, at, note, response) VALUES (?, ?, ?, ?, ?) "
-                         "ON CONFLICT(event) DO NOTHING",
-                         (ack.event, ack.by, at, ack.note, round(max(0.0, at - float(row["started"])), 3)))
+        self._db.execute(
+            "INSERT INTO acks (event, who, at, note, response) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(event) DO NOTHING",
+            (ack.event, ack.by, at, ack.note, round(max(0.0, at - float(row["started"])), 3)),
+        )
         if ack.outcome:
-            self._db.execute("UPDATE acks SET outcome = ?, reason = ?, outcome_by = ?, outcome_at = ? WHERE event = ?",
-                             (ack.outcome, ack.reason, ack.by, at, ack.event))
+            self._db.execute(
+                "UPDATE acks SET outcome = ?, reason = ?, outcome_by = ?, outcome_at = ? WHERE event = ?",
+                (ack.outcome, ack.reason, ack.by, at, ack.event),
+            )
         self._db.commit()
         return self.get(ack.event) or {}
 
@@ -303,14 +366,26 @@ class EventStore:
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(event) DO UPDATE SET state=excluded.state, "
             "path=excluded.path, start=excluded.start, end=excluded.end, frames=excluded.frames, "
             "dropped=excluded.dropped, bytes=excluded.bytes, error=excluded.error",
-            (clip.event, clip.state, clip.path, clip.start, clip.end, clip.frames, clip.dropped, clip.bytes,
-             clip.error[:MAX_TEXT]))
+            (
+                clip.event,
+                clip.state,
+                clip.path,
+                clip.start,
+                clip.end,
+                clip.frames,
+                clip.dropped,
+                clip.bytes,
+                clip.error[:MAX_TEXT],
+            ),
+        )
         self._db.commit()
 
     def add_points(self, event_id: str, points: list[tuple[float, float, float]]) -> None:
         """(t, x, y) foot points of the event's offenders, normalized to the frame (for the report's heatmap)."""
-        self._db.executemany("INSERT INTO points (event, t, x, y) VALUES (?, ?, ?, ?)",
-                             [(event_id, t, x, y) for t, x, y in points])
+        self._db.executemany(
+            "INSERT INTO points (event, t, x, y) VALUES (?, ?, ?, ?)",
+            [(event_id, t, x, y) for t, x, y in points],
+        )
         self._db.commit()
 
     def clip_of(self, event_id: str) -> dict[str, Any] | None:

@@ -67,8 +67,8 @@ def patience(interval: float | None) -> float:
 
 @functools.cache
 def _motion_similarity_class():
-    from trackers.utils.iou import BaseIoU
     import supervision as sv
+    from trackers.utils.iou import BaseIoU
 
     class MotionSimilarity(BaseIoU):
         """max(IoU, proximity): proximity is 1 at the predicted spot, 0 at the reach of a walk of ``gap`` s.
@@ -82,7 +82,10 @@ def _motion_similarity_class():
             iou = sv.box_iou_batch(tracks, dets)
             ct = np.stack([(tracks[:, 0] + tracks[:, 2]) / 2, (tracks[:, 1] + tracks[:, 3]) / 2], axis=1)
             cd = np.stack([(dets[:, 0] + dets[:, 2]) / 2, (dets[:, 1] + dets[:, 3]) / 2], axis=1)
-            wt, ht = np.maximum(tracks[:, 2] - tracks[:, 0], 1.0), np.maximum(tracks[:, 3] - tracks[:, 1], 1.0)
+            wt, ht = (
+                np.maximum(tracks[:, 2] - tracks[:, 0], 1.0),
+                np.maximum(tracks[:, 3] - tracks[:, 1], 1.0),
+            )
             wd, hd = np.maximum(dets[:, 2] - dets[:, 0], 1.0), np.maximum(dets[:, 3] - dets[:, 1], 1.0)
             length = np.minimum(np.maximum(wt, ht)[:, None], np.maximum(wd, hd)[None, :])
             area_t, area_d = (wt * ht)[:, None], (wd * hd)[None, :]
@@ -101,14 +104,20 @@ class PersonTracker:
             import supervision as sv
             from trackers import ByteTrackTracker
         except ImportError as exc:
-            raise TrackerMissing(f"the safety service needs its extra: pip install 'anjeon[safety]' and "
-                                 f"pip install --no-deps trackers==2.6.1 ({exc})") from None
+            raise TrackerMissing(
+                f"the safety service needs its extra: pip install 'anjeon[safety]' and "
+                f"pip install --no-deps trackers==2.6.1 ({exc})"
+            ) from None
         self._sv = sv
         self._similarity = _motion_similarity_class()()
-        self._tracker = ByteTrackTracker(lost_track_buffer=int(LOST_SECONDS * 30), track_activation_threshold=ACTIVATION,
-                                         high_conf_det_threshold=HIGH_CONFIDENCE,
-                                         minimum_consecutive_frames=CONFIRM_RESULTS[0],
-                                         minimum_iou_threshold=MIN_SIMILARITY, iou=self._similarity)
+        self._tracker = ByteTrackTracker(
+            lost_track_buffer=int(LOST_SECONDS * 30),
+            track_activation_threshold=ACTIVATION,
+            high_conf_det_threshold=HIGH_CONFIDENCE,
+            minimum_consecutive_frames=CONFIRM_RESULTS[0],
+            minimum_iou_threshold=MIN_SIMILARITY,
+            iou=self._similarity,
+        )
         # The rate-derived settings are plain attributes of trackers 2.6.1's ByteTrack; a version that
         # renamed them would silently run at 30 fps again, so refuse it loudly.
         for name in ("_frame_rate", "maximum_time_without_update", "minimum_consecutive_frames"):
@@ -131,13 +140,16 @@ class PersonTracker:
         self._pace(obs.t, interval)
         self._last_t = obs.t
         n = len(obs.boxes)
-        dets = self._sv.Detections(xyxy=obs.boxes.astype(np.float32).reshape(-1, 4),
-                                   confidence=obs.confidence.astype(np.float32),
-                                   class_id=np.zeros(n, int),
-                                   data={"row": np.arange(n)})
+        dets = self._sv.Detections(
+            xyxy=obs.boxes.astype(np.float32).reshape(-1, 4),
+            confidence=obs.confidence.astype(np.float32),
+            class_id=np.zeros(n, int),
+            data={"row": np.arange(n)},
+        )
         out = self._tracker.update(dets, timestamp=obs.t)
         rows = np.asarray(out.data.get("row", np.arange(len(out))), int) if len(out) else np.zeros(0, int)
         ids = np.asarray(out.tracker_id if out.tracker_id is not None else np.full(len(out), -1), int)
         # Keep the detector's boxes (not the Kalman estimate): zones are judged on what was seen.
-        return obs.with_tracks(obs.boxes[rows].reshape(-1, 4), tuple(obs.labels[i] for i in rows),
-                               obs.confidence[rows], ids)
+        return obs.with_tracks(
+            obs.boxes[rows].reshape(-1, 4), tuple(obs.labels[i] for i in rows), obs.confidence[rows], ids
+        )

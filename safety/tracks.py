@@ -22,6 +22,17 @@ MAX_TRACKS = 500  # a header stays far below the bus's 64 KiB limit (about 90 by
 
 
 def tracks_message(obs: Observation, view: list[TrackView]) -> list[bytes]:
-    return [wire.topic(TRACKS_PREFIX, obs.camera),
-            wire.pack({"kind": TRACKS, "v": wire.VERSION, "camera": obs.camera, "run": obs.run, "seq": obs.seq,
-                       "t_capture": obs.t, "tracks": [t.to_dict() for t in view[:MAX_TRACKS]]})]
+    return [
+        wire.topic(TRACKS_PREFIX, obs.camera),
+        wire.pack(
+            {
+                "kind": TRACKS,
+                "v": wire.VERSION,
+                "camera": obs.camera,
+                "run": obs.run,
+                "seq": obs.seq,
+                "t_capture": obs.t,
+                "tracks": [t.to_dict() for t in view[:MAX_TRACKS]],
+            }
+        ),
+    ]

@@ -12,8 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import msgpack
 import pytest
@@ -51,8 +51,14 @@ class Process:
         self.log = log_dir / f"{name}.log"
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._log_file = open(self.log, "wb")
-        self.popen = subprocess.Popen([sys.executable, "-m", "anjeon", *args], stdout=self._log_file,
-                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=ROOT)
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "anjeon", *args],
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=ROOT,
+        )
 
     @property
     def alive(self) -> bool:
@@ -99,18 +105,28 @@ class System:
         return proc
 
     def broker(self, *extra: str) -> Process:
-        return self.start(f"broker-{len(self.procs)}", "broker", "--bind", "127.0.0.1", "--base-port",
-                          str(self.base), *extra)
+        return self.start(
+            f"broker-{len(self.procs)}",
+            "broker",
+            "--bind",
+            "127.0.0.1",
+            "--base-port",
+            str(self.base),
+            *extra,
+        )
 
     def worker(self, name: str, model: str = "null", *extra: str) -> Process:
-        return self.start(name, "worker", "--broker", self.broker_url, "--model", model, "--name", name, *extra)
+        return self.start(
+            name, "worker", "--broker", self.broker_url, "--model", model, "--name", name, *extra
+        )
 
     def edge(self, name: str, *cameras: str, fps: float = 10, extra: tuple[str, ...] = ()) -> Process:
         cams = [a for cam in cameras for a in ("--camera", cam)]
-        return self.start(name, "edge", "--broker", self.broker_url, "--name", name, "--fps", str(fps),
-                          *cams, *extra)
+        return self.start(
+            name, "edge", "--broker", self.broker_url, "--name", name, "--fps", str(fps), *cams, *extra
+        )
 
-    def subscriber(self, *topics: bytes) -> "Subscriber":
+    def subscriber(self, *topics: bytes) -> Subscriber:
         return Subscriber(self.ctx, self.base + 3, topics)
 
     def socket(self, kind: int, offset: int) -> zmq.Socket:
@@ -174,7 +190,9 @@ class Subscriber:
                 if value:
                     return value
             self.recv(max(0.01, min(0.5, deadline - time.monotonic())))
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for status: {what}; last: {self.status}")
+        raise AssertionError(
+            f"timed out after {timeout:.0f} s waiting for status: {what}; last: {self.status}"
+        )
 
 
 @pytest.fixture

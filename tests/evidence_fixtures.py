@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import zmq
 
 from anjeon.protocol import wire
 
 
-def scripted_camera(system, camera: str, jpeg: bytes, stop: threading.Event,
-                    inside: Callable[[float], bool], limit: int = 100_000) -> None:
+def scripted_camera(
+    system,
+    camera: str,
+    jpeg: bytes,
+    stop: threading.Event,
+    inside: Callable[[float], bool],
+    limit: int = 100_000,
+) -> None:
     """Publish img/CAM/ results at 10/s on a real JPEG: one person box, in the zone while ``inside(seconds)``."""
     pub = system.ctx.socket(zmq.PUB)
     pub.setsockopt(zmq.LINGER, 0)
@@ -22,10 +28,12 @@ def scripted_camera(system, camera: str, jpeg: bytes, stop: threading.Event,
         while not stop.is_set() and seq < limit:
             now = time.time()
             x = 300 if inside(now - t0) else 20
-            header = wire.FrameHeader(camera=camera, run="run1", seq=seq, t_capture=now, width=810, height=1080,
-                                      size=len(jpeg))
-            result = wire.Result(header, "test", "script", [wire.Detection("person", 0.9, [x, 200, x + 60, 400],
-                                                                           "Normal")])
+            header = wire.FrameHeader(
+                camera=camera, run="run1", seq=seq, t_capture=now, width=810, height=1080, size=len(jpeg)
+            )
+            result = wire.Result(
+                header, "test", "script", [wire.Detection("person", 0.9, [x, 200, x + 60, 400], "Normal")]
+            )
             pub.send_multipart([wire.topic(wire.IMAGE_PREFIX, camera), result.to_wire(), jpeg])
             seq += 1
             stop.wait(0.1)

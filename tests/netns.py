@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, Process
 
 IP = shutil.which("ip")
@@ -46,7 +45,9 @@ class Netns:
             _ip("-n", self.name, "link", "set", self.ns_if, "up")
         except subprocess.CalledProcessError as exc:
             self.close()
-            pytest.skip(f"cannot make a network namespace here: {' '.join(exc.cmd[1:])}: {exc.stderr.strip()}")
+            pytest.skip(
+                f"cannot make a network namespace here: {' '.join(exc.cmd[1:])}: {exc.stderr.strip()}"
+            )
 
     def cut(self) -> None:
         """Link down: packets in either direction are lost; TCP connections stay half-open, as on a real cut."""
@@ -57,10 +58,16 @@ class Netns:
 
     def curl(self, url: str) -> str:
         """GET a URL from inside the namespace (its own loopback still works while the link is cut); "" on error."""
-        fetch = ("import sys, urllib.request; "
-                 "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())")
-        run = subprocess.run([IP, "netns", "exec", self.name, sys.executable, "-c", fetch, url], capture_output=True,
-                             text=True, timeout=30)
+        fetch = (
+            "import sys, urllib.request; "
+            "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
+        )
+        run = subprocess.run(
+            [IP, "netns", "exec", self.name, sys.executable, "-c", fetch, url],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         return run.stdout if run.returncode == 0 else ""
 
     def close(self) -> None:
@@ -77,6 +84,11 @@ class NsProcess(Process):
         self._log_file = open(self.log, "wb")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         # `ip netns exec` execs the command: the pid is python's, so signals reach it.
-        self.popen = subprocess.Popen([IP, "netns", "exec", ns.name, sys.executable, "-m", "anjeon", *args],
-                                      stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                      env=env, cwd=ROOT)
+        self.popen = subprocess.Popen(
+            [IP, "netns", "exec", ns.name, sys.executable, "-m", "anjeon", *args],
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=ROOT,
+        )

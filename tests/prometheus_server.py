@@ -11,7 +11,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import wait_for
 
 PROMETHEUS = shutil.which("prometheus")
@@ -42,7 +41,7 @@ def samples(text: str, name: str) -> dict[str, float]:
     for line in text.splitlines():
         if line.startswith(name) and not line.startswith("#"):
             key, _, value = line.rpartition(" ")
-            rest = key[len(name):]
+            rest = key[len(name) :]
             if rest == "" or rest.startswith("{"):
                 out[rest] = float(value)
     return out
@@ -67,20 +66,35 @@ class Prometheus:
 
     def __init__(self, tmp: Path, targets: dict[str, int]) -> None:
         if PROMETHEUS is None:
-            pytest.skip("Debian's prometheus is not installed (deploy/test-packages.txt; scripts/test-deps.sh)")
+            pytest.skip(
+                "Debian's prometheus is not installed (deploy/test-packages.txt; scripts/test-deps.sh)"
+            )
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        jobs = "\n".join(f"  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']"
-                         for job, port in targets.items())
+        jobs = "\n".join(
+            f"  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']"
+            for job, port in targets.items()
+        )
         config = tmp / "prometheus.yml"
-        config.write_text(f"global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
-                          f"scrape_configs:\n{jobs}\n")
+        config.write_text(
+            f"global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+            f"scrape_configs:\n{jobs}\n"
+        )
         self.log = tmp / "prometheus.log"
         self._log = open(self.log, "wb")
         self.popen = subprocess.Popen(
-            [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'prometheus-data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1h",
-             "--log.level=warn"], stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            [
+                PROMETHEUS,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp / 'prometheus-data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.tsdb.retention.time=1h",
+                "--log.level=warn",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         wait_for(self._ready, 60, "prometheus to be ready", interval=0.2)
 
     def _ready(self) -> bool:

@@ -42,8 +42,15 @@ def make_clip(path: Path, frames: int = 100, fps: int = 10) -> Path:
 class RtspServer:
     """One GStreamer RTSP server on 127.0.0.1; can be killed, restarted on the same port, frozen and thawed."""
 
-    def __init__(self, log_dir: Path, video: Path, user: str = "", password: str = "", name: str = "rtsp",
-                 extra: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        video: Path,
+        user: str = "",
+        password: str = "",
+        name: str = "rtsp",
+        extra: tuple[str, ...] = (),
+    ) -> None:
         self.video, self.user, self.password, self.extra = video, user, password, extra
         self.port = free_port()
         self.log = log_dir / f"{name}.log"
@@ -55,7 +62,7 @@ class RtspServer:
         auth = f"{user}:{password}@" if user else ""
         return f"rtsp://{auth}127.0.0.1:{self.port}{path}"
 
-    def start(self) -> "RtspServer":
+    def start(self) -> RtspServer:
         # An .mp4 is taken to hold H.264 already and is served without re-encoding (benchmarks).
         flag = "--h264" if self.video.suffix == ".mp4" else "--video"
         args = [SYSTEM_PYTHON, str(SERVER), "--port", str(self.port), flag, str(self.video), *self.extra]
@@ -63,7 +70,9 @@ class RtspServer:
             args += ["--user", self.user, "--password", self.password]
         before = self.output().count("ready rtsp://")  # the log is appended to across restarts
         with open(self.log, "ab") as log:
-            self.popen = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.popen = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
             if self.output().count("ready rtsp://") > before:
@@ -73,8 +82,10 @@ class RtspServer:
             time.sleep(0.1)
         output = self.log.read_text(errors="replace")[-3000:]
         self.kill()
-        raise AssertionError(f"the RTSP server did not start (are the packages of deploy/test-packages.txt "
-                             f"installed? run scripts/test-deps.sh):\n{output}")
+        raise AssertionError(
+            f"the RTSP server did not start (are the packages of deploy/test-packages.txt "
+            f"installed? run scripts/test-deps.sh):\n{output}"
+        )
 
     def kill(self) -> None:
         if self.popen is not None and self.popen.poll() is None:

@@ -31,10 +31,14 @@ def launch_line(args: argparse.Namespace) -> str:
     if args.h264:  # an MP4 that already holds H.264: served as is, so the server costs almost no CPU
         return f"( filesrc location={args.h264} ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
     if args.video:
-        return (f"( multifilesrc location={args.video} loop=true ! decodebin ! {ENCODE} "
-                f"! rtph264pay name=pay0 pt=96 config-interval=1 )")
-    return f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=480,framerate=10/1 ! {ENCODE} " \
-           f"! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        return (
+            f"( multifilesrc location={args.video} loop=true ! decodebin ! {ENCODE} "
+            f"! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        )
+    return (
+        f"( videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=480,framerate=10/1 ! {ENCODE} "
+        f"! rtph264pay name=pay0 pt=96 config-interval=1 )"
+    )
 
 
 def stamp_buffers(factory: GstRtspServer.RTSPMediaFactory, path: str) -> None:
@@ -54,8 +58,9 @@ def stamp_buffers(factory: GstRtspServer.RTSPMediaFactory, path: str) -> None:
     factory.connect("media-configure", configure)
 
 
-def add_basic_auth(server: GstRtspServer.RTSPServer, factory: GstRtspServer.RTSPMediaFactory,
-                   user: str, password: str) -> None:
+def add_basic_auth(
+    server: GstRtspServer.RTSPServer, factory: GstRtspServer.RTSPMediaFactory, user: str, password: str
+) -> None:
     auth = GstRtspServer.RTSPAuth()
     token = GstRtspServer.RTSPToken()
     token.set_string("media.factory.role", user)
@@ -68,7 +73,9 @@ def add_basic_auth(server: GstRtspServer.RTSPServer, factory: GstRtspServer.RTSP
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--path", default="/cam")
     source = parser.add_mutually_exclusive_group()

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import msgpack
-
 from conftest import ROOT, System, free_base_port
 
 
@@ -22,8 +21,19 @@ def write_config(path: Path, camera: str, body: str, store: Path) -> Path:
 
 def start_safety(system: System, name: str, config: Path, history_port: int | None = None, extra: tuple = ()):
     port = history_port or free_base_port()
-    proc = system.start(name, "safety", "--broker", system.broker_url, "--config", str(config),
-                        "--history-bind", f"tcp://127.0.0.1:{port}", "--name", name, *extra)
+    proc = system.start(
+        name,
+        "safety",
+        "--broker",
+        system.broker_url,
+        "--config",
+        str(config),
+        "--history-bind",
+        f"tcp://127.0.0.1:{port}",
+        "--name",
+        name,
+        *extra,
+    )
     return proc, port
 
 
@@ -41,8 +51,13 @@ def stored_events(db: Path) -> list[dict]:
 
 
 def events_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "anjeon", "events", *args], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "anjeon", "events", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
 
 
 def decode_event(frames: list[bytes]) -> dict:

@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
-
 from conftest import ROOT, SAMPLE, ultralytics_asset
 
 W, H = 768, 576
@@ -41,7 +40,9 @@ SCALE = 0.42  # bus.jpg people are 500 px tall; at this scale about 210 px, as n
 # People in bus.jpg (pixels of that image): crops that hold one person each, little of the next.
 CROPS = {"left": (50, 400, 232, 903), "right": (672, 380, 810, 876), "middle": (240, 410, 345, 860)}
 
-Path2 = Callable[[float], "tuple[float, float] | None"]  # t -> feet (x, y) normalized, None: not in the picture
+Path2 = Callable[
+    [float], "tuple[float, float] | None"
+]  # t -> feet (x, y) normalized, None: not in the picture
 
 
 @dataclass(frozen=True)
@@ -134,12 +135,21 @@ def truth() -> list[Truth]:
     """When each rule's condition holds, from the paths above (walking down the fence, its left is x > 0.5)."""
     a_in = _crossing(a_x, ZONE_X, 0.0, 20.0, up=True)
     a_out = _crossing(a_x, ZONE_X, 20.0, DURATION, up=False)
-    c_in = _crossing(lambda t: -(c_x(t) or 2.0), -ZONE_RIGHT, 10.0, 16.0, up=True)  # C's feet pass x = 0.9 inward
+    c_in = _crossing(
+        lambda t: -(c_x(t) or 2.0), -ZONE_RIGHT, 10.0, 16.0, up=True
+    )  # C's feet pass x = 0.9 inward
     c_out = _crossing(lambda t: c_x(t) or 2.0, ZONE_RIGHT, 16.0, 23.0, up=True)
-    return [Truth("intrusion", a_in, a_out), Truth("dwell", a_in, a_out), Truth("crowding", c_in, c_out),
-            Truth("crossing", _crossing(a_x, FENCE_X, 0.0, 20.0, up=True),
-                  _crossing(a_x, FENCE_X, 20.0, DURATION, up=False)),
-            Truth("fall", 12.0, 24.0)]
+    return [
+        Truth("intrusion", a_in, a_out),
+        Truth("dwell", a_in, a_out),
+        Truth("crowding", c_in, c_out),
+        Truth(
+            "crossing",
+            _crossing(a_x, FENCE_X, 0.0, 20.0, up=True),
+            _crossing(a_x, FENCE_X, 20.0, DURATION, up=False),
+        ),
+        Truth("fall", 12.0, 24.0),
+    ]
 
 
 @functools.cache
@@ -175,7 +185,7 @@ def paste(frame: np.ndarray, image: np.ndarray, feet: tuple[float, float]) -> No
     x1, y1 = cx - w // 2, bottom - h
     fx1, fy1, fx2, fy2 = max(0, x1), max(0, y1), min(W, x1 + w), min(H, bottom)
     if fx2 > fx1 and fy2 > fy1:
-        frame[fy1:fy2, fx1:fx2] = image[fy1 - y1:fy2 - y1, fx1 - x1:fx2 - x1]
+        frame[fy1:fy2, fx1:fx2] = image[fy1 - y1 : fy2 - y1, fx1 - x1 : fx2 - x1]
 
 
 def frame_at(t: float) -> np.ndarray:
@@ -246,7 +256,7 @@ def site_config(path: Path, store: Path, cameras: tuple[str, ...] = (CAMERA,)) -
     return path
 
 
-def start_service(system, tmp: Path, cameras: tuple[str, ...] = (CAMERA,)) -> "tuple[Path, Listener]":
+def start_service(system, tmp: Path, cameras: tuple[str, ...] = (CAMERA,)) -> tuple[Path, Listener]:
     """Broker and `anjeon safety` with the scene's rules (real processes, conftest.System), and a listener on
     the bus; returns (event store, listener) once the service is up (slow to import on a busy host)."""
     from conftest import wait_for
@@ -300,19 +310,43 @@ class Listener:
                 self.heard.events.append((msg, last))
 
 
-def result_message(camera: str, run: str, seq: int, t_capture: float, jpeg: bytes, detections: list[dict]) -> list[bytes]:
+def result_message(
+    camera: str, run: str, seq: int, t_capture: float, jpeg: bytes, detections: list[dict]
+) -> list[bytes]:
     """What a worker publishes for one frame on img/CAM/ (header with detections, then the JPEG)."""
     from anjeon.protocol import wire
 
-    frame = wire.FrameHeader(camera=camera, run=run, seq=seq, t_capture=t_capture, width=W, height=H, size=len(jpeg),
-                             edge="scene-replay", ts={"capture": t_capture})
-    result = wire.Result(frame=frame, worker="replay", model="person (recorded)",
-                         detections=[wire.Detection.from_dict(d) for d in detections])
+    frame = wire.FrameHeader(
+        camera=camera,
+        run=run,
+        seq=seq,
+        t_capture=t_capture,
+        width=W,
+        height=H,
+        size=len(jpeg),
+        edge="scene-replay",
+        ts={"capture": t_capture},
+    )
+    result = wire.Result(
+        frame=frame,
+        worker="replay",
+        model="person (recorded)",
+        detections=[wire.Detection.from_dict(d) for d in detections],
+    )
     return [wire.topic(wire.IMAGE_PREFIX, camera), result.to_wire(), jpeg]
 
 
-def replay(ctx, results_in: str, listener: Listener, recorded: list[list[dict]], fps: float, rate: float,
-           cameras: tuple[str, ...] = (CAMERA,), timeout: float = 180.0, stop_at: float | None = None) -> float:
+def replay(
+    ctx,
+    results_in: str,
+    listener: Listener,
+    recorded: list[list[dict]],
+    fps: float,
+    rate: float,
+    cameras: tuple[str, ...] = (CAMERA,),
+    timeout: float = 180.0,
+    stop_at: float | None = None,
+) -> float:
     """Publish the recorded detections of every (fps/rate)-th frame at ``rate`` results/s, paced in real time,
     with capture time = now (as an edge would stamp them). Returns the capture time of the scene's start.
     ``stop_at``: the camera goes quiet at this scene time (seconds)."""
@@ -333,9 +367,14 @@ def replay(ctx, results_in: str, listener: Listener, recorded: list[list[dict]],
         pub.send_multipart(result_message(WARMUP, "warm", seq, time.time(), jpeg0, []))
         listener.drain(0.2)
     # The frame nearest each 1/rate step: at a rate that does not divide fps the gaps alternate (jitter).
-    picks = sorted({min(len(recorded) - 1, round(j * fps / rate)) for j in range(int(len(recorded) / fps * rate) + 1)})
+    picks = sorted(
+        {min(len(recorded) - 1, round(j * fps / rate)) for j in range(int(len(recorded) / fps * rate) + 1)}
+    )
     frames = [k for k in picks if stop_at is None or k / fps < stop_at]
-    jpegs = {k: cv2.imencode(".jpg", frame_at(k / fps), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for k in frames}
+    jpegs = {
+        k: cv2.imencode(".jpg", frame_at(k / fps), [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes()
+        for k in frames
+    }
     t0 = time.time() + 0.5
     for k in frames:
         due = t0 + k / fps
@@ -384,8 +423,13 @@ def score(heard: Heard, t0: float) -> list[Score]:
         end_err = ends[0] - (t0 + tr.end + linger) if ends and ends[0] is not None else None
         # Where min_duration (end_after) is shorter than one interval, the two results an event needs
         # take longer: max(min_duration, interval) + interval (docs/safety.md).
-        start_ok = start_err is not None and -i_start - SLACK <= start_err <= max(wait, i_start) - wait + i_start + SLACK
-        end_ok = end_err is not None and -i_end - SLACK <= end_err <= max(linger, i_end) - linger + i_end + SLACK
+        start_ok = (
+            start_err is not None
+            and -i_start - SLACK <= start_err <= max(wait, i_start) - wait + i_start + SLACK
+        )
+        end_ok = (
+            end_err is not None and -i_end - SLACK <= end_err <= max(linger, i_end) - linger + i_end + SLACK
+        )
         out.append(Score(tr.rule, len(ids), start_err, end_err, max(i_start, i_end), start_ok, end_ok))
     return out
 

@@ -7,13 +7,23 @@ import time
 
 import msgpack
 import zmq
-
 from conftest import wait_for
 
 
 def header(**over) -> dict:
-    h = {"v": 1, "kind": "frame", "camera": "evil", "run": "r", "seq": 1, "t_capture": time.time(), "width": 8,
-         "height": 8, "size": 0, "codec": "jpeg", "ts": {}}
+    h = {
+        "v": 1,
+        "kind": "frame",
+        "camera": "evil",
+        "run": "r",
+        "seq": 1,
+        "t_capture": time.time(),
+        "width": 8,
+        "height": 8,
+        "size": 0,
+        "codec": "jpeg",
+        "ts": {},
+    }
     h.update(over)
     return h
 
@@ -63,8 +73,12 @@ def test_malformed_messages_are_counted_and_dropped(system, bus_jpg):
         wanted = {"malformed", "bad_version", "bad_camera_id", "oversized", "size_mismatch", "not_jpeg"}
         worker_drops = s.get("cameras", {}).get("corrupt", {}).get("drops", {}).get("worker", {})
         watch = [p for p in s.get("subscribers", {}).values() if p["name"] == "watcher"]
-        return wanted <= set(drops) and worker_drops.get("corrupt_jpeg", 0) >= 1 and watch \
+        return (
+            wanted <= set(drops)
+            and worker_drops.get("corrupt_jpeg", 0) >= 1
+            and watch
             and watch[0]["drops"].get("malformed", 0) >= 1
+        )
 
     sub.status_where(counted, 20, "every kind of bad input counted")
     assert sub.status["drops"]["oversized"] == 3

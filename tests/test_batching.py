@@ -29,8 +29,14 @@ def cameras(system):
     started: list[SyntheticCameras] = []
 
     def start(n: int, fps: float) -> SyntheticCameras:
-        cams = SyntheticCameras(BrokerAddress.parse(system.broker_url), n, fps, make_pool(160, 120, frames=4),
-                                system.ctx, prefix=f"b{len(started)}x")
+        cams = SyntheticCameras(
+            BrokerAddress.parse(system.broker_url),
+            n,
+            fps,
+            make_pool(160, 120, frames=4),
+            system.ctx,
+            prefix=f"b{len(started)}x",
+        )
         started.append(cams.start())
         return cams
 

@@ -15,39 +15,56 @@ import pytest
 
 from anjeon.inference import engines
 from anjeon.inference.decode import JpegDecoder, letterbox_tensors, unletterbox
-from anjeon.inference.engines import BuildOptions, EngineError, Platform, cache_key, cached_engine, choose_engine
+from anjeon.inference.engines import (
+    BuildOptions,
+    EngineError,
+    Platform,
+    cache_key,
+    cached_engine,
+    choose_engine,
+)
 
 CPU_ONLY = Platform()
-H200_TRT = Platform(cuda=True, gpu_name="NVIDIA H200", tensorrt=True,
-                    ort_providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
-                    versions={"torch": "2.14.1", "tensorrt": "10.9", "cuda": "13.0"})
+H200_TRT = Platform(
+    cuda=True,
+    gpu_name="NVIDIA H200",
+    tensorrt=True,
+    ort_providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
+    versions={"torch": "2.14.1", "tensorrt": "10.9", "cuda": "13.0"},
+)
 H200_ORT = Platform(cuda=True, gpu_name="NVIDIA H200", ort_providers=("CUDAExecutionProvider",))
 GPU_BARE = Platform(cuda=True, gpu_name="NVIDIA H200")
 
 
-@pytest.mark.parametrize("requested, device, platform, expected", [
-    ("auto", "cpu", CPU_ONLY, "torch"),  # CPU back ends gave no speed-up here (DESIGN.md)
-    ("auto", "cpu", H200_TRT, "torch"),
-    ("auto", "cuda:0", H200_TRT, "tensorrt"),
-    ("auto", "cuda:0", H200_ORT, "onnxruntime"),
-    ("auto", "cuda:0", GPU_BARE, "torch"),
-    ("auto", "cuda:0", CPU_ONLY, "torch"),  # torch sees no CUDA: pick_device refuses it elsewhere
-    ("torch", "cuda:0", H200_TRT, "torch"),
-    ("tensorrt", "cuda:1", H200_TRT, "tensorrt"),
-    ("onnxruntime", "cuda:0", H200_ORT, "onnxruntime"),
-    ("onnxruntime", "cpu", Platform(ort_providers=("CPUExecutionProvider",)), "onnxruntime"),
-])
+@pytest.mark.parametrize(
+    "requested, device, platform, expected",
+    [
+        ("auto", "cpu", CPU_ONLY, "torch"),  # CPU back ends gave no speed-up here (DESIGN.md)
+        ("auto", "cpu", H200_TRT, "torch"),
+        ("auto", "cuda:0", H200_TRT, "tensorrt"),
+        ("auto", "cuda:0", H200_ORT, "onnxruntime"),
+        ("auto", "cuda:0", GPU_BARE, "torch"),
+        ("auto", "cuda:0", CPU_ONLY, "torch"),  # torch sees no CUDA: pick_device refuses it elsewhere
+        ("torch", "cuda:0", H200_TRT, "torch"),
+        ("tensorrt", "cuda:1", H200_TRT, "tensorrt"),
+        ("onnxruntime", "cuda:0", H200_ORT, "onnxruntime"),
+        ("onnxruntime", "cpu", Platform(ort_providers=("CPUExecutionProvider",)), "onnxruntime"),
+    ],
+)
 def test_engine_choice(requested, device, platform, expected):
     assert choose_engine(requested, device, "model.pt", platform) == expected
 
 
-@pytest.mark.parametrize("requested, device, platform, says", [
-    ("tensorrt", "cpu", H200_TRT, "needs a CUDA device"),
-    ("tensorrt", "cuda:0", H200_ORT, "tensorrt package is not installed"),
-    ("onnxruntime", "cuda:0", GPU_BARE, "onnxruntime-gpu"),
-    ("onnxruntime", "cpu", CPU_ONLY, "onnxruntime is not installed"),
-    ("openvino", "cpu", CPU_ONLY, "choose one of"),
-])
+@pytest.mark.parametrize(
+    "requested, device, platform, says",
+    [
+        ("tensorrt", "cpu", H200_TRT, "needs a CUDA device"),
+        ("tensorrt", "cuda:0", H200_ORT, "tensorrt package is not installed"),
+        ("onnxruntime", "cuda:0", GPU_BARE, "onnxruntime-gpu"),
+        ("onnxruntime", "cpu", CPU_ONLY, "onnxruntime is not installed"),
+        ("openvino", "cpu", CPU_ONLY, "choose one of"),
+    ],
+)
 def test_engine_that_is_not_here_is_refused_with_a_reason(requested, device, platform, says):
     with pytest.raises(EngineError, match=says):
         choose_engine(requested, device, "model.pt", platform)
@@ -73,12 +90,15 @@ def test_cache_key_follows_model_gpu_versions_and_options(tmp_path):
     assert cache_key(w, trt, H200_TRT) == base  # stable
     other_gpu = Platform(**{**H200_TRT.__dict__, "gpu_name": "NVIDIA A4000"})
     newer_trt = Platform(**{**H200_TRT.__dict__, "versions": {**H200_TRT.versions, "tensorrt": "10.10"}})
-    changed = {cache_key(w, trt, other_gpu), cache_key(w, trt, newer_trt),
-               cache_key(w, BuildOptions("tensorrt", False, 8, 640), H200_TRT),
-               cache_key(w, BuildOptions("tensorrt", True, 32, 640), H200_TRT),
-               cache_key(w, BuildOptions("tensorrt", True, 8, 480), H200_TRT),
-               cache_key(w, BuildOptions("onnxruntime", True, 8, 640), H200_TRT),
-               cache_key(weights(tmp_path / "..", b"weights v2"), trt, H200_TRT)}
+    changed = {
+        cache_key(w, trt, other_gpu),
+        cache_key(w, trt, newer_trt),
+        cache_key(w, BuildOptions("tensorrt", False, 8, 640), H200_TRT),
+        cache_key(w, BuildOptions("tensorrt", True, 32, 640), H200_TRT),
+        cache_key(w, BuildOptions("tensorrt", True, 8, 480), H200_TRT),
+        cache_key(w, BuildOptions("onnxruntime", True, 8, 640), H200_TRT),
+        cache_key(weights(tmp_path / "..", b"weights v2"), trt, H200_TRT),
+    }
     assert base not in changed and len(changed) == 7
 
 
@@ -115,8 +135,10 @@ def test_concurrent_workers_build_one_engine(tmp_path):
     w, cache, build = weights(tmp_path), tmp_path / "cache", CountingBuilder()
     opts = BuildOptions("onnxruntime", False, 8, 640)
     paths: list[Path] = []
-    threads = [threading.Thread(target=lambda: paths.append(cached_engine(w, opts, H200_ORT, build, cache)[0]))
-               for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: paths.append(cached_engine(w, opts, H200_ORT, build, cache)[0]))
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -129,7 +151,9 @@ def test_a_build_that_writes_nothing_is_an_error(tmp_path):
         return work / "missing.engine"
 
     with pytest.raises(EngineError, match="produced no file"):
-        cached_engine(weights(tmp_path), BuildOptions("tensorrt", True, 8, 640), H200_TRT, broken, tmp_path / "c")
+        cached_engine(
+            weights(tmp_path), BuildOptions("tensorrt", True, 8, 640), H200_TRT, broken, tmp_path / "c"
+        )
 
 
 def test_cache_dir_from_environment(monkeypatch, tmp_path):

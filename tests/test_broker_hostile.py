@@ -13,7 +13,6 @@ import time
 
 import msgpack
 import zmq
-
 from conftest import wait_for, worker_procs
 
 JPEG = b"\xff\xd8" + b"\x00" * 64  # passes the broker's checks; workers fail to decode it (counted)
@@ -24,8 +23,21 @@ def pack(**m) -> bytes:
 
 
 def fake_frame(camera: str, seq: int = 1) -> list[bytes]:
-    return [pack(kind="frame", camera=camera, run="fake", seq=seq, t_capture=time.time(), width=8, height=8,
-                 size=len(JPEG), codec="jpeg", ts={}), JPEG]
+    return [
+        pack(
+            kind="frame",
+            camera=camera,
+            run="fake",
+            seq=seq,
+            t_capture=time.time(),
+            width=8,
+            height=8,
+            size=len(JPEG),
+            codec="jpeg",
+            ts={},
+        ),
+        JPEG,
+    ]
 
 
 def hb(proc: str, role: str, info) -> bytes:
@@ -88,22 +100,46 @@ def test_type_confused_maps_are_counted_and_the_broker_serves_on(system, bus_jpg
         for sock, msgs in confused.items():
             for m in msgs:
                 sock.send(m)
-        for m in (fake_frame("cam", 10**9) + [b"extra"], [pack(kind="frame", camera="cam", run=1, seq="1"), JPEG],
-                  [pack(kind="frame", camera="cam", run="r", seq=1, t_capture=float("nan"), width=8, height=8,
-                        size=len(JPEG), codec="jpeg"), JPEG]):
+        for m in (
+            fake_frame("cam", 10**9) + [b"extra"],
+            [pack(kind="frame", camera="cam", run=1, seq="1"), JPEG],
+            [
+                pack(
+                    kind="frame",
+                    camera="cam",
+                    run="r",
+                    seq=1,
+                    t_capture=float("nan"),
+                    width=8,
+                    height=8,
+                    size=len(JPEG),
+                    codec="jpeg",
+                ),
+                JPEG,
+            ],
+        ):
             push.send_multipart(m)
-        pub.send_multipart([b"status/", pack(kind="status", broker="forged", cameras={"cam": {"online": False}})])
+        pub.send_multipart(
+            [b"status/", pack(kind="status", broker="forged", cameras={"cam": {"online": False}})]
+        )
         time.sleep(0.2)
 
     def counted(s):
         d = s.get("drops", {})
-        return d.get("malformed", 0) >= 30 and d.get("bad_camera_id", 0) >= 3 and d.get("bad_goodbye", 0) >= 3 \
+        return (
+            d.get("malformed", 0) >= 30
+            and d.get("bad_camera_id", 0) >= 3
+            and d.get("bad_goodbye", 0) >= 3
             and d.get("forged_status", 0) >= 1
+        )
+
     sub.status_where(counted, 20, "type-confused messages counted")
     assert broker.alive, broker.output()
     # The forged status never reached subscribers, and the real camera streams on.
     assert sub.status["broker"] != "forged"
-    sub.status_where(lambda s: s["cameras"]["cam"]["online"], 20, "the real camera online")  # beats may be late
+    sub.status_where(
+        lambda s: s["cameras"]["cam"]["online"], 20, "the real camera online"
+    )  # beats may be late
     assert real_rate(sub, "cam", 2.0) >= 3.0
     assert "Traceback" not in broker.output()
 
@@ -115,10 +151,15 @@ def test_a_clean_stop_shows_stopped_at_once(system, bus_jpg):
     worker.stop()
     edge.stop()
     # A goodbye, not 3 s of silence: "stopped" is only ever set by a goodbye.
-    sub.status_where(lambda s: s["cameras"].get("cam", {}).get("state") == "stopped"
-                     and worker_procs(s).get("w1", {}).get("stopped") is True
-                     and worker_procs(s)["w1"]["online"] is False,
-                     10, "edge and worker shown stopped")
+    sub.status_where(
+        lambda s: (
+            s["cameras"].get("cam", {}).get("state") == "stopped"
+            and worker_procs(s).get("w1", {}).get("stopped") is True
+            and worker_procs(s)["w1"]["online"] is False
+        ),
+        10,
+        "edge and worker shown stopped",
+    )
     assert sub.status["cameras"]["cam"]["online"] is False
 
 
@@ -132,7 +173,9 @@ def test_a_rogue_worker_cannot_take_the_frames_or_a_real_workers_id(system, bus_
     during, start = 0, time.time()
     while time.monotonic() < deadline:
         rogue.send(pack(kind="ready", proc="rogue", credit=1024))  # takes frames, never returns credit
-        impostor.send(pack(kind="ready", proc=real_proc, credit=1024))  # the real worker's id (from the status)
+        impostor.send(
+            pack(kind="ready", proc=real_proc, credit=1024)
+        )  # the real worker's id (from the status)
         while rogue.poll(0):
             rogue.recv_multipart()
         while impostor.poll(0):
@@ -160,8 +203,11 @@ def test_invented_camera_ids_neither_cut_the_real_camera_nor_grow_the_broker(sys
         push.send_multipart(fake_frame(f"fake{i}"))
     during = real_rate(sub, "cam", 4.0)
     # Frames of cameras no edge reports are rate-limited (unclaimed_rate); those let in fill the camera cap.
-    sub.status_where(lambda s: s["drops"].get("camera_cap", 0) + s["drops"].get("unclaimed_rate", 0) > 0, 30,
-                     "the flood counted")
+    sub.status_where(
+        lambda s: s["drops"].get("camera_cap", 0) + s["drops"].get("unclaimed_rate", 0) > 0,
+        30,
+        "the flood counted",
+    )
     sub.status_where(lambda s: s["cameras"]["cam"]["online"], 20, "the real camera online")
     status = sub.status
     assert len(status["cameras"]) <= 200 + 1

@@ -7,27 +7,35 @@ import sys
 from importlib.metadata import requires
 
 import pytest
-
 from conftest import ROOT, free_base_port
 
 
 def anjeon(*args: str, timeout: float = 60, pre: str = "") -> subprocess.CompletedProcess:
     code = f"{pre}; from anjeon.cli import main; main()" if pre else "from anjeon.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=ROOT, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (["worker", "--batch", "0"], 2, "Invalid value for '--batch'"),
-    (["edge", "--camera", "nonsense"], 2, "should be NAME=SOURCE"),
-    (["edge", "--camera", "a/b=0"], 2, "camera id 'a/b'"),
-    (["edge", "--camera", "a=0", "--camera", "a=1"], 2, "camera 'a' is given twice"),
-    (["edge", "--broker", "http://host", "--camera", "a=0"], 2, "is not a broker address"),
-    (["broker", "--base-port", "70000"], 2, "base port 70000 is out of range"),
-    (["worker", "--model", "/nope/model.pt"], 1, "is neither a built-in"),
-    (["worker", "--device", "cuda:3"], 1, "torch sees no CUDA device"),
-    (["watch", "--camera", "x y"], 2, "camera id 'x y'"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["worker", "--batch", "0"], 2, "Invalid value for '--batch'"),
+        (["edge", "--camera", "nonsense"], 2, "should be NAME=SOURCE"),
+        (["edge", "--camera", "a/b=0"], 2, "camera id 'a/b'"),
+        (["edge", "--camera", "a=0", "--camera", "a=1"], 2, "camera 'a' is given twice"),
+        (["edge", "--broker", "http://host", "--camera", "a=0"], 2, "is not a broker address"),
+        (["broker", "--base-port", "70000"], 2, "base port 70000 is out of range"),
+        (["worker", "--model", "/nope/model.pt"], 1, "is neither a built-in"),
+        (["worker", "--device", "cuda:3"], 1, "torch sees no CUDA device"),
+        (["watch", "--camera", "x y"], 2, "camera id 'x y'"),
+    ],
+)
 def test_wrong_flags_get_one_clear_sentence(args, code, message):
     done = anjeon(*args)
     assert done.returncode == code, done.stderr
@@ -80,9 +88,11 @@ def test_base_install_needs_no_torch():
     assert base == {"pyzmq", "msgpack", "numpy", "opencv-python-headless", "click", "prometheus_client"}
     assert any(r.startswith("ultralytics-opencv-headless") and 'extra == "worker"' in r for r in reqs)
     # Edge, broker and watch never import the model stack.
-    code = ("import sys; import anjeon.cli, anjeon.edge.service, anjeon.broker.server, anjeon.viewer.watch, "
-            "anjeon.inference.worker, anjeon.inference.models; "
-            "bad = [m for m in ('torch', 'ultralytics') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
+    code = (
+        "import sys; import anjeon.cli, anjeon.edge.service, anjeon.broker.server, anjeon.viewer.watch, "
+        "anjeon.inference.worker, anjeon.inference.models; "
+        "bad = [m for m in ('torch', 'ultralytics') if m in sys.modules]; print(bad); sys.exit(bool(bad))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
 

@@ -9,7 +9,6 @@ import sqlite3
 import time
 
 import pytest
-
 from conftest import SAMPLE, wait_for
 from safety_fixtures import start_safety, stored_events, write_config
 
@@ -60,8 +59,12 @@ def test_every_ended_event_on_the_sample_video_has_a_clip_from_pre_to_post_roll(
         if len(ended) < 2:
             return []
         done = clips(db)
-        return ended if len(ended) >= 2 and all(done.get(e["id"], {}).get("state") not in (None, "recording")
-                                                 for e in ended[:2]) else []
+        return (
+            ended
+            if len(ended) >= 2
+            and all(done.get(e["id"], {}).get("state") not in (None, "recording") for e in ended[:2])
+            else []
+        )
 
     ended = wait_for(finished, 700, "two ended intrusions with finished clips")[:2]
     done = clips(db)

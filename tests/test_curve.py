@@ -15,18 +15,19 @@ import msgpack
 import pytest
 import zmq
 import zmq.auth
+from conftest import ROOT, free_base_port, wait_for
+from safety_fixtures import write_config
 
 from anjeon.protocol import security, wire
 from anjeon.protocol.endpoints import CONTROL, FRAMES_IN, FRAMES_OUT, OFFSETS, RESULTS_IN, RESULTS_OUT
-from conftest import ROOT, free_base_port, wait_for
-from safety_fixtures import write_config
 
 WAIT = 60.0  # generous bound for anything on a loaded 2-core machine
 
 
 def anjeon(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "anjeon", *args], capture_output=True, text=True, timeout=60,
-                          cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "anjeon", *args], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
 
 
 @pytest.fixture
@@ -52,8 +53,9 @@ class Client:
         self.ctx, self.base, self.keys = ctx, base, keys
         self.server = zmq.auth.load_certificate(keys / "broker.key")[0]
 
-    def socket(self, kind: int, where: str, key: str | None, port: int | None = None,
-               server: bytes | None = None) -> zmq.Socket:
+    def socket(
+        self, kind: int, where: str, key: str | None, port: int | None = None, server: bytes | None = None
+    ) -> zmq.Socket:
         sock = self.ctx.socket(kind)
         sock.linger = 0
         if key is not None:
@@ -92,8 +94,17 @@ def recv_until(sock: zmq.Socket, predicate, timeout: float, what: str) -> list[l
 
 
 def frame_message(camera: str, jpeg: bytes, seq: int) -> list[bytes]:
-    header = wire.FrameHeader(camera=camera, run="r" * 8, seq=seq, t_capture=time.time(), width=810, height=1080,
-                              size=len(jpeg), edge="e" * 8, ts={})
+    header = wire.FrameHeader(
+        camera=camera,
+        run="r" * 8,
+        seq=seq,
+        t_capture=time.time(),
+        width=810,
+        height=1080,
+        size=len(jpeg),
+        edge="e" * 8,
+        ts={},
+    )
     return [header.to_wire(), jpeg]
 
 
@@ -113,9 +124,23 @@ def secured(system, keys, bus_jpg):
     """A keyed broker, edge (camera gate) and null worker; returns (system, keys, client)."""
     k = str(keys)
     system.start("broker", "--keys", k, "broker", "--bind", "127.0.0.1", "--base-port", str(system.base))
-    system.start("worker", "--keys", k, "worker", "--broker", system.broker_url, "--model", "null", "--name", "w1")
-    system.start("edge", "--keys", k, "edge", "--broker", system.broker_url, "--camera", f"gate={bus_jpg}",
-                 "--fps", "5", "--name", "e1")
+    system.start(
+        "worker", "--keys", k, "worker", "--broker", system.broker_url, "--model", "null", "--name", "w1"
+    )
+    system.start(
+        "edge",
+        "--keys",
+        k,
+        "edge",
+        "--broker",
+        system.broker_url,
+        "--camera",
+        f"gate={bus_jpg}",
+        "--fps",
+        "5",
+        "--name",
+        "e1",
+    )
     client = Client(system.ctx, system.base, keys)
     return system, keys, client
 
@@ -124,7 +149,9 @@ def test_right_keys_work_end_to_end_and_nobody_else_sees_anything(secured):
     system, _, client = secured
     outsiders = {key: client.sub(key) for key in (None, "stranger", "edge", "worker")}
     good = client.sub("subscriber", b"res/", b"status/")  # connected with the outsiders: same chances
-    seen = recv_until(good, lambda f: f[0] == b"res/gate/", WAIT, "a result of camera gate for the subscriber key")
+    seen = recv_until(
+        good, lambda f: f[0] == b"res/gate/", WAIT, "a result of camera gate for the subscriber key"
+    )
     # Two more status snapshots after the first result: an admitted socket would have had many messages by now.
     for _ in range(2):
         recv_until(good, lambda f: f[0] == wire.STATUS_TOPIC, WAIT, "status")
@@ -140,12 +167,18 @@ def test_nobody_without_the_right_role_injects_anything(secured, bus_jpg):
     good = client.sub("subscriber", b"res/", b"evt/", b"status/", b"trk/")
     recv_until(good, lambda f: f[0] == b"res/gate/", WAIT, "the pipeline running")
 
-    pushers = {key: client.socket(zmq.PUSH, FRAMES_IN, key) for key in (None, "stranger", "subscriber", "worker",
-                                                                         "safety")}
-    publishers = {key: client.socket(zmq.PUB, RESULTS_IN, key) for key in (None, "stranger", "subscriber", "edge",
-                                                                            "worker", "safety")}
+    pushers = {
+        key: client.socket(zmq.PUSH, FRAMES_IN, key)
+        for key in (None, "stranger", "subscriber", "worker", "safety")
+    }
+    publishers = {
+        key: client.socket(zmq.PUB, RESULTS_IN, key)
+        for key in (None, "stranger", "subscriber", "edge", "worker", "safety")
+    }
     beats = {key: client.socket(zmq.DEALER, CONTROL, key) for key in (None, "stranger", "subscriber", "edge")}
-    dealers = {key: client.socket(zmq.DEALER, FRAMES_OUT, key) for key in (None, "stranger", "subscriber", "edge")}
+    dealers = {
+        key: client.socket(zmq.DEALER, FRAMES_OUT, key) for key in (None, "stranger", "subscriber", "edge")
+    }
     control_edge = client.socket(zmq.PUSH, FRAMES_IN, "edge")
     control_viewer = client.socket(zmq.DEALER, CONTROL, "subscriber")
 
@@ -185,8 +218,16 @@ def test_nobody_without_the_right_role_injects_anything(secured, bus_jpg):
                 forged.append(frames)
 
     # The status names the control camera and the control viewer, but nothing forged.
-    status = status_of(recv_until(good, lambda f: f[0] == wire.STATUS_TOPIC and "ok-viewer" in str(
-        msgpack.unpackb(f[1]).get("subscribers")), WAIT, "the control heartbeat in the status"))[-1]
+    status = status_of(
+        recv_until(
+            good,
+            lambda f: (
+                f[0] == wire.STATUS_TOPIC and "ok-viewer" in str(msgpack.unpackb(f[1]).get("subscribers"))
+            ),
+            WAIT,
+            "the control heartbeat in the status",
+        )
+    )[-1]
     assert not forged, forged[:3]
     assert "ctl" in status["cameras"]
     assert not [c for c in status["cameras"] if c.startswith("forged")]
@@ -201,21 +242,38 @@ def test_nobody_without_the_right_role_injects_anything(secured, bus_jpg):
 
 def test_history_socket_answers_only_subscriber_keys(system, keys, tmp_path):
     k = str(keys)
-    config = write_config(tmp_path / "site.yaml", "gate",
-                          "zones:\n  pit: [[0.2, 0.1], [0.8, 0.1], [0.8, 0.6], [0.2, 0.6]]\n"
-                          "rules:\n  - {type: intrusion, zone: pit}",
-                          tmp_path / "events.db")
+    config = write_config(
+        tmp_path / "site.yaml",
+        "gate",
+        "zones:\n  pit: [[0.2, 0.1], [0.8, 0.1], [0.8, 0.6], [0.2, 0.6]]\n"
+        "rules:\n  - {type: intrusion, zone: pit}",
+        tmp_path / "events.db",
+    )
     port = free_base_port()
     system.start("broker", "--keys", k, "broker", "--bind", "127.0.0.1", "--base-port", str(system.base))
-    safety = system.start("safety", "--keys", k, "safety", "--broker", system.broker_url, "--config", str(config),
-                          "--history-bind", f"tcp://127.0.0.1:{port}", "--name", "s1")
+    safety = system.start(
+        "safety",
+        "--keys",
+        k,
+        "safety",
+        "--broker",
+        system.broker_url,
+        "--config",
+        str(config),
+        "--history-bind",
+        f"tcp://127.0.0.1:{port}",
+        "--name",
+        "s1",
+    )
     wait_for(lambda: "history on" in safety.output() or not safety.alive, WAIT, "the safety service")
     assert safety.alive, safety.output()
     client = Client(system.ctx, system.base, keys)
     history_key = zmq.auth.load_certificate(keys / "safety.key")[0]
     query = wire.pack({"v": 1, "kind": "events_query", "limit": 5})
-    outsiders = {key: client.socket(zmq.DEALER, "", key, port=port, server=history_key)
-                 for key in (None, "stranger", "edge", "worker")}
+    outsiders = {
+        key: client.socket(zmq.DEALER, "", key, port=port, server=history_key)
+        for key in (None, "stranger", "edge", "worker")
+    }
     for sock in outsiders.values():
         send_quietly(sock, [query])
     good = client.socket(zmq.DEALER, "", "subscriber", port=port, server=history_key)
@@ -234,7 +292,9 @@ def test_history_socket_answers_only_subscriber_keys(system, keys, tmp_path):
 
 def test_allowlist_changes_apply_without_restart_and_a_bad_line_admits_nobody(system, keys):
     k = str(keys)
-    broker = system.start("broker", "--keys", k, "broker", "--bind", "127.0.0.1", "--base-port", str(system.base))
+    broker = system.start(
+        "broker", "--keys", k, "broker", "--bind", "127.0.0.1", "--base-port", str(system.base)
+    )
     wait_for(lambda: "CURVE on" in broker.output() or not broker.alive, WAIT, "the broker")
     client = Client(system.ctx, system.base, keys)
 
@@ -286,7 +346,11 @@ def test_allowlist_changes_apply_without_restart_and_a_bad_line_admits_nobody(sy
     recv_until(sub2, lambda f: f[0] == wire.STATUS_TOPIC, WAIT, "status for sub2")
     cuts = broker.output().count("dropped every connection")
     assert anjeon("keys", "revoke", k, "sub2").returncode == 0
-    wait_for(lambda: broker.output().count("dropped every connection") > cuts, WAIT, "results-out's connections cut")
+    wait_for(
+        lambda: broker.output().count("dropped every connection") > cuts,
+        WAIT,
+        "results-out's connections cut",
+    )
     watcher = client.sub("subscriber", b"status/")
     recv_until(watcher, lambda f: f[0] == wire.STATUS_TOPIC, WAIT, "status after the cut")
     drain(sub2)  # what was under way before the cut
@@ -299,8 +363,12 @@ def test_allowlist_changes_apply_without_restart_and_a_bad_line_admits_nobody(sy
     lines = allowlist.read_text().splitlines()
     late_line = next(line for line in lines if line.split()[1:2] == ["late"])
     before = reloads()
-    allowlist.write_text("\n".join(line if line != late_line else late_line.replace("subscriber", "subscribr")
-                                   for line in lines) + "\n")
+    allowlist.write_text(
+        "\n".join(
+            line if line != late_line else late_line.replace("subscriber", "subscribr") for line in lines
+        )
+        + "\n"
+    )
     wait_for(lambda: reloads() > before, WAIT, "the broker to reload the broken allowlist")
     assert "allowlist line refused" in broker.output()
     late2 = client.sub("late", b"status/")
@@ -339,18 +407,25 @@ def test_missing_keys_fail_clearly_and_plaintext_on_open_addresses_warns(tmp_pat
         ctx.term()
 
 
-@pytest.mark.parametrize("text, admitted, refused", [
-    ("", 0, 0),
-    ("# only a comment\n\n", 0, 0),
-    ("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 gate edge\n", 1, 0),
-    ("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 gate edge,subscriber\n", 1, 0),
-    ("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 gate admin\n", 0, 1),  # unknown role
-    ("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 gate\n", 0, 1),  # no role
-    ("short gate edge\n", 0, 1),
-    ("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 ga/te edge\n", 0, 1),
-    ("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 a edge\nrq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 b worker\n", 0, 1),
-    ("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 a edge extra\n", 0, 1),
-])
+@pytest.mark.parametrize(
+    "text, admitted, refused",
+    [
+        ("", 0, 0),
+        ("# only a comment\n\n", 0, 0),
+        ("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 gate edge\n", 1, 0),
+        ("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 gate edge,subscriber\n", 1, 0),
+        ("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 gate admin\n", 0, 1),  # unknown role
+        ("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 gate\n", 0, 1),  # no role
+        ("short gate edge\n", 0, 1),
+        ("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 ga/te edge\n", 0, 1),
+        (
+            "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 a edge\nrq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 b worker\n",
+            0,
+            1,
+        ),
+        ("rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 a edge extra\n", 0, 1),
+    ],
+)
 def test_allowlist_lines(text, admitted, refused):
     allowlist = security.parse_allowlist(text)
     assert len(allowlist.entries) == admitted and len(allowlist.errors) == refused
@@ -363,14 +438,42 @@ def test_watch_and_console_take_the_subscriber_key(secured, tmp_path):
 
     system, keys, _ = secured
     k = str(keys)
-    run = subprocess.run([sys.executable, "-m", "anjeon", "--keys", k, "watch", "--broker", system.broker_url,
-                          "--json", "--count", "3", "--duration", str(WAIT)], capture_output=True, text=True,
-                         timeout=WAIT + 30, cwd=ROOT)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "anjeon",
+            "--keys",
+            k,
+            "watch",
+            "--broker",
+            system.broker_url,
+            "--json",
+            "--count",
+            "3",
+            "--duration",
+            str(WAIT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=WAIT + 30,
+        cwd=ROOT,
+    )
     lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     assert run.returncode == 0 and len(lines) == 3 and {r["camera"] for r in lines} == {"gate"}, run.stderr
     port = free_base_port()
-    viewer = system.start("viewer", "--keys", k, "viewer", "--broker", system.broker_url, "--port", str(port),
-                          "--acks", str(tmp_path / "acks.jsonl"))
+    viewer = system.start(
+        "viewer",
+        "--keys",
+        k,
+        "viewer",
+        "--broker",
+        system.broker_url,
+        "--port",
+        str(port),
+        "--acks",
+        str(tmp_path / "acks.jsonl"),
+    )
 
     def cameras() -> dict:
         try:
@@ -379,5 +482,7 @@ def test_watch_and_console_take_the_subscriber_key(secured, tmp_path):
         except OSError:
             return {}
 
-    got = wait_for(lambda: "gate" in json.dumps(cameras()) or not viewer.alive, WAIT, "the console to see gate")
+    got = wait_for(
+        lambda: "gate" in json.dumps(cameras()) or not viewer.alive, WAIT, "the console to see gate"
+    )
     assert viewer.alive and got, viewer.output()

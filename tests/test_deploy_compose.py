@@ -25,10 +25,9 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE, wait_for
 
 from anjeon.protocol.endpoints import free_base_port
-
-from conftest import SAMPLE, wait_for
 
 # An image build and a whole stack on a small shared machine: minutes, not the suite's 300 s per test.
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(1800)]
@@ -54,14 +53,19 @@ def _free_port() -> int:
 
 
 def _env() -> dict[str, str]:
-    return dict(os.environ, CONTAINERS_CONF=os.environ.get("CONTAINERS_CONF", str(DOCKER / "containers.conf")))
+    return dict(
+        os.environ, CONTAINERS_CONF=os.environ.get("CONTAINERS_CONF", str(DOCKER / "containers.conf"))
+    )
 
 
-def _run(args: list[str], timeout: float, env: dict[str, str] | None = None, check: bool = True,
-         cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], timeout: float, env: dict[str, str] | None = None, check: bool = True, cwd: Path = ROOT
+) -> subprocess.CompletedProcess:
     result = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env or _env(), cwd=cwd)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} -> {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        raise AssertionError(
+            f"{' '.join(args)} -> {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
     return result
 
 
@@ -74,10 +78,22 @@ def image() -> str:
     if shutil.which("podman") is None:
         pytest.skip("podman is not installed: make deploy-test installs it (deploy/docker/local-base.sh)")
     if _run(["podman", "image", "exists", BASE_IMAGE], PODMAN_QUERY, check=False).returncode != 0:
-        pytest.skip(f"base image {BASE_IMAGE} is missing: make deploy-test builds it (deploy/docker/local-base.sh)")
+        pytest.skip(
+            f"base image {BASE_IMAGE} is missing: make deploy-test builds it (deploy/docker/local-base.sh)"
+        )
     start = time.monotonic()
-    args = ["podman", "build", "--format", "docker", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-            "-f", str(DOCKER / "Containerfile"), "-t", IMAGE]
+    args = [
+        "podman",
+        "build",
+        "--format",
+        "docker",
+        "--build-arg",
+        f"BASE_IMAGE={BASE_IMAGE}",
+        "-f",
+        str(DOCKER / "Containerfile"),
+        "-t",
+        IMAGE,
+    ]
     if CA_BUNDLE.exists():  # pip behind this machine's TLS-inspecting proxy needs its CA
         args += ["--secret", f"id=ca,src={CA_BUNDLE}"]
     _run(args + ["."], 1800)
@@ -97,9 +113,19 @@ def test_image_runs_unprivileged_with_a_health_check_and_stop_signal(image):
     out = _run(["podman", "run", "--rm", image, "--version"], PODMAN_QUERY).stdout
     assert "anjeon" in out
     # No torch in the base image: the camera and console hosts' install stays small.
-    probe = _run(["podman", "run", "--rm", "--entrypoint", "/opt/anjeon/bin/python", image, "-c",
-                  "import importlib.util as u; print(u.find_spec('torch') is None, u.find_spec('cv2') is not None)"],
-                 PODMAN_QUERY).stdout.split()
+    probe = _run(
+        [
+            "podman",
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/opt/anjeon/bin/python",
+            image,
+            "-c",
+            "import importlib.util as u; print(u.find_spec('torch') is None, u.find_spec('cv2') is not None)",
+        ],
+        PODMAN_QUERY,
+    ).stdout.split()
     assert probe == ["True", "True"]
 
 
@@ -108,24 +134,38 @@ class Stack:
 
     def __init__(self, image: str, site_dir: Path, console_port: int, broker_port: int) -> None:
         self.site_dir, self.console_port, self.broker_port = site_dir, console_port, broker_port
-        self.env = dict(_env(), ANJEON_IMAGE=image, ANJEON_WORKER_IMAGE=image, ANJEON_MODEL="null",
-                        ANJEON_SITE_DIR=str(site_dir), ANJEON_SAMPLES=str(SAMPLE.parent),
-                        ANJEON_CONSOLE_PORT=str(console_port),
-                        ANJEON_BROKER_PORTS=f"{broker_port}-{broker_port + 4}")
+        self.env = dict(
+            _env(),
+            ANJEON_IMAGE=image,
+            ANJEON_WORKER_IMAGE=image,
+            ANJEON_MODEL="null",
+            ANJEON_SITE_DIR=str(site_dir),
+            ANJEON_SAMPLES=str(SAMPLE.parent),
+            ANJEON_CONSOLE_PORT=str(console_port),
+            ANJEON_BROKER_PORTS=f"{broker_port}-{broker_port + 4}",
+        )
 
     def compose(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
-        return _run([str(COMPOSE), "-p", PROJECT, "-f", str(ROOT / "deploy" / "compose.yaml"), *args], timeout,
-                    env=self.env, check=check)
+        return _run(
+            [str(COMPOSE), "-p", PROJECT, "-f", str(ROOT / "deploy" / "compose.yaml"), *args],
+            timeout,
+            env=self.env,
+            check=check,
+        )
 
     def container(self, service: str) -> str:
         return f"{PROJECT}_{service}_1"
 
-    def podman(self, *args: str, timeout: float = PODMAN_QUERY, check: bool = True) -> subprocess.CompletedProcess:
+    def podman(
+        self, *args: str, timeout: float = PODMAN_QUERY, check: bool = True
+    ) -> subprocess.CompletedProcess:
         return _run(["podman", *args], timeout, env=self.env, check=check)
 
     def logs(self) -> str:
-        return "\n".join(f"--- {s}\n{self.podman('logs', '--tail', '40', self.container(s), check=False).stderr}"
-                         for s in SERVICES)
+        return "\n".join(
+            f"--- {s}\n{self.podman('logs', '--tail', '40', self.container(s), check=False).stderr}"
+            for s in SERVICES
+        )
 
 
 def _site_dir(tmp_path: Path) -> Path:
@@ -160,8 +200,20 @@ def stack(image, tmp_path_factory):
 
 
 def _watch(stack: Stack, count: int, timeout: float) -> list[dict]:
-    out = _run([str(ANJEON), "watch", "--broker", f"tcp://127.0.0.1:{stack.broker_port}", "--json",
-                "--count", str(count), "--duration", str(timeout)], timeout + 30).stdout
+    out = _run(
+        [
+            str(ANJEON),
+            "watch",
+            "--broker",
+            f"tcp://127.0.0.1:{stack.broker_port}",
+            "--json",
+            "--count",
+            str(count),
+            "--duration",
+            str(timeout),
+        ],
+        timeout + 30,
+    ).stdout
     return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
@@ -194,10 +246,22 @@ def _scripted_results(port: int, seconds: float) -> int:
     run, sent, deadline = wire.new_id(), 0, time.monotonic() + seconds
     try:
         while time.monotonic() < deadline:
-            frame = wire.FrameHeader(camera="yard", run=run, seq=sent, t_capture=time.time(), width=640, height=480,
-                                     size=len(jpeg), edge="scripted")
-            body = wire.Result(frame=frame, worker="scripted", model="scripted",
-                               detections=[wire.Detection("person", 0.9, [280.0, 160.0, 360.0, 400.0])]).to_wire()
+            frame = wire.FrameHeader(
+                camera="yard",
+                run=run,
+                seq=sent,
+                t_capture=time.time(),
+                width=640,
+                height=480,
+                size=len(jpeg),
+                edge="scripted",
+            )
+            body = wire.Result(
+                frame=frame,
+                worker="scripted",
+                model="scripted",
+                detections=[wire.Detection("person", 0.9, [280.0, 160.0, 360.0, 400.0])],
+            ).to_wire()
             pub.send_multipart([wire.topic(wire.RESULT_PREFIX, "yard"), body])
             pub.send_multipart([wire.topic(wire.IMAGE_PREFIX, "yard"), body, jpeg])
             sent += 1
@@ -208,8 +272,18 @@ def _scripted_results(port: int, seconds: float) -> int:
 
 
 def _stored_events(stack: Stack, camera: str) -> list[dict]:
-    out = stack.podman("exec", stack.container("safety"), "anjeon", "events", "--db", "/var/lib/anjeon/events.db",
-                       "--camera", camera, "--json", check=False)
+    out = stack.podman(
+        "exec",
+        stack.container("safety"),
+        "anjeon",
+        "events",
+        "--db",
+        "/var/lib/anjeon/events.db",
+        "--camera",
+        camera,
+        "--json",
+        check=False,
+    )
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
@@ -249,17 +323,31 @@ def test_the_console_answers_behind_a_login_with_the_stored_event(stack):
 
     wait_for(lambda: page("/api/me")[0] in (200, 401), 120, "the console to answer")
     assert page("/api/cameras")[0] == 401  # served to the network only with a login
-    request = urllib.request.Request(base + "/api/login", data=json.dumps({"user": USER, "password": PASSWORD}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
+    request = urllib.request.Request(
+        base + "/api/login",
+        data=json.dumps({"user": USER, "password": PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     with opener.open(request, timeout=30) as answer:
         assert json.loads(answer.read())["auth"] is True
-    cameras = wait_for(lambda: [c for c in json.loads(page("/api/cameras")[1] or "[]") if c.get("camera") == "demo"
-                                or c.get("id") == "demo"], 60, "the sample camera in the console")
+    cameras = wait_for(
+        lambda: [
+            c
+            for c in json.loads(page("/api/cameras")[1] or "[]")
+            if c.get("camera") == "demo" or c.get("id") == "demo"
+        ],
+        60,
+        "the sample camera in the console",
+    )
     assert cameras
     if not _stored_events(stack, "yard"):
         _scripted_results(stack.broker_port, 8.0)
-    events = wait_for(lambda: json.loads(page("/api/events?camera=yard")[1] or "[]"), 60,
-                      "the stored event through the console's history")
+    events = wait_for(
+        lambda: json.loads(page("/api/events?camera=yard")[1] or "[]"),
+        60,
+        "the stored event through the console's history",
+    )
     assert events[0]["camera"] == "yard"
 
 
@@ -269,15 +357,21 @@ def test_every_container_reports_healthy(stack):
     for service in SERVICES:
         results = []
         for _ in range(3):
-            results.append(stack.podman("healthcheck", "run", stack.container(service), check=False, timeout=180))
+            results.append(
+                stack.podman("healthcheck", "run", stack.container(service), check=False, timeout=180)
+            )
             if results[-1].returncode == 0:
                 break
-        assert results[-1].returncode == 0, \
+        assert results[-1].returncode == 0, (
             f"{service}: {[r.stdout + r.stderr for r in results]}\n{stack.logs()}"
+        )
 
 
 def test_console_and_broker_listen_on_loopback_only(stack):
-    ports = stack.podman("port", stack.container("viewer")).stdout + stack.podman("port", stack.container("broker")).stdout
+    ports = (
+        stack.podman("port", stack.container("viewer")).stdout
+        + stack.podman("port", stack.container("broker")).stdout
+    )
     published = [line.split("->")[1].strip() for line in ports.splitlines() if "->" in line]
     assert published and all(p.startswith("127.0.0.1:") for p in published), ports
 
@@ -287,6 +381,8 @@ def test_down_stops_every_process_cleanly(stack):
     stack.compose("stop", timeout=300)
     _timed("compose stop", start)
     for service in SERVICES:
-        code = stack.podman("inspect", stack.container(service), "--format", "{{.State.ExitCode}}").stdout.strip()
+        code = stack.podman(
+            "inspect", stack.container(service), "--format", "{{.State.ExitCode}}"
+        ).stdout.strip()
         # 0: it ran its own shutdown on SIGTERM; 137 would mean the runtime had to kill it.
         assert code == "0", f"{service} exited {code}\n{stack.logs()}"

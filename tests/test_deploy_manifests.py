@@ -20,24 +20,37 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("cpu", "cpu-hpa", "gpu")
-BROKER_PORTS = {"frames-in": 5550, "frames-out": 5551, "results-in": 5552, "results-out": 5553, "control": 5554}
+BROKER_PORTS = {
+    "frames-in": 5550,
+    "frames-out": 5551,
+    "results-in": 5552,
+    "results-out": 5553,
+    "control": 5554,
+}
 VALIDATE = Path(sys.executable).with_name("kubernetes-validate")
 KEYS = Path("components") / "curve-keys" / "keys"
 # What each role's Secret holds: its own pair, the broker's public key, and the allowlist only where a
 # CURVE server checks clients (the broker; safety for its history socket). No one gets another's secret.
-ROLE_KEYS = {"broker": {"broker.key", "broker.key_secret", "allowlist.txt"},
-             "worker": {"broker.key", "worker.key", "worker.key_secret"},
-             "edge": {"broker.key", "edge.key", "edge.key_secret"},
-             "safety": {"broker.key", "safety.key", "safety.key_secret", "allowlist.txt"},
-             "viewer": {"broker.key", "safety.key", "subscriber.key", "subscriber.key_secret"}}
+ROLE_KEYS = {
+    "broker": {"broker.key", "broker.key_secret", "allowlist.txt"},
+    "worker": {"broker.key", "worker.key", "worker.key_secret"},
+    "edge": {"broker.key", "edge.key", "edge.key_secret"},
+    "safety": {"broker.key", "safety.key", "safety.key_secret", "allowlist.txt"},
+    "viewer": {"broker.key", "safety.key", "subscriber.key", "subscriber.key_secret"},
+}
 
-pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None,
-                                reason="kubectl is not installed: it renders the Kustomize overlays")
+pytestmark = pytest.mark.skipif(
+    shutil.which("kubectl") is None, reason="kubectl is not installed: it renders the Kustomize overlays"
+)
 
 
 def _render(tree: Path, overlay: str) -> list[dict]:
-    out = subprocess.run(["kubectl", "kustomize", str(tree / "overlays" / overlay)], capture_output=True,
-                         text=True, timeout=120)
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(tree / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
@@ -47,8 +60,12 @@ def keyed_tree(tmp_path_factory) -> Path:
     """deploy/k8s as a site has it: a copy with CURVE keys made by `anjeon keys init` (never in git)."""
     tree = tmp_path_factory.mktemp("k8s") / "k8s"
     shutil.copytree(K8S, tree, ignore=shutil.ignore_patterns("keys"))
-    made = subprocess.run([str(VALIDATE.with_name("anjeon")), "keys", "init", str(tree / KEYS)],
-                          capture_output=True, text=True, timeout=120)
+    made = subprocess.run(
+        [str(VALIDATE.with_name("anjeon")), "keys", "init", str(tree / KEYS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert made.returncode == 0, made.stderr
     return tree
 
@@ -99,7 +116,9 @@ def test_strict_validation_rejects_a_misspelt_field(rendered, tmp_path):
     """The check above can fail: a field the schema does not know is refused, not ignored."""
     docs = copy.deepcopy(rendered["cpu"])
     broker = _one(docs, "Deployment", "anjeon-broker")
-    broker["spec"]["template"]["spec"]["containers"][0]["readOnlyRootFilesystem"] = True  # belongs in securityContext
+    broker["spec"]["template"]["spec"]["containers"][0]["readOnlyRootFilesystem"] = (
+        True  # belongs in securityContext
+    )
     result = _strict_validate(tmp_path, docs)
     assert result.returncode != 0
     assert "readOnlyRootFilesystem" in result.stdout + result.stderr
@@ -122,9 +141,16 @@ SCALED_OBJECT = {
             "additionalProperties": False,
             "properties": {
                 "scaleTargetRef": {
-                    "type": "object", "required": ["name"], "additionalProperties": False,
-                    "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
-                                   "name": {"type": "string"}, "envSourceContainerName": {"type": "string"}}},
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "apiVersion": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "name": {"type": "string"},
+                        "envSourceContainerName": {"type": "string"},
+                    },
+                },
                 "pollingInterval": {"type": "integer", "minimum": 1},
                 "cooldownPeriod": {"type": "integer", "minimum": 0},
                 "initialCooldownPeriod": {"type": "integer", "minimum": 0},
@@ -133,17 +159,25 @@ SCALED_OBJECT = {
                 "maxReplicaCount": {"type": "integer", "minimum": 1},
                 "fallback": {"type": "object", "required": ["failureThreshold", "replicas"]},
                 "advanced": {
-                    "type": "object", "additionalProperties": False,
+                    "type": "object",
+                    "additionalProperties": False,
                     "properties": {
                         "restoreToOriginalReplicaCount": {"type": "boolean"},
                         "horizontalPodAutoscalerConfig": {
-                            "type": "object", "additionalProperties": False,
-                            "properties": {"name": {"type": "string"}, "behavior": _BEHAVIOR}},
-                        "scalingModifiers": {"type": "object"}}},
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {"name": {"type": "string"}, "behavior": _BEHAVIOR},
+                        },
+                        "scalingModifiers": {"type": "object"},
+                    },
+                },
                 "triggers": {
-                    "type": "array", "minItems": 1,
+                    "type": "array",
+                    "minItems": 1,
                     "items": {
-                        "type": "object", "required": ["type", "metadata"], "additionalProperties": False,
+                        "type": "object",
+                        "required": ["type", "metadata"],
+                        "additionalProperties": False,
                         "properties": {
                             "type": {"type": "string"},
                             "name": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
@@ -151,14 +185,28 @@ SCALED_OBJECT = {
                             "useCachedMetrics": {"type": "boolean"},
                             "authenticationRef": {"type": "object", "required": ["name"]},
                             # KEDA reads every trigger's metadata as strings.
-                            "metadata": {"type": "object", "additionalProperties": {"type": "string"}}}}},
+                            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+                        },
+                    },
+                },
             },
         },
     },
 }
 # The Prometheus scaler's metadata (keda.sh/docs, "Prometheus" scaler).
-PROMETHEUS_METADATA = {"serverAddress", "query", "threshold", "activationThreshold", "namespace", "customHeaders",
-                       "ignoreNullValues", "queryParameters", "unsafeSsl", "timeout", "authModes"}
+PROMETHEUS_METADATA = {
+    "serverAddress",
+    "query",
+    "threshold",
+    "activationThreshold",
+    "namespace",
+    "customHeaders",
+    "ignoreNullValues",
+    "queryParameters",
+    "unsafeSsl",
+    "timeout",
+    "authModes",
+}
 
 
 def _scaled_objects(docs: list[dict]) -> list[dict]:
@@ -212,9 +260,16 @@ def test_keda_hpa_behaviour_passes_the_real_hpa_schema(rendered):
     for overlay in ("cpu", "gpu"):
         (scaled,) = _scaled_objects(rendered[overlay])
         behavior = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
-        hpa = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "probe"},
-               "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "anjeon-worker"},
-                        "maxReplicas": 2, "behavior": behavior}}
+        hpa = {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "probe"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "anjeon-worker"},
+                "maxReplicas": 2,
+                "behavior": behavior,
+            },
+        }
         kubernetes_validate.validate(hpa, "1.37.0", strict=True)
 
 
@@ -227,13 +282,19 @@ def test_one_broker_replaced_never_doubled_behind_a_service_for_its_five_ports(r
     broker = _one(docs, "Deployment", "anjeon-broker")
     assert broker["spec"]["replicas"] == 1
     assert broker["spec"]["strategy"]["type"] == "Recreate"
-    assert not [d for d in docs if d["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")
-                and d["spec"]["scaleTargetRef"]["name"] == "anjeon-broker"]
+    assert not [
+        d
+        for d in docs
+        if d["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")
+        and d["spec"]["scaleTargetRef"]["name"] == "anjeon-broker"
+    ]
     service = _one(docs, "Service", "anjeon-broker")
     assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == BROKER_PORTS
     labels = broker["spec"]["template"]["metadata"]["labels"]
     assert all(labels.get(k) == v for k, v in service["spec"]["selector"].items())
-    container_ports = {p["name"]: p["containerPort"] for p in broker["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    container_ports = {
+        p["name"]: p["containerPort"] for p in broker["spec"]["template"]["spec"]["containers"][0]["ports"]
+    }
     assert {k: container_ports[k] for k in BROKER_PORTS} == BROKER_PORTS
 
 
@@ -249,7 +310,9 @@ def _matches(selector: dict, labels: dict) -> bool:
 def test_only_pipeline_pods_reach_the_broker(rendered, overlay):
     docs = rendered[overlay]
     broker = _one(docs, "Deployment", "anjeon-broker")
-    policies = [p for p in _kind(docs, "NetworkPolicy") if _matches(p["spec"]["podSelector"], _pod_labels(broker))]
+    policies = [
+        p for p in _kind(docs, "NetworkPolicy") if _matches(p["spec"]["podSelector"], _pod_labels(broker))
+    ]
     assert len(policies) == 1
     rules = policies[0]["spec"]["ingress"]
     assert "Ingress" in policies[0]["spec"]["policyTypes"]
@@ -267,7 +330,9 @@ def test_only_pipeline_pods_reach_the_broker(rendered, overlay):
                 assert {lo for lo, _ in ports} <= {BROKER_PORTS["frames-in"], BROKER_PORTS["control"]}
     assert len(pipeline_selectors) == 1
     for workload in _workloads(docs):
-        talks_to_broker = "tcp://anjeon-broker:5550" in workload["spec"]["template"]["spec"]["containers"][0]["args"]
+        talks_to_broker = (
+            "tcp://anjeon-broker:5550" in workload["spec"]["template"]["spec"]["containers"][0]["args"]
+        )
         if talks_to_broker:
             assert _matches(pipeline_selectors[0], _pod_labels(workload)), workload["metadata"]["name"]
     # ...and nothing else in the namespace carries the label by accident: the selector is the pipeline's.
@@ -348,8 +413,9 @@ def test_every_file_a_container_is_given_lies_on_a_mounted_volume(rendered, over
     docs = rendered[overlay]
     for workload in _workloads(docs):
         pod = workload["spec"]["template"]["spec"]
-        volumes = {v["name"] for v in pod["volumes"]} | {c["metadata"]["name"]
-                                                         for c in workload["spec"].get("volumeClaimTemplates", [])}
+        volumes = {v["name"] for v in pod["volumes"]} | {
+            c["metadata"]["name"] for c in workload["spec"].get("volumeClaimTemplates", [])
+        }
         for container in pod["containers"]:
             mounts = container["volumeMounts"]
             assert {m["name"] for m in mounts} <= volumes
@@ -357,7 +423,10 @@ def test_every_file_a_container_is_given_lies_on_a_mounted_volume(rendered, over
             for flag in ("--config", "--users", "--store", "--acks"):
                 if flag in args:
                     path = args[args.index(flag) + 1]
-                    assert any(path.startswith(m["mountPath"].rstrip("/") + "/") for m in mounts), (flag, path)
+                    assert any(path.startswith(m["mountPath"].rstrip("/") + "/") for m in mounts), (
+                        flag,
+                        path,
+                    )
 
 
 def test_viewer_serves_beyond_loopback_only_with_a_login_behind_an_ingress(rendered):
@@ -384,8 +453,9 @@ def test_without_keys_the_overlays_refuse_to_render(tmp_path):
     """No plaintext by accident: a site that has not made its keys gets an error, not an open bus."""
     tree = tmp_path / "k8s"
     shutil.copytree(K8S, tree, ignore=shutil.ignore_patterns("keys"))
-    out = subprocess.run(["kubectl", "kustomize", str(tree / "overlays" / "gpu")], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(tree / "overlays" / "gpu")], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode != 0 and "broker.key" in out.stderr
 
 

@@ -24,15 +24,19 @@ UNITS = ROOT / "deploy" / "systemd"
 INSTALLED = "/opt/anjeon/bin/anjeon"
 ANJEON = Path(sys.executable).with_name("anjeon")
 # unit file -> (instance to check it as, the anjeon command it runs)
-ROLES = {"anjeon-broker.service": ("anjeon-broker.service", "broker"),
-         "anjeon-edge@.service": ("anjeon-edge@east.service", "edge"),
-         "anjeon-worker@.service": ("anjeon-worker@cpu.service", "worker"),
-         "anjeon-safety.service": ("anjeon-safety.service", "safety"),
-         "anjeon-viewer.service": ("anjeon-viewer.service", "viewer")}
+ROLES = {
+    "anjeon-broker.service": ("anjeon-broker.service", "broker"),
+    "anjeon-edge@.service": ("anjeon-edge@east.service", "edge"),
+    "anjeon-worker@.service": ("anjeon-worker@cpu.service", "worker"),
+    "anjeon-safety.service": ("anjeon-safety.service", "safety"),
+    "anjeon-viewer.service": ("anjeon-viewer.service", "viewer"),
+}
 MAX_EXPOSURE = 2.0  # systemd-analyze's 0 (locked down) .. 10 (exposed); a plain unit rates about 8.6
 
-needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                                           reason="systemd-analyze is not installed (Debian package: systemd)")
+needs_systemd_analyze = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None,
+    reason="systemd-analyze is not installed (Debian package: systemd)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +58,17 @@ def test_every_role_has_a_unit():
 @needs_systemd_analyze
 @pytest.mark.parametrize("instance", [i for i, _ in ROLES.values()])
 def test_systemd_analyze_verify_accepts_the_unit(unit_dir, instance):
-    result = subprocess.run(["systemd-analyze", "verify", f"./{instance}"], cwd=unit_dir, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", f"./{instance}"],
+        cwd=unit_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # Unknown keys and misplaced sections are only warnings to systemd: count them as failures.
-    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), \
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
         result.stdout + result.stderr
+    )
 
 
 @needs_systemd_analyze
@@ -67,16 +77,26 @@ def test_verify_fails_for_a_unit_that_starts_nothing(unit_dir, tmp_path):
     shutil.copytree(unit_dir / "anjeon-.service.d", tmp_path / "anjeon-.service.d")
     text = (unit_dir / "anjeon-broker.service").read_text().replace(str(ANJEON), "/nonexistent/anjeon")
     (tmp_path / "anjeon-broker.service").write_text(text)
-    result = subprocess.run(["systemd-analyze", "verify", "./anjeon-broker.service"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", "./anjeon-broker.service"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0 and "/nonexistent/anjeon" in result.stdout + result.stderr
 
 
 @needs_systemd_analyze
 @pytest.mark.parametrize("instance", [i for i, _ in ROLES.values()])
 def test_each_unit_is_hardened(unit_dir, instance):
-    result = subprocess.run(["systemd-analyze", "security", "--offline=yes", f"./{instance}"], cwd=unit_dir,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", f"./{instance}"],
+        cwd=unit_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     match = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout + result.stderr)
     assert match, result.stdout + result.stderr
     assert float(match[1]) <= MAX_EXPOSURE, result.stdout
@@ -98,7 +118,11 @@ def _unit(name: str) -> dict[str, list[str]]:
 def test_units_restart_and_run_as_the_anjeon_user(name):
     unit = _unit(name)
     assert unit["Restart"] == ["always"] and unit["StartLimitIntervalSec"] == ["0"]
-    assert unit["User"] == ["anjeon"] and unit["NoNewPrivileges"] == ["yes"] and unit["ProtectSystem"] == ["strict"]
+    assert (
+        unit["User"] == ["anjeon"]
+        and unit["NoNewPrivileges"] == ["yes"]
+        and unit["ProtectSystem"] == ["strict"]
+    )
     assert unit["EnvironmentFile"] == ["/etc/anjeon/anjeon.env"]
     assert "anjeon" in (UNITS / "anjeon.sysusers.conf").read_text().split()
 
@@ -150,7 +174,7 @@ def test_environment_file_sets_only_variables_anjeon_reads():
     assert assigned
     unknown = [name for name in assigned if name not in known]
     assert not unknown, f"anjeon reads no such variable: {unknown}"
-    for name, (_instance, cmd) in ROLES.items():
+    for _instance, cmd in ROLES.values():
         assert f"ANJEON_{cmd.upper()}_BROKER" in assigned or cmd == "broker"
 
 

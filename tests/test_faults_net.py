@@ -13,7 +13,6 @@ from pathlib import Path
 
 import msgpack
 import zmq
-
 from conftest import free_base_port, wait_for
 from netns import Netns, NsProcess
 from prometheus_server import free_port, samples
@@ -40,8 +39,24 @@ def test_edge_link_cut_for_30_s_drops_and_counts_at_the_edge_nothing_stale_after
         system.start("broker", "broker", "--bind", ns.host_ip, "--base-port", str(base))
         system.start("w1", "worker", "--broker", url, "--model", "null", "--name", "w1")
         metrics_port = free_port()
-        edge = NsProcess(ns, "edge", ["edge", "--broker", url, "--camera", f"c1={bus_jpg}", "--fps", "10",
-                                      "--name", "edge-ns", "--metrics-port", str(metrics_port)], tmp_path)
+        edge = NsProcess(
+            ns,
+            "edge",
+            [
+                "edge",
+                "--broker",
+                url,
+                "--camera",
+                f"c1={bus_jpg}",
+                "--fps",
+                "10",
+                "--name",
+                "edge-ns",
+                "--metrics-port",
+                str(metrics_port),
+            ],
+            tmp_path,
+        )
         system.procs.append(edge)
         ctx = zmq.Context.instance()
         sub = ctx.socket(zmq.SUB)
@@ -69,12 +84,16 @@ def test_edge_link_cut_for_30_s_drops_and_counts_at_the_edge_nothing_stale_after
         restored = time.time()
         # Frames sent just before the cut may still arrive in its first second; nothing after that.
         assert not [r for r in during if r["_at"] > cut_at + 2.0], "results during the outage"
-        assert dropped >= 50, f"only {dropped:.0f} frames counted as dropped at the edge in a {CUT_SECONDS:.0f} s cut"
+        assert dropped >= 50, (
+            f"only {dropped:.0f} frames counted as dropped at the edge in a {CUT_SECONDS:.0f} s cut"
+        )
 
         after = wait_for(lambda: results(0.5), 60, "results after the link came back")
         first = min(r["_at"] for r in after)
-        print(f"edge cut {CUT_SECONDS:.0f} s: {dropped:.0f} frames dropped and counted at the edge; "
-              f"results back {first - restored:.2f} s after the link")
+        print(
+            f"edge cut {CUT_SECONDS:.0f} s: {dropped:.0f} frames dropped and counted at the edge; "
+            f"results back {first - restored:.2f} s after the link"
+        )
         assert first - restored < RESUME_WITHIN, f"results resumed {first - restored:.1f} s after the link"
         after += results(3.0)
         stale = [r for r in after if r["t_capture"] < restored - 1.0]
@@ -96,7 +115,9 @@ def _measure(sub, n: int = 50) -> tuple[float, float, float]:
     return rate, lat[len(lat) // 2], lat[int(0.99 * (len(lat) - 1))]
 
 
-def test_worker_300_ms_away_keeps_results_fresh_when_its_credit_covers_the_round_trip(system, tmp_path, bus_jpg):
+def test_worker_300_ms_away_keeps_results_fresh_when_its_credit_covers_the_round_trip(
+    system, tmp_path, bus_jpg
+):
     """300 ms on the worker's egress (this kernel has no sch_netem: a delaying TCP proxy, tests/delay_proxy.py).
 
     First the same worker next to the broker (credit 1) sets this machine's baseline; then one behind
@@ -110,26 +131,61 @@ def test_worker_300_ms_away_keeps_results_fresh_when_its_credit_covers_the_round
 
     system.broker()
     model = f"null:{SERVICE * 1000:.0f}"
-    near = system.start("w-near", "worker", "--broker", system.broker_url, "--model", model, "--batch", "1",
-                        "--name", "w-near")
+    near = system.start(
+        "w-near",
+        "worker",
+        "--broker",
+        system.broker_url,
+        "--model",
+        model,
+        "--batch",
+        "1",
+        "--name",
+        "w-near",
+    )
     system.edge("edge", f"c1={bus_jpg}", f"c2={bus_jpg}", f"c3={bus_jpg}", fps=10)  # 30/s offered: overload
     sub = system.subscriber()
     base_rate, base_p50, base_p99 = _measure(sub)
     near.stop()
     proxy_base = free_base_port()
-    proxy = subprocess.Popen([sys.executable, str(Path(__file__).with_name("delay_proxy.py")), str(proxy_base),
-                              str(system.base), str(DELAY)], stdout=subprocess.PIPE, text=True)
+    proxy = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("delay_proxy.py")),
+            str(proxy_base),
+            str(system.base),
+            str(DELAY),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proxy.stdout.readline().strip() == "ready"
         credit = math.ceil((SERVICE + DELAY) / SERVICE)
-        system.start("w-far", "worker", "--broker", f"tcp://127.0.0.1:{proxy_base}", "--model", model,
-                     "--batch", "1", "--credit", str(credit), "--name", "w-far")
+        system.start(
+            "w-far",
+            "worker",
+            "--broker",
+            f"tcp://127.0.0.1:{proxy_base}",
+            "--model",
+            model,
+            "--batch",
+            "1",
+            "--credit",
+            str(credit),
+            "--name",
+            "w-far",
+        )
         rate, p50, p99 = _measure(sub)
-        print(f"worker next to the broker: {base_rate:.2f} results/s, p50 {base_p50 * 1000:.0f} ms, "
-              f"p99 {base_p99 * 1000:.0f} ms; {DELAY * 1000:.0f} ms away with credit {credit}: {rate:.2f} "
-              f"results/s, p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+        print(
+            f"worker next to the broker: {base_rate:.2f} results/s, p50 {base_p50 * 1000:.0f} ms, "
+            f"p99 {base_p99 * 1000:.0f} ms; {DELAY * 1000:.0f} ms away with credit {credit}: {rate:.2f} "
+            f"results/s, p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+        )
         # Credit 1 would give 1 / (service + delay) = 2/s, under half the baseline.
-        assert rate >= 0.6 * base_rate, f"{rate:.2f} results/s against {base_rate:.2f}: credit short of the trip"
+        assert rate >= 0.6 * base_rate, (
+            f"{rate:.2f} results/s against {base_rate:.2f}: credit short of the trip"
+        )
         # Credit bounds what waits at the worker: a frame is behind at most credit - 1 others and the one in
         # service. So p99 may add the delay and (credit - 1) service times to the baseline, never more
         # (plus slack for this loaded machine's scheduling of the Python proxy: 0.1 s on the median, 1 s on

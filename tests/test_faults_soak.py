@@ -7,8 +7,9 @@ safety rules, console and supervisor are the real ones.
 
 from __future__ import annotations
 
-from benchmarks import soak
 from conftest import SAMPLE
+
+from benchmarks import soak
 
 
 def test_two_minutes_of_the_whole_system_show_no_growth(tmp_path):

@@ -12,13 +12,13 @@ import threading
 import msgpack
 import pytest
 import zmq
+from fuzz_inputs import DECODERS, JPEG, VALID, any_message, confused
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from anjeon.broker.server import Broker, BrokerConfig
 from anjeon.protocol import messages, wire
 from anjeon.protocol.endpoints import free_base_port
-from fuzz_inputs import DECODERS, JPEG, VALID, any_message, confused
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -96,8 +96,13 @@ class InProcessBroker:
         self.thread = threading.Thread(target=self.broker.serve, args=(self.stop,), daemon=True)
         self.thread.start()
         self.socks = {}
-        for name, kind, offset in (("frames", zmq.PUSH, 0), ("workers", zmq.DEALER, 1), ("results", zmq.PUB, 2),
-                                   ("subs", zmq.XSUB, 3), ("control", zmq.DEALER, 4)):
+        for name, kind, offset in (
+            ("frames", zmq.PUSH, 0),
+            ("workers", zmq.DEALER, 1),
+            ("results", zmq.PUB, 2),
+            ("subs", zmq.XSUB, 3),
+            ("control", zmq.DEALER, 4),
+        ):
             sock = self.ctx.socket(kind)
             sock.setsockopt(zmq.LINGER, 0)
             sock.connect(f"tcp://127.0.0.1:{self.base + offset}")

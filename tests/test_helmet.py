@@ -20,7 +20,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import ultralytics_asset, wait_for
 from safety_fixtures import start_safety, stored_events, write_config
 
@@ -75,11 +74,14 @@ def test_fused_qkv_computes_the_forks_qk_and_v_channels_per_head():
         qkv = attn.qkv(x)
     dim, hd = v.shape[1], attn.head_dim
     for h in range(attn.num_heads):
-        q_h, k_h, v_h = qkv[:, 3 * h * hd:(3 * h + 1) * hd], qkv[:, (3 * h + 1) * hd:(3 * h + 2) * hd], \
-            qkv[:, (3 * h + 2) * hd:(3 * h + 3) * hd]
-        torch.testing.assert_close(q_h, qk[:, h * hd:(h + 1) * hd], atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(k_h, qk[:, dim + h * hd:dim + (h + 1) * hd], atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(v_h, v[:, h * hd:(h + 1) * hd], atol=1e-5, rtol=1e-4)
+        q_h, k_h, v_h = (
+            qkv[:, 3 * h * hd : (3 * h + 1) * hd],
+            qkv[:, (3 * h + 1) * hd : (3 * h + 2) * hd],
+            qkv[:, (3 * h + 2) * hd : (3 * h + 3) * hd],
+        )
+        torch.testing.assert_close(q_h, qk[:, h * hd : (h + 1) * hd], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(k_h, qk[:, dim + h * hd : dim + (h + 1) * hd], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(v_h, v[:, h * hd : (h + 1) * hd], atol=1e-5, rtol=1e-4)
     assert not hasattr(attn, "qk") and not hasattr(attn, "v")
     assert convert_model(model) == 8 and convert_model(model) == 0  # every block once, then nothing left
 
@@ -122,10 +124,13 @@ def test_a_class_map_renames_a_models_labels(cache_env):
     assert dets and {(d.cls, d.label) for d in dets} == {("bare_head", "Without Helmet")}, dets
 
 
-@pytest.mark.parametrize("image, matched_people", [
-    ("bus.jpg", 1),  # two bare heads; the left man's also lies in the edge person's box: unmatched
-    ("zidane.jpg", 0),  # one bare head (right man), inside the other man's frame-wide box too: unmatched
-])
+@pytest.mark.parametrize(
+    "image, matched_people",
+    [
+        ("bus.jpg", 1),  # two bare heads; the left man's also lies in the edge person's box: unmatched
+        ("zidane.jpg", 0),  # one bare head (right man), inside the other man's frame-wide box too: unmatched
+    ],
+)
 def test_what_safety_matches_on_the_bundled_images(person_and_helmet, image, matched_people):
     from anjeon.safety.heads import match_heads
 
@@ -172,4 +177,6 @@ def test_helmet_event_through_the_pipeline(system, cache_env, tmp_path):
         raise AssertionError(f"{exc}; worker status: {status.status.get('workers')}") from None
     sub.results(4, timeout=60)  # a few more frames: the left man's head must stay unmatched
     (event,) = helmet_events()
-    assert event["camera"] == "bus" and event["peak"] == 1 and event["state"] == "open" and event["snapshot"], event
+    assert (
+        event["camera"] == "bus" and event["peak"] == 1 and event["state"] == "open" and event["snapshot"]
+    ), event

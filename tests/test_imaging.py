@@ -11,10 +11,10 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
+from conftest import wait_for
 
 from anjeon.protocol import imaging
 from anjeon.protocol.wire import ProtocolError
-from conftest import wait_for
 
 
 def encode(width: int, height: int, **params: int) -> bytes:
@@ -32,7 +32,7 @@ def bomb(width: int = 12000, height: int = 12000) -> bytes:
     i = 2
     while data[i + 1] not in imaging.SOF_MARKERS:
         i += 2 + (data[i + 2] << 8 | data[i + 3])
-    data[i + 5:i + 9] = bytes([height >> 8, height & 255, width >> 8, width & 255])
+    data[i + 5 : i + 9] = bytes([height >> 8, height & 255, width >> 8, width & 255])
     return bytes(data)
 
 
@@ -56,11 +56,20 @@ def test_a_frame_header_inside_an_app_segment_is_skipped():
     assert imaging.jpeg_size(real[:2] + app1 + real[2:]) == (64, 48)
 
 
-@pytest.mark.parametrize("data", [b"", b"\xff", b"\xff\xd8", b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n" + b"x" * 100,
-                                  b"\xff\xd8\xff\xda\x00\x08" + b"\x00" * 20,  # scan before any frame header
-                                  b"\xff\xd8\xff\xe0\x00\x01",  # segment length below 2
-                                  b"\xff\xd8\xff\xe0\xff\xff",  # segment running past the end
-                                  b"\xff\xd8\x00\x00\x00\x00"])  # no marker where one must be
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xff",
+        b"\xff\xd8",
+        b"\xff\xd8\xff",
+        b"\x89PNG\r\n\x1a\n" + b"x" * 100,
+        b"\xff\xd8\xff\xda\x00\x08" + b"\x00" * 20,  # scan before any frame header
+        b"\xff\xd8\xff\xe0\x00\x01",  # segment length below 2
+        b"\xff\xd8\xff\xe0\xff\xff",  # segment running past the end
+        b"\xff\xd8\x00\x00\x00\x00",
+    ],
+)  # no marker where one must be
 def test_unreadable_headers_give_none(data):
     assert imaging.jpeg_size(data) is None
     with pytest.raises(ProtocolError) as err:
@@ -118,8 +127,19 @@ def peak_rss_mb(pid: int) -> float:
 
 def frame_message(payload: bytes, camera: str, seq: int) -> list[bytes]:
     now = time.time()
-    header = {"v": 1, "kind": "frame", "camera": camera, "run": "r1", "seq": seq, "t_capture": now, "width": 12000,
-              "height": 12000, "size": len(payload), "codec": "jpeg", "ts": {"capture": now}}
+    header = {
+        "v": 1,
+        "kind": "frame",
+        "camera": camera,
+        "run": "r1",
+        "seq": seq,
+        "t_capture": now,
+        "width": 12000,
+        "height": 12000,
+        "size": len(payload),
+        "codec": "jpeg",
+        "ts": {"capture": now},
+    }
     return [msgpack.packb(header), payload]
 
 
@@ -128,14 +148,26 @@ def test_worker_counts_the_bomb_and_keeps_serving(system):
     system.broker()
     worker = system.worker("w1", "null")
     sub = system.subscriber()
-    sub.status_where(lambda s: any(w.get("online") for w in s.get("workers", {}).values()), 60, "worker online")
+    sub.status_where(
+        lambda s: any(w.get("online") for w in s.get("workers", {}).values()), 60, "worker online"
+    )
     push = system.socket(zmq.PUSH, 0)
     data = bomb()
     for seq in range(1, 6):
         push.send_multipart(frame_message(data, "bomb", seq))
         # One at a time, so the broker's newest-frame slot does not supersede them before the worker sees them.
-        sub.status_where(lambda s, n=seq: s.get("cameras", {}).get("bomb", {}).get("drops", {}).get("worker", {})
-                         .get("oversized_image", 0) >= n, 30, f"{seq} bomb(s) counted by the worker")
+        sub.status_where(
+            lambda s, n=seq: (
+                s.get("cameras", {})
+                .get("bomb", {})
+                .get("drops", {})
+                .get("worker", {})
+                .get("oversized_image", 0)
+                >= n
+            ),
+            30,
+            f"{seq} bomb(s) counted by the worker",
+        )
     good = encode(320, 240)
     seq = 0
 

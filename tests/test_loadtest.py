@@ -10,18 +10,60 @@ import sys
 from conftest import ROOT
 
 REQUIRED = {
-    "schema", "config", "edge_encode_ms", "summary", "timeline",
+    "schema",
+    "config",
+    "edge_encode_ms",
+    "summary",
+    "timeline",
 }
-SUMMARY = {"duration_s", "offered_fps", "sent_fps", "delivered_fps", "drop_rate", "drops", "latency_ms",
-           "stages_ms", "workers", "processes", "cameras_served", "p99_slope_ms_per_min"}
+SUMMARY = {
+    "duration_s",
+    "offered_fps",
+    "sent_fps",
+    "delivered_fps",
+    "drop_rate",
+    "drops",
+    "latency_ms",
+    "stages_ms",
+    "workers",
+    "processes",
+    "cameras_served",
+    "p99_slope_ms_per_min",
+}
 
 
 def test_loadtest_spawn_writes_json_and_plot(tmp_path):
     out, png = tmp_path / "lt.json", tmp_path / "lt.png"
-    done = subprocess.run([sys.executable, "-m", "anjeon", "loadtest", "--spawn", "--workers", "2", "--detector",
-                           "null", "--cameras", "3", "--fps", "5", "--resolution", "640x360", "--duration", "4",
-                           "--json", str(out), "--plot", str(png)], capture_output=True, text=True, timeout=300,
-                          cwd=ROOT, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "anjeon",
+            "loadtest",
+            "--spawn",
+            "--workers",
+            "2",
+            "--detector",
+            "null",
+            "--cameras",
+            "3",
+            "--fps",
+            "5",
+            "--resolution",
+            "640x360",
+            "--duration",
+            "4",
+            "--json",
+            str(out),
+            "--plot",
+            str(png),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(out.read_text())
     assert REQUIRED <= set(report) and report["schema"] == "anjeon.loadtest/1"
@@ -32,7 +74,14 @@ def test_loadtest_spawn_writes_json_and_plot(tmp_path):
     spread = s["camera_fps"]
     assert spread["unserved"] == 0 and 0 < spread["min"] <= spread["median"] <= spread["max"]
     assert {spread["slowest"], spread["fastest"]} <= {"load00", "load01", "load02"}
-    assert set(s["stages_ms"]) == {"transport_in", "broker_wait", "transport_out", "decode", "inference", "publish"}
+    assert set(s["stages_ms"]) == {
+        "transport_in",
+        "broker_wait",
+        "transport_out",
+        "decode",
+        "inference",
+        "publish",
+    }
     assert 0 < s["latency_ms"]["p50"] <= s["latency_ms"]["p99"] <= s["latency_ms"]["max"]
     assert {w["name"] for w in s["workers"]} == {"worker-1", "worker-2"}
     assert {p["role"] for p in s["processes"]} >= {"broker", "worker", "edge"}
@@ -44,10 +93,35 @@ def test_loadtest_spawn_writes_json_and_plot(tmp_path):
 
 def test_loadtest_ramp_reports_steps(tmp_path):
     out = tmp_path / "ramp.json"
-    done = subprocess.run([sys.executable, "-m", "anjeon", "loadtest", "--spawn", "--detector", "null",
-                           "--cameras", "2", "--resolution", "320x240", "--ramp", "--ramp-start", "2",
-                           "--step-seconds", "2", "--slo-ms", "1000", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "anjeon",
+            "loadtest",
+            "--spawn",
+            "--detector",
+            "null",
+            "--cameras",
+            "2",
+            "--resolution",
+            "320x240",
+            "--ramp",
+            "--ramp-start",
+            "2",
+            "--step-seconds",
+            "2",
+            "--slo-ms",
+            "1000",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     ramp = json.loads(out.read_text())["ramp"]
     assert ramp["steps"] and ramp["steps"][0]["offered_fps"] > 0
@@ -66,17 +140,27 @@ def test_loadtest_ramp_reports_steps(tmp_path):
 
 
 def test_loadtest_bad_resolution():
-    done = subprocess.run([sys.executable, "-m", "anjeon", "loadtest", "--resolution", "big"], capture_output=True,
-                          text=True, timeout=60, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "anjeon", "loadtest", "--resolution", "big"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert done.returncode == 2 and "should be WIDTHxHEIGHT" in done.stderr
 
 
 def test_benchmark_command_runs_and_writes_its_report(tmp_path):
     """The transport benchmark on a tiny load: it runs, its JSON is well-formed, the report is generated."""
     out = tmp_path / "results"
-    done = subprocess.run([sys.executable, "-m", "benchmarks.run_all", "transport", "--seconds", "2", "--out",
-                           str(out)], capture_output=True, text=True, timeout=400, cwd=ROOT,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run_all", "transport", "--seconds", "2", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     data = json.loads((out / "transport.json").read_text())
     for key in ("raw_pushpull_fps", "raw_pushpull_decode_fps", "broker_drain_fps", "anjeon_null_fps", "hop"):
@@ -97,4 +181,6 @@ def test_sizing_from_measured_capacities():
     assert small["broker_cores"] == 0.128 and small["brokers"] == 1
     assert big["broker_cores"] == 4.0 and big["brokers"] == 5  # shards at 80 % of a core each
     table = render(rows, [cpu, gpu])
-    assert table[0].startswith("| cameras |") and "| 500 | 10 | 5000 | 2500 | unmeasured | 4.00 | 5 |" in table
+    assert (
+        table[0].startswith("| cameras |") and "| 500 | 10 | 5000 | 2500 | unmeasured | 4.00 | 5 |" in table
+    )

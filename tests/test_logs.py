@@ -6,14 +6,27 @@ import io
 import json
 import logging
 
-from anjeon.protocol import logs
 from conftest import wait_for
+
+from anjeon.protocol import logs
 
 
 def test_json_lines_from_real_processes_carry_role_process_and_camera(system):
-    system.start("broker", "--log-format", "json", "broker", "--bind", "127.0.0.1", "--base-port", str(system.base))
-    edge = system.start("edge", "--log-format", "json", "edge", "--broker", system.broker_url, "--camera",
-                        "gate=/nonexistent/clip.avi", "--name", "edge-gate")
+    system.start(
+        "broker", "--log-format", "json", "broker", "--bind", "127.0.0.1", "--base-port", str(system.base)
+    )
+    edge = system.start(
+        "edge",
+        "--log-format",
+        "json",
+        "edge",
+        "--broker",
+        system.broker_url,
+        "--camera",
+        "gate=/nonexistent/clip.avi",
+        "--name",
+        "edge-gate",
+    )
 
     def camera_line():
         lines = [json.loads(line) for line in edge.output().splitlines() if line.strip()]
@@ -23,8 +36,11 @@ def test_json_lines_from_real_processes_carry_role_process_and_camera(system):
     assert line["role"] == "edge" and line["level"] == "warning" and line["state"] == "error"
     assert line["process"].startswith("edge@") and line["time"].endswith("Z")
     assert "does not exist" in line["message"]
+
     # The broker answered the edge: both run their loops (and handle SIGTERM) now.
-    connected = lambda: [x for x in map(json.loads, edge.output().splitlines()) if x["message"].endswith("connected")]  # noqa
+    def connected():
+        return [x for x in map(json.loads, edge.output().splitlines()) if x["message"].endswith("connected")]
+
     wait_for(connected, 60, "the edge to connect")
     for proc in system.procs:
         assert proc.stop() == 0
@@ -53,8 +69,9 @@ def test_repeated_warnings_are_held_back_and_counted_state_changes_never():
     finally:
         log.removeHandler(handler)
     lines = [json.loads(x) for x in out.getvalue().splitlines()]
-    assert [x["message"] for x in lines] == ["model failed on camera gate", "model failed on camera yard"] + \
-        ["camera gate streaming"] * 3 + ["model failed on camera gate"]
+    assert [x["message"] for x in lines] == ["model failed on camera gate", "model failed on camera yard"] + [
+        "camera gate streaming"
+    ] * 3 + ["model failed on camera gate"]
     assert lines[0]["camera"] == "gate" and "repeated" not in lines[0]
     assert lines[-1]["repeated"] == 4
 

@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 
 import zmq
+from conftest import ROOT, free_base_port, wait_for
+from prometheus_server import Prometheus, free_port, metric_names, samples, scrape, wait_scrapeable
+from safety_fixtures import write_config
 
 from anjeon.protocol import metrics, wire
 from anjeon.siteconfig import CameraSection, SiteConfig
 from anjeon.upspec import assign_metrics_ports, build_specs
-from conftest import ROOT, free_base_port, wait_for
-from prometheus_server import Prometheus, free_port, metric_names, samples, scrape, wait_scrapeable
-from safety_fixtures import write_config
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "anjeon.json"
 RULES = """
@@ -40,10 +40,30 @@ def start_everything(system, tmp_path: Path, bus_jpg: str) -> dict[str, int]:
     system.worker("w1", "null:300", *flag("worker"))
     history = free_base_port()
     config = write_config(tmp_path / "site.yaml", "c1", RULES, tmp_path / "events.db")
-    system.start("safety", "safety", "--broker", system.broker_url, "--config", str(config), "--history-bind",
-                 f"tcp://127.0.0.1:{history}", *flag("safety"))
-    system.start("viewer", "viewer", "--broker", system.broker_url, "--port", str(free_port()), "--history",
-                 f"tcp://127.0.0.1:{history}", "--acks", str(tmp_path / "acks.jsonl"), *flag("viewer"))
+    system.start(
+        "safety",
+        "safety",
+        "--broker",
+        system.broker_url,
+        "--config",
+        str(config),
+        "--history-bind",
+        f"tcp://127.0.0.1:{history}",
+        *flag("safety"),
+    )
+    system.start(
+        "viewer",
+        "viewer",
+        "--broker",
+        system.broker_url,
+        "--port",
+        str(free_port()),
+        "--history",
+        f"tcp://127.0.0.1:{history}",
+        "--acks",
+        str(tmp_path / "acks.jsonl"),
+        *flag("viewer"),
+    )
     system.edge("edge", f"c1={bus_jpg}", f"c2={bus_jpg}", fps=10, extra=flag("edge"))
     for role, port in ports.items():
         wait_scrapeable(port, 90, role)
@@ -54,9 +74,14 @@ def dashboard_queries() -> list[str]:
     """Every PromQL of the dashboard, with Grafana's variables expanded as Grafana would (camera: All)."""
     board = json.loads(DASHBOARD.read_text())
     exprs = [t["expr"] for p in board["panels"] for t in p.get("targets", [])]
-    exprs += [v["definition"].replace("label_values(", "group by (camera) (").replace(", camera)", ")")
-              for v in board["templating"]["list"] if v["type"] == "query"]
-    assert len(exprs) >= 20 and all(p["datasource"]["uid"] == "${datasource}" for p in board["panels"] if "targets" in p)
+    exprs += [
+        v["definition"].replace("label_values(", "group by (camera) (").replace(", camera)", ")")
+        for v in board["templating"]["list"]
+        if v["type"] == "query"
+    ]
+    assert len(exprs) >= 20 and all(
+        p["datasource"]["uid"] == "${datasource}" for p in board["panels"] if "targets" in p
+    )
     return [e.replace("$__rate_interval", "1m").replace("$camera", ".*") for e in exprs]
 
 
@@ -72,20 +97,30 @@ def names_in(promql: str) -> set[str]:
     return {n for n in re.findall(r"\b(anjeon_[a-z0-9_]+|process_[a-z0-9_]+)\b", promql)}
 
 
-def test_prometheus_scrapes_every_process_counts_frames_drops_and_sees_a_worker_die(system, tmp_path, bus_jpg):
+def test_prometheus_scrapes_every_process_counts_frames_drops_and_sees_a_worker_die(
+    system, tmp_path, bus_jpg
+):
     ports = start_everything(system, tmp_path, bus_jpg)
     prom = Prometheus(tmp_path, ports)
     try:
         for role in ROLES:
             prom.wait_value(f'up{{job="{role}"}}', lambda v: v == 1, 60, f"{role} scraped")
-        prom.wait_value('sum(anjeon_broker_frames_received_total)', lambda v: v >= 10, 60, "frames counted")
-        prom.wait_value('sum(anjeon_edge_frames_sent_total)', lambda v: v >= 10, 60, "frames sent by the edge")
-        prom.wait_value('anjeon_worker_frames_total', lambda v: v >= 1, 60, "frames inferred")
-        prom.wait_value('sum(anjeon_safety_results_total)', lambda v: v >= 1, 60, "results evaluated")
-        prom.wait_value('sum(anjeon_latency_seconds_count{stage="safety"})', lambda v: v >= 1, 60, "latency seen")
+        prom.wait_value("sum(anjeon_broker_frames_received_total)", lambda v: v >= 10, 60, "frames counted")
+        prom.wait_value(
+            "sum(anjeon_edge_frames_sent_total)", lambda v: v >= 10, 60, "frames sent by the edge"
+        )
+        prom.wait_value("anjeon_worker_frames_total", lambda v: v >= 1, 60, "frames inferred")
+        prom.wait_value("sum(anjeon_safety_results_total)", lambda v: v >= 1, 60, "results evaluated")
+        prom.wait_value(
+            'sum(anjeon_latency_seconds_count{stage="safety"})', lambda v: v >= 1, 60, "latency seen"
+        )
         # 20 frames/s offered to a worker that takes ~3: the broker keeps only the newest frame and says why.
-        prom.wait_value('sum(anjeon_frames_dropped_total{stage="broker",reason=~"superseded|expired"})',
-                        lambda v: v >= 5, 60, "a drop reason after overload")
+        prom.wait_value(
+            'sum(anjeon_frames_dropped_total{stage="broker",reason=~"superseded|expired"})',
+            lambda v: v >= 5,
+            60,
+            "a drop reason after overload",
+        )
         cams = {s["metric"]["camera"] for s in prom.query("anjeon_broker_frames_received_total")}
         assert cams == {"c1", "c2"}, cams
         # Every dashboard query evaluates in this Prometheus and names only metrics these processes export.
@@ -93,7 +128,9 @@ def test_prometheus_scrapes_every_process_counts_frames_drops_and_sees_a_worker_
         for expr in dashboard_queries() + doc_queries():
             assert names_in(expr) <= exported, (expr, names_in(expr) - exported)
             prom.query(expr)  # raises unless Prometheus accepts the PromQL
-        prom.wait_value('anjeon_peers{role="worker",state="online"}', lambda v: v == 1, 30, "one worker online")
+        prom.wait_value(
+            'anjeon_peers{role="worker",state="online"}', lambda v: v == 1, 30, "one worker online"
+        )
         worker = next(p for p in system.procs if p.name == "w1")
         worker.kill()  # SIGKILL: no goodbye, only missed heartbeats tell
         prom.wait_value('anjeon_peers{role="worker",state="online"}', lambda v: v == 0, 30, "worker gone")
@@ -117,8 +154,9 @@ def test_camera_labels_are_capped_and_totals_still_add_up(system, monkeypatch):
     sent = 0
     for i in range(40):
         cam = f"cam{i % 8}"
-        header = wire.FrameHeader(camera=cam, run="r", seq=i + 1, t_capture=time.time(), width=1, height=1,
-                                  size=len(jpeg))
+        header = wire.FrameHeader(
+            camera=cam, run="r", seq=i + 1, t_capture=time.time(), width=1, height=1, size=len(jpeg)
+        )
         push.send_multipart([header.to_wire(), jpeg])
         sent += 1
     received = lambda: samples(scrape(port), "anjeon_broker_frames_received_total")  # noqa: E731
@@ -158,8 +196,24 @@ def test_a_taken_metrics_port_is_a_one_line_error(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        run = subprocess.run([sys.executable, "-m", "anjeon", "broker", "--bind", "127.0.0.1", "--base-port",
-                              str(free_base_port()), "--metrics-port", str(port)], capture_output=True, text=True,
-                             timeout=60)
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "anjeon",
+                "broker",
+                "--bind",
+                "127.0.0.1",
+                "--base-port",
+                str(free_base_port()),
+                "--metrics-port",
+                str(port),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert run.returncode != 0
-    assert f"cannot serve metrics on 127.0.0.1:{port}" in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in run.stderr and "Traceback" not in run.stderr, (
+        run.stderr
+    )

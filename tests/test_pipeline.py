@@ -10,11 +10,19 @@ import cv2
 import msgpack
 import numpy as np
 import pytest
-
 from conftest import wait_for, worker_procs
 
-STAGES = ["capture", "encoded", "edge_send", "broker_in", "broker_out", "worker_in", "decoded", "inferred",
-          "published"]
+STAGES = [
+    "capture",
+    "encoded",
+    "edge_send",
+    "broker_in",
+    "broker_out",
+    "worker_in",
+    "decoded",
+    "inferred",
+    "published",
+]
 
 
 @pytest.mark.model
@@ -25,8 +33,18 @@ def test_people_on_bus_are_detected_through_the_pipeline(system, bus_jpg, tmp_pa
     sub = system.subscriber()
     pictures = system.subscriber(b"img/bus/", b"ann/bus/")
     record = tmp_path / "rec"
-    watcher = system.start("watch", "watch", "--broker", system.broker_url, "--record", str(record),
-                           "--count", "2", "--duration", "120")
+    watcher = system.start(
+        "watch",
+        "watch",
+        "--broker",
+        system.broker_url,
+        "--record",
+        str(record),
+        "--count",
+        "2",
+        "--duration",
+        "120",
+    )
     (result,) = sub.results(1, timeout=120)
     people = [d for d in result["detections"] if d["class"] == "person"]
     assert len(people) >= 4, result["detections"]
@@ -63,7 +81,9 @@ def test_two_workers_share_the_load_and_one_survives_the_others_death(system, bu
     system.worker("wb", "person", "--threads", "1")
     system.edge("edge1", f"c1={bus_jpg}", f"c2={bus_jpg}", fps=10)
     sub = system.subscriber()
-    sub.status_where(lambda s: len([w for w in s["workers"].values() if w["online"]]) == 2, 120, "two workers")
+    sub.status_where(
+        lambda s: len([w for w in s["workers"].values() if w["online"]]) == 2, 120, "two workers"
+    )
     results = sub.results(30, timeout=120)
     by_worker = {}
     for r in results:
@@ -110,8 +130,11 @@ def test_everyone_resumes_after_the_broker_restarts(system, bus_jpg):
     sub = system.subscriber()
     sub.results(5, timeout=60)
     # Heartbeats answered first, so the worker has a broker to lose (not one it never reached).
-    first_run = sub.status_where(lambda s: worker_procs(s).get("w1", {}).get("online") and s.get("broker"), 30,
-                                 "the worker registered by its heartbeats")
+    first_run = sub.status_where(
+        lambda s: worker_procs(s).get("w1", {}).get("online") and s.get("broker"),
+        30,
+        "the worker registered by its heartbeats",
+    )
     broker.signal(signal.SIGKILL)
     broker.popen.wait(10)
     time.sleep(5.0)  # longer than the 3 s liveness, so every client notices the loss
@@ -119,11 +142,21 @@ def test_everyone_resumes_after_the_broker_restarts(system, bus_jpg):
     restarted = time.time()
     results = sub.results(5, timeout=30, where=lambda r: r["_received"] > restarted)
     assert all(r["camera"] == "cam" for r in results)
-    sub.status_where(lambda s: s["broker"] != first_run and worker_procs(s).get("w1", {}).get("online")
-                     and s["cameras"]["cam"]["online"], 15, "the new broker knowing worker and camera")
+    sub.status_where(
+        lambda s: (
+            s["broker"] != first_run
+            and worker_procs(s).get("w1", {}).get("online")
+            and s["cameras"]["cam"]["online"]
+        ),
+        15,
+        "the new broker knowing worker and camera",
+    )
     assert worker.alive and edge.alive
-    wait_for(lambda: "lost the broker" in worker.output() and "answers again" in worker.output(), 10,
-             "the worker to say it lost and found the broker")
+    wait_for(
+        lambda: "lost the broker" in worker.output() and "answers again" in worker.output(),
+        10,
+        "the worker to say it lost and found the broker",
+    )
     assert worker.output().count("lost the broker") == 1
 
 

@@ -7,21 +7,42 @@ import pytest
 
 from anjeon.edge.sources import mask_url
 from anjeon.protocol import wire
-from anjeon.protocol.endpoints import AddressError, BrokerAddress, CONTROL, FRAMES_IN, RESULTS_OUT
-from anjeon.protocol.stats import DropCounter
+from anjeon.protocol.endpoints import CONTROL, FRAMES_IN, RESULTS_OUT, AddressError, BrokerAddress
 from anjeon.protocol.freshness import IMPLAUSIBLE, NEWER, STALE, FreshnessGate, FreshnessRule, StreamFreshness
+from anjeon.protocol.stats import DropCounter
 
 
 def frame(**over):
-    base = dict(camera="gate", run="r1", seq=7, t_capture=1000.5, width=640, height=480, size=1234,
-                edge="e1", age=0.01, ts={"capture": 1000.5, "edge_send": 1000.52})
+    base = dict(
+        camera="gate",
+        run="r1",
+        seq=7,
+        t_capture=1000.5,
+        width=640,
+        height=480,
+        size=1234,
+        edge="e1",
+        age=0.01,
+        ts={"capture": 1000.5, "edge_send": 1000.52},
+    )
     base.update(over)
     return wire.FrameHeader(**base)
 
 
 def raw(**fields):
-    h = {"v": 1, "kind": "frame", "camera": "gate", "run": "r1", "seq": 1, "t_capture": 1.0, "width": 2,
-         "height": 2, "size": 3, "codec": "jpeg", "ts": {}}
+    h = {
+        "v": 1,
+        "kind": "frame",
+        "camera": "gate",
+        "run": "r1",
+        "seq": 1,
+        "t_capture": 1.0,
+        "width": 2,
+        "height": 2,
+        "size": 3,
+        "codec": "jpeg",
+        "ts": {},
+    }
     h.update(fields)
     return msgpack.packb({k: v for k, v in h.items() if v is not ...})
 
@@ -40,28 +61,36 @@ def test_result_round_trip_and_json_form():
     assert back.worker == "w1" and back.frame.seq == 7 and back.frame.grant == ""  # grants stay inside
     j = back.to_json(now=1001.0)
     assert j["latency_ms"] == 500.0
-    assert j["detections"][0] == {"class": "person", "label": "Fall", "confidence": 0.9, "box": [1.0, 2.0, 30.0, 40.0]}
+    assert j["detections"][0] == {
+        "class": "person",
+        "label": "Fall",
+        "confidence": 0.9,
+        "box": [1.0, 2.0, 30.0, 40.0],
+    }
     assert {"camera", "seq", "t_capture", "ts", "latency_ms", "detections"} <= set(j)
 
 
-@pytest.mark.parametrize("data, reason", [
-    (b"\xc1\xc1 not msgpack", "malformed"),
-    (msgpack.packb([1, 2, 3]), "malformed"),
-    (msgpack.packb({"v": 2, "kind": "frame"}), "bad_version"),
-    (msgpack.packb({"kind": "frame"}), "bad_version"),
-    (msgpack.packb({"v": 1, "kind": "status"}), "bad_kind"),
-    (b"\x80" + b"x" * (wire.MAX_HEADER_BYTES + 1), "oversized_header"),
-    (raw(camera="a/b"), "bad_camera_id"),
-    (raw(camera=""), "bad_camera_id"),
-    (raw(camera="x" * 65), "bad_camera_id"),
-    (raw(camera=5), "bad_camera_id"),
-    (raw(codec="png"), "bad_codec"),
-    (raw(seq="7"), "malformed"),
-    (raw(seq=True), "malformed"),
-    (raw(seq=-1), "malformed"),
-    (raw(width=...), "malformed"),
-    (raw(ts=[1, 2]), "malformed"),
-])
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"\xc1\xc1 not msgpack", "malformed"),
+        (msgpack.packb([1, 2, 3]), "malformed"),
+        (msgpack.packb({"v": 2, "kind": "frame"}), "bad_version"),
+        (msgpack.packb({"kind": "frame"}), "bad_version"),
+        (msgpack.packb({"v": 1, "kind": "status"}), "bad_kind"),
+        (b"\x80" + b"x" * (wire.MAX_HEADER_BYTES + 1), "oversized_header"),
+        (raw(camera="a/b"), "bad_camera_id"),
+        (raw(camera=""), "bad_camera_id"),
+        (raw(camera="x" * 65), "bad_camera_id"),
+        (raw(camera=5), "bad_camera_id"),
+        (raw(codec="png"), "bad_codec"),
+        (raw(seq="7"), "malformed"),
+        (raw(seq=True), "malformed"),
+        (raw(seq=-1), "malformed"),
+        (raw(width=...), "malformed"),
+        (raw(ts=[1, 2]), "malformed"),
+    ],
+)
 def test_bad_headers_name_their_reason(data, reason):
     with pytest.raises(wire.ProtocolError) as info:
         wire.FrameHeader.from_wire(data)
@@ -76,12 +105,15 @@ def test_camera_topics_are_terminated():
     assert wire.camera_of_topic(b"status/") is None
 
 
-@pytest.mark.parametrize("text, host, port", [
-    ("tcp://10.0.0.5", "10.0.0.5", 5550),
-    ("tcp://broker.site:6000", "broker.site", 6000),
-    ("localhost:7000", "localhost", 7000),
-    ("tcp://127.0.0.1:5550/", "127.0.0.1", 5550),
-])
+@pytest.mark.parametrize(
+    "text, host, port",
+    [
+        ("tcp://10.0.0.5", "10.0.0.5", 5550),
+        ("tcp://broker.site:6000", "broker.site", 6000),
+        ("localhost:7000", "localhost", 7000),
+        ("tcp://127.0.0.1:5550/", "127.0.0.1", 5550),
+    ],
+)
 def test_broker_address_parse(text, host, port):
     a = BrokerAddress.parse(text)
     assert (a.host, a.base_port) == (host, port)
@@ -96,12 +128,15 @@ def test_broker_address_rejects(text):
         BrokerAddress.parse(text)
 
 
-@pytest.mark.parametrize("url, masked", [
-    ("rtsp://admin:s3cret@10.0.0.7:554/stream", "rtsp://admin:***@10.0.0.7:554/stream"),
-    ("camera rtsp://u:p@h/x failed", "camera rtsp://u:***@h/x failed"),
-    ("rtsp://10.0.0.7/stream", "rtsp://10.0.0.7/stream"),
-    ("http://user@host/mjpg", "http://***@host/mjpg"),  # a lone user info may be a token: all hidden
-])
+@pytest.mark.parametrize(
+    "url, masked",
+    [
+        ("rtsp://admin:s3cret@10.0.0.7:554/stream", "rtsp://admin:***@10.0.0.7:554/stream"),
+        ("camera rtsp://u:p@h/x failed", "camera rtsp://u:***@h/x failed"),
+        ("rtsp://10.0.0.7/stream", "rtsp://10.0.0.7/stream"),
+        ("http://user@host/mjpg", "http://***@host/mjpg"),  # a lone user info may be a token: all hidden
+    ],
+)
 def test_mask_url(url, masked):
     assert mask_url(url) == masked
 

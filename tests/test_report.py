@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -18,10 +17,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import ROOT
 
 from anjeon.safety.incident import Event
 from anjeon.safety.store import Ack, EventStore
-from conftest import ROOT
 
 DAY0 = datetime(2026, 11, 2, 0, 0).timestamp()  # local midnight, a Monday
 
@@ -30,10 +29,14 @@ def build_store(tmp: Path) -> tuple[Path, dict]:
     """Three days, two cameras: 6 intrusions on gate (2 false alarms), 3 helmet events on yard, 1 outside."""
     store = EventStore(tmp / "events.db")
     plan = [  # (day, hour, camera, type, zone, duration, response or None, outcome)
-        (0, 8, "gate", "intrusion", "pit", 30, 12.0, ""), (0, 8, "gate", "intrusion", "pit", 5, 40.0, "false_alarm"),
-        (0, 14, "gate", "intrusion", "pit", 300, 90.0, "resolved"), (1, 9, "gate", "intrusion", "pit", 8, None, ""),
-        (1, 9, "gate", "intrusion", "pit", 12, 20.0, "false_alarm"), (2, 17, "gate", "intrusion", "pit", 60, 5.0, ""),
-        (0, 10, "yard", "helmet", "scaffold", 20, 30.0, ""), (1, 10, "yard", "helmet", "scaffold", 25, None, ""),
+        (0, 8, "gate", "intrusion", "pit", 30, 12.0, ""),
+        (0, 8, "gate", "intrusion", "pit", 5, 40.0, "false_alarm"),
+        (0, 14, "gate", "intrusion", "pit", 300, 90.0, "resolved"),
+        (1, 9, "gate", "intrusion", "pit", 8, None, ""),
+        (1, 9, "gate", "intrusion", "pit", 12, 20.0, "false_alarm"),
+        (2, 17, "gate", "intrusion", "pit", 60, 5.0, ""),
+        (0, 10, "yard", "helmet", "scaffold", 20, 30.0, ""),
+        (1, 10, "yard", "helmet", "scaffold", 25, None, ""),
         (2, 11, "yard", "helmet", "scaffold", 600, 300.0, "resolved"),
         (5, 12, "gate", "intrusion", "pit", 10, 1.0, ""),  # outside the report's range
     ]
@@ -41,26 +44,68 @@ def build_store(tmp: Path) -> tuple[Path, dict]:
     cv2.putText(frame, "gate", (20, 60), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 255), 3)
     for i, (day, hour, cam, kind, zone, dur, response, outcome) in enumerate(plan):
         started = DAY0 + day * 86400 + hour * 3600 + i * 60
-        ev = Event(uuid.uuid4().hex[:16], cam, f"{kind}-{zone}", kind, zone, "", "warning", started, started - 1,
-                   started + dur, ended=started + dur, peak=1 + i % 3, count=1, tracks=[i])
+        ev = Event(
+            uuid.uuid4().hex[:16],
+            cam,
+            f"{kind}-{zone}",
+            kind,
+            zone,
+            "",
+            "warning",
+            started,
+            started - 1,
+            started + dur,
+            ended=started + dur,
+            peak=1 + i % 3,
+            count=1,
+            tracks=[i],
+        )
         snap = tmp / "snapshots" / cam / f"{ev.id}.jpg"
         snap.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(snap), frame)
         ev.snapshot = str(snap)
         store.save(ev)
         if response is not None:
-            store.acknowledge(Ack(ev.id, "kim", "", outcome, "shadow" if outcome == "false_alarm" else ""),
-                              at=started + response)
+            store.acknowledge(
+                Ack(ev.id, "kim", "", outcome, "shadow" if outcome == "false_alarm" else ""),
+                at=started + response,
+            )
         store.add_points(ev.id, [(started + k, 0.3 + 0.01 * k, 0.7) for k in range(10)])
     store.close()
-    return tmp / "events.db", {"total": 9, "gate": 6, "yard": 3, "fa_gate": 2, "responses": [12, 40, 90, 20, 5, 30, 300],
-                               "per_day": [4, 4, 2 + 0], "longest": 600.0}
+    return tmp / "events.db", {
+        "total": 9,
+        "gate": 6,
+        "yard": 3,
+        "fa_gate": 2,
+        "responses": [12, 40, 90, 20, 5, 30, 300],
+        "per_day": [4, 4, 2 + 0],
+        "longest": 600.0,
+    }
 
 
 def report(db: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "anjeon", "report", "--db", str(db), "--since", "2026-11-02",
-                           "--until", "2026-11-04", "--out", str(out), "--json", *extra], capture_output=True,
-                          text=True, timeout=240, cwd=ROOT)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "anjeon",
+            "report",
+            "--db",
+            str(db),
+            "--since",
+            "2026-11-02",
+            "--until",
+            "2026-11-04",
+            "--out",
+            str(out),
+            "--json",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=ROOT,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -95,15 +140,19 @@ def test_counts_are_the_events_own(known):
     assert "Safety incident report" in page and page.count("data:image/png;base64") >= 5
 
 
-@pytest.mark.parametrize("lang, title, word", [("ko", "안전 사고 보고서", "오경보"), ("en", "Safety incident report",
-                                                                                 "False alarms")])
+@pytest.mark.parametrize(
+    "lang, title, word",
+    [("ko", "안전 사고 보고서", "오경보"), ("en", "Safety incident report", "False alarms")],
+)
 def test_pdf_renders_in_both_languages_with_the_font_embedded(known, lang, title, word):
     tmp, db, _ = known
     out = tmp / f"report-{lang}.pdf"
     run = report(db, out, "--lang", lang)
     assert run.returncode == 0, run.stderr
     assert out.read_bytes().startswith(b"%PDF")
-    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(out), "-"], capture_output=True, text=True, check=True
+    ).stdout
     assert title in text and word in text
     if lang == "ko":
         assert "위험구역 침입" in text and "안전모 미착용" in text
@@ -124,24 +173,38 @@ def test_console_reports_page_shows_the_same_figures_and_serves_the_pdf(system, 
     import urllib.request
 
     import playwright.sync_api as playwright
-
     from conftest import wait_for
     from safety_fixtures import start_safety, write_config
 
     db, want = build_store(tmp_path)
-    config = write_config(tmp_path / "site.yaml", "gate", """
+    config = write_config(
+        tmp_path / "site.yaml",
+        "gate",
+        """
 zones:
   pit: [[0.2, 0.1], [0.8, 0.1], [0.8, 0.6], [0.2, 0.6]]
 rules:
   - {type: intrusion, zone: pit}
-""", db)
+""",
+        db,
+    )
     system.broker()
     safety, history_port = start_safety(system, "safety", config)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    system.start("viewer", "viewer", "--broker", system.broker_url, "--port", str(port), "--history",
-                 f"tcp://127.0.0.1:{history_port}", "--acks", str(tmp_path / "acks.jsonl"))
+    system.start(
+        "viewer",
+        "viewer",
+        "--broker",
+        system.broker_url,
+        "--port",
+        str(port),
+        "--history",
+        f"tcp://127.0.0.1:{history_port}",
+        "--acks",
+        str(tmp_path / "acks.jsonl"),
+    )
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -154,8 +217,9 @@ rules:
     wait_for(up, 60, "the console")
     wait_for(lambda: "history on" in safety.output(), 60, "the safety service")
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox",
-                                                                               "--disable-gpu"])
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox", "--disable-gpu"]
+        )
         try:
             page = browser.new_page()
             errors: list[str] = []
@@ -164,9 +228,12 @@ rules:
             page.fill("#report-form input[name=since]", "2026-11-02")
             page.fill("#report-form input[name=until]", "2026-11-04")
             page.click("#report-form button[type=submit]")
-            page.wait_for_function("() => document.querySelector('#report-total')?.textContent === '9'",
-                                   timeout=180_000)
-            charts = page.eval_on_selector_all("img.chart", "els => els.map(e => [e.dataset.chart, e.naturalWidth])")
+            page.wait_for_function(
+                "() => document.querySelector('#report-total')?.textContent === '9'", timeout=180_000
+            )
+            charts = page.eval_on_selector_all(
+                "img.chart", "els => els.map(e => [e.dataset.chart, e.naturalWidth])"
+            )
             names = {n for n, width in charts if width > 100}
             assert {"days", "hours", "rules", "heatmap:gate", "heatmap:yard"} <= names, charts
             href = page.get_attribute("#report-pdf", "href")

@@ -11,28 +11,46 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, free_base_port, wait_for
 
 from anjeon.safety.evidence_config import ReportSpec
 from anjeon.safety.incident import Event
 from anjeon.safety.report.deliver import next_due
 from anjeon.safety.store import EventStore
-from conftest import ROOT, free_base_port, wait_for
 
 aiosmtpd = pytest.importorskip("aiosmtpd")  # the test extra (pip install '.[test]')
 
 
 def cert(tmp: Path) -> tuple[Path, Path]:
     key, crt = tmp / "key.pem", tmp / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
-                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return key, crt
 
 
@@ -56,13 +74,24 @@ class Mailbox:
                 return "250 OK"
 
         def auth(server, session, envelope, mechanism, data):
-            ok = isinstance(data, LoginPassword) and data.login.decode() == user and data.password.decode() == password
+            ok = (
+                isinstance(data, LoginPassword)
+                and data.login.decode() == user
+                and data.password.decode() == password
+            )
             return AuthResult(success=ok)
 
         self.port = free_base_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port, tls_context=context,
-                                     require_starttls=True, auth_required=True, authenticator=auth,
-                                     auth_require_tls=True)
+        self.controller = Controller(
+            Handler(),
+            hostname="127.0.0.1",
+            port=self.port,
+            tls_context=context,
+            require_starttls=True,
+            auth_required=True,
+            authenticator=auth,
+            auth_require_tls=True,
+        )
         self.controller.start()
 
     def close(self) -> None:
@@ -76,7 +105,9 @@ class Hook:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
-                outer.bodies.append((self.headers["Content-Type"], self.rfile.read(int(self.headers["Content-Length"]))))
+                outer.bodies.append(
+                    (self.headers["Content-Type"], self.rfile.read(int(self.headers["Content-Length"])))
+                )
                 self.send_response(204)
                 self.end_headers()
 
@@ -98,34 +129,69 @@ def yesterday_store(tmp: Path, n: int) -> Path:
     start = (midnight - timedelta(days=1)).timestamp()
     for i in range(n):
         t = start + 3600 * (i + 1)
-        store.save(Event(uuid.uuid4().hex[:16], "gate", "intrusion-pit", "intrusion", "pit", "", "warning", t, t,
-                         t + 10, ended=t + 10, tracks=[i]))
-    store.save(Event(uuid.uuid4().hex[:16], "gate", "intrusion-pit", "intrusion", "pit", "", "warning",
-                     midnight.timestamp() + 60, 0, 0, ended=midnight.timestamp() + 70))  # today: not in it
+        store.save(
+            Event(
+                uuid.uuid4().hex[:16],
+                "gate",
+                "intrusion-pit",
+                "intrusion",
+                "pit",
+                "",
+                "warning",
+                t,
+                t,
+                t + 10,
+                ended=t + 10,
+                tracks=[i],
+            )
+        )
+    store.save(
+        Event(
+            uuid.uuid4().hex[:16],
+            "gate",
+            "intrusion-pit",
+            "intrusion",
+            "pit",
+            "",
+            "warning",
+            midnight.timestamp() + 60,
+            0,
+            0,
+            ended=midnight.timestamp() + 70,
+        )
+    )  # today: not in it
     store.close()
     return tmp / "events.db"
 
 
 def site(tmp: Path, db: Path, mailbox: Mailbox, hook: Hook) -> Path:
     path = tmp / "site.yaml"
-    path.write_text(f"""safety:
+    path.write_text(
+        f"""safety:
   store: {db}
   reports:
     daily: "07:00"
     lang: ko
-    folder: {tmp / 'reports'}
+    folder: {tmp / "reports"}
     webhook: "{hook.url}"
     email: {{host: 127.0.0.1, port: {mailbox.port}, starttls: true, user: anjeon, password_env: TEST_SMTP_PASSWORD,
              sender: anjeon@site.example, to: [safety@site.example, boss@site.example], ca_file: {mailbox.ca},
              timeout: 20}}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path
 
 
 def send(config: Path, password: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "anjeon", "report", "--send", "daily", "--config", str(config)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT,
-                          env={**os.environ, "TEST_SMTP_PASSWORD": password})
+    return subprocess.run(
+        [sys.executable, "-m", "anjeon", "report", "--send", "daily", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "TEST_SMTP_PASSWORD": password},
+    )
 
 
 def test_daily_report_by_email_with_starttls_and_login_and_by_webhook(tmp_path):

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import msgpack
 import pytest
+from conftest import free_base_port, wait_for
+from evidence_fixtures import scripted_camera
+from safety_fixtures import start_safety, stored_events, write_config
 
 from anjeon.safety.evidence_config import RetentionSpec
 from anjeon.safety.incident import Event
 from anjeon.safety.retention import Retention
 from anjeon.safety.store import ClipRecord, EventStore
-from conftest import free_base_port, wait_for
-from evidence_fixtures import scripted_camera
-from safety_fixtures import start_safety, stored_events, write_config
 
 DAY = 86400.0
 NOW = 1_790_000_000.0
@@ -38,8 +38,19 @@ def make_evidence(tmp: Path, n: int = 20) -> tuple[EventStore, list[dict]]:
     made = []
     for i in range(n):
         started = NOW - (n - i) * 2 * DAY
-        ev = Event(uuid.uuid4().hex[:16], "gate", "intrusion-pit", "intrusion", "pit", "", "warning", started,
-                   started - 1, started + 5, ended=started + 5)
+        ev = Event(
+            uuid.uuid4().hex[:16],
+            "gate",
+            "intrusion-pit",
+            "intrusion",
+            "pit",
+            "",
+            "warning",
+            started,
+            started - 1,
+            started + 5,
+            ended=started + 5,
+        )
         snap = tmp / "snapshots" / "gate" / f"{ev.id}.jpg"
         clip = tmp / "clips" / "gate" / f"{ev.id}.mp4"
         for path, size in ((snap, 100_000), (clip, 300_000)):
@@ -58,8 +69,12 @@ def test_disk_cap_deletes_oldest_clips_then_snapshots_never_recent_event_rows(tm
     total = sum(used.values())
     # Cap 1: room for everything but ~5 clips -> exactly the 5 oldest clips go, no snapshot.
     cap = total - 5 * 300_000 + 1000
-    r = Retention(RetentionSpec(max_disk_gb=cap / 1e9, keep_events_days=10), store.path, tmp_path / "snapshots",
-                  tmp_path / "clips")
+    r = Retention(
+        RetentionSpec(max_disk_gb=cap / 1e9, keep_events_days=10),
+        store.path,
+        tmp_path / "snapshots",
+        tmp_path / "clips",
+    )
     done = r.check(store, now=NOW)
     assert (done.clips, done.snapshots, done.events) == (5, 0, 0)
     assert [m["clip"].exists() for m in made] == [False] * 5 + [True] * 15
@@ -88,8 +103,12 @@ def test_disk_cap_deletes_oldest_clips_then_snapshots_never_recent_event_rows(tm
 
 def test_age_limits_per_kind(tmp_path):
     store, made = make_evidence(tmp_path)
-    r = Retention(RetentionSpec(clips_days=10, snapshots_days=20, events_days=30), store.path,
-                  tmp_path / "snapshots", tmp_path / "clips")
+    r = Retention(
+        RetentionSpec(clips_days=10, snapshots_days=20, events_days=30),
+        store.path,
+        tmp_path / "snapshots",
+        tmp_path / "clips",
+    )
     r.check(store, now=NOW)
     for m in made:
         age = (NOW - m["started"]) / DAY
@@ -109,8 +128,9 @@ def store_query():
 def small_disk(tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
     yield mount
@@ -141,20 +161,28 @@ def write_errors_metric(port: int) -> float:
     import urllib.request
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    values = [float(line.split()[-1]) for line in text.splitlines()
-              if line.startswith("anjeon_safety_store_write_errors_total")]
+    values = [
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("anjeon_safety_store_write_errors_total")
+    ]
     assert values, "anjeon_safety_store_write_errors_total is not exported"
     return values[0]
 
 
 def test_a_full_disk_never_stops_rules_or_alerts_and_storage_resumes(system, small_disk, bus_jpg):
     db = small_disk / "events.db"
-    config = write_config(small_disk.parent / "site.yaml", "yard", """
+    config = write_config(
+        small_disk.parent / "site.yaml",
+        "yard",
+        """
 zones:
   pit: [[0.2, 0.1], [0.8, 0.1], [0.8, 0.6], [0.2, 0.6]]
 rules:
   - {type: intrusion, zone: pit, min_duration: 0.3, end_after: 0.8}
-""", db)
+""",
+        db,
+    )
     with open(config, "a") as f:
         f.write("  alerts:\n    - {type: log}\n  clips: {pre: 1, post: 1, fps: 2}\n")
     system.broker()
@@ -164,8 +192,11 @@ rules:
     events = system.subscriber(b"evt/")
     time.sleep(1.0)
     stop = threading.Event()
-    feeder = threading.Thread(target=scripted_camera, args=(system, "yard", open(bus_jpg, "rb").read(), stop,
-                                                            lambda s: s % 4.0 < 2.0), daemon=True)  # 2 s in, 2 out
+    feeder = threading.Thread(
+        target=scripted_camera,
+        args=(system, "yard", open(bus_jpg, "rb").read(), stop, lambda s: s % 4.0 < 2.0),
+        daemon=True,
+    )  # 2 s in, 2 out
     feeder.start()
     try:
         wait_for(lambda: stored_events(db), 60, "a first stored event")
@@ -183,7 +214,9 @@ rules:
             return len(seen - stored_when_full) >= 2
 
         wait_for(published, 90, "two events published while the disk is full")
-        wait_for(lambda: storage(system, port)["write_errors"] > 0, 60, "the write failure in the storage figures")
+        wait_for(
+            lambda: storage(system, port)["write_errors"] > 0, 60, "the write failure in the storage figures"
+        )
         failure = storage(system, port)
         assert failure["last_error"], failure
         assert write_errors_metric(metrics_port) > 0  # what IT's monitoring sees
@@ -191,8 +224,11 @@ rules:
         alerts_full = safety.output().count("ALERT start")
         # Space returns: storing resumes by itself.
         filler.unlink()
-        wait_for(lambda: len({e["id"] for e in stored_events(db)} - stored_when_full) >= 1, 90,
-                 "an event stored after space returned")
+        wait_for(
+            lambda: len({e["id"] for e in stored_events(db)} - stored_when_full) >= 1,
+            90,
+            "an event stored after space returned",
+        )
     finally:
         stop.set()
         feeder.join(5)

@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from conftest import SAMPLE, wait_for
+from conftest import SAMPLE
 from rtsp_helpers import RtspServer, make_clip
 
 PASSWORD = "s3cr3t-pw"
@@ -42,8 +41,15 @@ def camera(sub, cam: str) -> dict:
 
 
 def wait_state(sub, cam: str, state: str, timeout: float, error: str = "") -> dict:
-    return sub.status_where(lambda s: (c := s.get("cameras", {}).get(cam, {})).get("state") == state
-                            and error in c.get("error", "") and c, timeout, f"camera {cam} {state} {error!r}")
+    return sub.status_where(
+        lambda s: (
+            (c := s.get("cameras", {}).get(cam, {})).get("state") == state
+            and error in c.get("error", "")
+            and c
+        ),
+        timeout,
+        f"camera {cam} {state} {error!r}",
+    )
 
 
 @pytest.mark.model

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import pytest
+from conftest import SAMPLE
+from rtsp_helpers import make_clip
 
 from anjeon.siteconfig import ConfigError, parse_site_config
 from anjeon.upspec import build_specs
-from conftest import SAMPLE
-from rtsp_helpers import make_clip
 
 SITE = """
 cameras:
@@ -32,10 +32,13 @@ def test_site_config_carries_camera_transport_watchdog_and_pacing():
     assert not any("pw@" in arg for arg in edges["edge-gate"])  # the URL goes by environment, not argv
 
 
-@pytest.mark.parametrize("settings, words", [
-    ("{source: x, transport: http}", "cameras.gate.transport: 'http' is not one of tcp, udp"),
-    ("{source: x, stall_timeout: 0}", "cameras.gate.stall_timeout: 0.0 is out of range"),
-])
+@pytest.mark.parametrize(
+    "settings, words",
+    [
+        ("{source: x, transport: http}", "cameras.gate.transport: 'http' is not one of tcp, udp"),
+        ("{source: x, stall_timeout: 0}", "cameras.gate.stall_timeout: 0.0 is out of range"),
+    ],
+)
 def test_bad_camera_settings_are_named(settings, words):
     with pytest.raises(ConfigError, match=words):
         parse_site_config(f"cameras:\n  gate: {settings}\n", "site.yaml")
@@ -43,8 +46,10 @@ def test_bad_camera_settings_are_named(settings, words):
 
 def test_edge_takes_per_camera_settings_from_a_site_config(system, bus_jpg, tmp_path):
     config = tmp_path / "site.yaml"
-    config.write_text(f"cameras:\n  scene: {{source: synthetic, width: 320, fps: 3}}\n"
-                      f"  bus: {{source: '{bus_jpg}', width: 200, quality: 40, fps: 2}}\n")
+    config.write_text(
+        f"cameras:\n  scene: {{source: synthetic, width: 320, fps: 3}}\n"
+        f"  bus: {{source: '{bus_jpg}', width: 200, quality: 40, fps: 2}}\n"
+    )
     system.broker()
     system.worker("w1", "null")
     edge = system.start("edge", "edge", "--broker", system.broker_url, "--config", str(config))

@@ -18,10 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import zmq
-
-from anjeon.protocol import wire
 from conftest import free_base_port, wait_for
 from safety_fixtures import start_safety, stored_events, write_config
+
+from anjeon.protocol import wire
 
 
 class Receiver:
@@ -64,7 +64,9 @@ class Receiver:
 @pytest.fixture
 def mosquitto(tmp_path):
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    assert os.path.exists(binary), "mosquitto is missing: scripts/test-deps.sh installs it (deploy/test-packages.txt)"
+    assert os.path.exists(binary), (
+        "mosquitto is missing: scripts/test-deps.sh installs it (deploy/test-packages.txt)"
+    )
     port = free_base_port()
     conf = tmp_path / "mosquitto.conf"
     conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
@@ -108,8 +110,9 @@ def scripted_results(system, camera: str, jpeg: bytes, stop: threading.Event) ->
             inside = now - t0 < 4.0  # in the zone from the start for 4 s, then gone
             x = 300 if inside else 20
             box = [x, 200, x + 60, 400]
-            header = wire.FrameHeader(camera=camera, run="run1", seq=seq, t_capture=now, width=810, height=1080,
-                                      size=len(jpeg))
+            header = wire.FrameHeader(
+                camera=camera, run="run1", seq=seq, t_capture=now, width=810, height=1080, size=len(jpeg)
+            )
             result = wire.Result(header, "test", "script", [wire.Detection("person", 0.9, box, "Normal")])
             pub.send_multipart([wire.topic(wire.IMAGE_PREFIX, camera), result.to_wire(), jpeg])
             seq += 1
@@ -121,12 +124,17 @@ def scripted_results(system, camera: str, jpeg: bytes, stop: threading.Event) ->
 def test_alerts_after_snapshot_webhook_retries_and_hang_mqtt(system, tmp_path, mosquitto, bus_jpg):
     flaky, hanging = Receiver(fail_first=2), Receiver(hang=30.0)
     db = tmp_path / "events.db"
-    config = write_config(tmp_path / "site.yaml", "yard", """
+    config = write_config(
+        tmp_path / "site.yaml",
+        "yard",
+        """
 zones:
   pit: [[0.2, 0.1], [0.8, 0.1], [0.8, 0.6], [0.2, 0.6]]
 rules:
   - {type: intrusion, zone: pit, min_duration: 0.5, end_after: 1.0}
-""", db)
+""",
+        db,
+    )
     with open(config, "a") as f:
         f.write(f"""  alerts:
     - {{type: log}}
@@ -146,7 +154,9 @@ rules:
     try:
         wait_for(lambda: [e for e in stored_events(db) if e["state"] == "ended"], 60, "the event to end")
         (event,) = stored_events(db)
-        wait_for(lambda: len(flaky.alerts) >= 2, 60, "the flaky webhook's start and end alerts, after retries")
+        wait_for(
+            lambda: len(flaky.alerts) >= 2, 60, "the flaky webhook's start and end alerts, after retries"
+        )
         wait_for(lambda: len(got_mqtt) >= 2, 60, "the MQTT start and end alerts")
     finally:
         stop.set()
@@ -157,7 +167,10 @@ rules:
     assert flaky.attempts >= 4  # two 500s were retried
     assert all(a["event"]["id"] == event["id"] for a in flaky.alerts + got_mqtt)
     assert all(flaky.snapshot_existed), "an alert arrived before its snapshot was stored"
-    assert flaky.alerts[0]["event"]["snapshot"] == event["snapshot"] and os.path.getsize(event["snapshot"]) > 1000
+    assert (
+        flaky.alerts[0]["event"]["snapshot"] == event["snapshot"]
+        and os.path.getsize(event["snapshot"]) > 1000
+    )
     assert {m["transition"] for m in got_mqtt} == {"start", "end"}
     # The hanging webhook delayed nothing: the event ended and the other sinks delivered while it hung.
     assert hanging.alerts == [] and hanging.attempts >= 1

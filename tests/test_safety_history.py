@@ -19,11 +19,11 @@ from pathlib import Path
 import msgpack
 import pytest
 import zmq
+from conftest import ROOT, free_base_port, wait_for
+from safety_fixtures import write_config
 
 from anjeon.protocol import wire
 from anjeon.safety.store import COLUMNS, EventStore
-from conftest import ROOT, free_base_port, wait_for
-from safety_fixtures import write_config
 
 N_EVENTS = 50_000
 T0 = 1_790_000_000.0
@@ -37,14 +37,35 @@ def fill_store(db: Path, n: int) -> list[str]:
     for i in range(n):
         eid = uuid.uuid4().hex[:16]
         started = T0 + (i // 2) * 7.0  # pairs share a start time: the cursor must order by id within it
-        tracks = list(range(5000)) if i == n // 2 else [i % 50]  # one crowd with 5000 ids: too big for one page
-        d = {"id": eid, "camera": "gate" if i % 3 else "yard", "rule": "intrusion-pit", "type": "intrusion",
-             "zone": "pit", "line": "", "severity": "warning", "state": "ended", "started": started,
-             "since": started - 1, "updated": started + 3, "ended": started + 3, "duration": 3.0, "peak": 1,
-             "count": 1, "tracks": json.dumps(tracks), "run": "r", "seq": i, "snapshot": ""}
+        tracks = (
+            list(range(5000)) if i == n // 2 else [i % 50]
+        )  # one crowd with 5000 ids: too big for one page
+        d = {
+            "id": eid,
+            "camera": "gate" if i % 3 else "yard",
+            "rule": "intrusion-pit",
+            "type": "intrusion",
+            "zone": "pit",
+            "line": "",
+            "severity": "warning",
+            "state": "ended",
+            "started": started,
+            "since": started - 1,
+            "updated": started + 3,
+            "ended": started + 3,
+            "duration": 3.0,
+            "peak": 1,
+            "count": 1,
+            "tracks": json.dumps(tracks),
+            "run": "r",
+            "seq": i,
+            "snapshot": "",
+        }
         rows.append([d[c] for c in COLUMNS])
         ids.append((started, eid))
-    con.executemany(f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", rows)
+    con.executemany(
+        f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})", rows
+    )
     con.commit()
     con.close()
     return [eid for _, eid in sorted(ids, reverse=True)]
@@ -62,28 +83,58 @@ def service(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("history")
     db = tmp / "events.db"
     ids = fill_store(db, N_EVENTS)
-    config = write_config(tmp / "site.yaml", "gate", """
+    config = write_config(
+        tmp / "site.yaml",
+        "gate",
+        """
 zones:
   pit: [[0.2, 0.1], [0.8, 0.1], [0.8, 0.6], [0.2, 0.6]]
 rules:
   - {type: intrusion, zone: pit}
-""", db)
+""",
+        db,
+    )
     base = free_base_port()
     log = open(tmp / "safety.log", "wb")
     # No --history-bind: the default address (loopback, base port + 5) is what is under test.
-    proc = subprocess.Popen([sys.executable, "-m", "anjeon", "safety", "--broker", f"tcp://127.0.0.1:{base}",
-                             "--config", str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "anjeon",
+            "safety",
+            "--broker",
+            f"tcp://127.0.0.1:{base}",
+            "--config",
+            str(config),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
     ctx = zmq.Context()
     endpoint = f"tcp://127.0.0.1:{base + 5}"
     try:
-        wait_for(lambda: "history on" in (tmp / "safety.log").read_text(errors="replace") or proc.poll() is not None,
-                 120, "the safety service to start")
+        wait_for(
+            lambda: (
+                "history on" in (tmp / "safety.log").read_text(errors="replace") or proc.poll() is not None
+            ),
+            120,
+            "the safety service to start",
+        )
         assert proc.poll() is None, (tmp / "safety.log").read_text()
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.connect(endpoint)
-        yield {"sock": sock, "ids": ids, "db": db, "port": base + 5, "endpoint": endpoint, "proc": proc,
-               "log": tmp / "safety.log"}
+        yield {
+            "sock": sock,
+            "ids": ids,
+            "db": db,
+            "port": base + 5,
+            "endpoint": endpoint,
+            "proc": proc,
+            "log": tmp / "safety.log",
+        }
         sock.close(0)
     finally:
         proc.terminate()
@@ -116,7 +167,9 @@ def test_every_event_once_newest_first_each_answer_under_the_limit(service):
     sock, got, sizes, cursor, pages = service["sock"], [], [], None, 0
     truncated = []
     while True:
-        answer, size = ask(sock, {"kind": "events_query", "limit": 1000, **({"cursor": cursor} if cursor else {})})
+        answer, size = ask(
+            sock, {"kind": "events_query", "limit": 1000, **({"cursor": cursor} if cursor else {})}
+        )
         assert answer["kind"] == "events", answer
         sizes.append(size)
         got += [e["id"] for e in answer["events"]]
@@ -138,8 +191,15 @@ def test_filters_total_and_bad_fields(service):
     answer, _ = ask(sock, {"kind": "events_query", "camera": "yard", "limit": 5, "total": True})
     assert answer["total"] == len(range(0, N_EVENTS, 3)) and len(answer["events"]) == 5
     assert {e["camera"] for e in answer["events"]} == {"yard"}
-    for bad in ({"limit": "x"}, {"since": "yesterday"}, {"cursor": "c1:nan:x"}, {"cursor": "forged"},
-                {"state": "gone"}, {"camera": ["a"]}, {"total": 1}):
+    for bad in (
+        {"limit": "x"},
+        {"since": "yesterday"},
+        {"cursor": "c1:nan:x"},
+        {"cursor": "forged"},
+        {"state": "gone"},
+        {"camera": ["a"]},
+        {"total": 1},
+    ):
         answer, _ = ask(sock, {"kind": "events_query", **bad})
         assert answer["kind"] == "error", bad
     sock.send(b"\xc1 not msgpack")
@@ -158,36 +218,87 @@ def test_ack_false_alarm_stored_with_response_time_and_exported(service, tmp_pat
     # The second acknowledgement is not recorded as a new one; it sets the outcome.
     answer, _ = ask(sock, {"kind": "ack", "event": newest, "by": "lee", "outcome": "false_alarm"})
     assert answer["kind"] == "error" and "reason" in answer["error"]
-    answer, _ = ask(sock, {"kind": "ack", "event": newest, "by": "lee", "outcome": "false_alarm",
-                           "reason": "a shadow"})
+    answer, _ = ask(
+        sock, {"kind": "ack", "event": newest, "by": "lee", "outcome": "false_alarm", "reason": "a shadow"}
+    )
     ack2 = answer["event"]["ack"]
     assert (ack2["by"], ack2["at"], ack2["outcome"], ack2["reason"], ack2["outcome_by"]) == (
-        "kim", ack["at"], "false_alarm", "a shadow", "lee")
+        "kim",
+        ack["at"],
+        "false_alarm",
+        "a shadow",
+        "lee",
+    )
     answer, _ = ask(sock, {"kind": "ack", "event": "nope", "by": "kim"})
     assert answer["kind"] == "error"
     # `anjeon ack` and `anjeon events` (JSON and CSV), over the socket and from the file.
     second = service["ids"][1]
-    run = subprocess.run([sys.executable, "-m", "anjeon", "ack", second, "--history", service["endpoint"], "--by",
-                          "park", "--resolved"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "anjeon",
+            "ack",
+            second,
+            "--history",
+            service["endpoint"],
+            "--by",
+            "park",
+            "--resolved",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["ack"]["outcome"] == "resolved"
     for source in (["--history", service["endpoint"]], ["--db", str(service["db"])]):
-        run = subprocess.run([sys.executable, "-m", "anjeon", "events", *source, "--limit", "2", "--json"],
-                             capture_output=True, text=True, timeout=60, cwd=ROOT)
+        run = subprocess.run(
+            [sys.executable, "-m", "anjeon", "events", *source, "--limit", "2", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
         assert run.returncode == 0, run.stderr
         rows = [json.loads(line) for line in run.stdout.splitlines()]
         assert [r["id"] for r in rows] == [newest, second]
         assert rows[0]["ack"]["reason"] == "a shadow" and rows[1]["ack"]["by"] == "park"
-    run = subprocess.run([sys.executable, "-m", "anjeon", "events", "--db", str(service["db"]), "--limit", "3",
-                          "--csv"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    run = subprocess.run(
+        [sys.executable, "-m", "anjeon", "events", "--db", str(service["db"]), "--limit", "3", "--csv"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     table = list(csv.DictReader(io.StringIO(run.stdout)))
-    assert table[0]["outcome"] == "false_alarm" and table[0]["ack_by"] == "kim" and float(table[0]["response_s"]) > 0
+    assert (
+        table[0]["outcome"] == "false_alarm"
+        and table[0]["ack_by"] == "kim"
+        and float(table[0]["response_s"]) > 0
+    )
     assert table[2]["ack_by"] == ""
 
 
 def test_cli_streams_every_event_through_the_socket(service):
-    run = subprocess.run([sys.executable, "-m", "anjeon", "events", "--history", service["endpoint"], "--limit",
-                          str(N_EVENTS + 10), "--csv"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "anjeon",
+            "events",
+            "--history",
+            service["endpoint"],
+            "--limit",
+            str(N_EVENTS + 10),
+            "--csv",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert run.returncode == 0, run.stderr
     rows = list(csv.reader(io.StringIO(run.stdout)))
     assert len(rows) == N_EVENTS + 1

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from anjeon.safety.config import Hours, LineSpec, RuleSpec, CameraRules
+from anjeon.safety.config import CameraRules, Hours, LineSpec, RuleSpec
 from anjeon.safety.debounce import Debouncer, start_slack
 from anjeon.safety.engine import CameraEngine
 from anjeon.safety.geometry import Line, Zone, anchors, is_simple_polygon
@@ -26,15 +26,30 @@ def person(x: float, y: float, w: float = 60, h: float = 150) -> list[float]:
     return [x * W - w / 2, y * H - h, x * W + w / 2, y * H]
 
 
-def obs(t: float, people: dict[int, list[float]], seq: int | None = None, labels: dict[int, str] | None = None,
-        heads: list[tuple[list[float], str]] = (), run: str = "r1") -> Observation:
+def obs(
+    t: float,
+    people: dict[int, list[float]],
+    seq: int | None = None,
+    labels: dict[int, str] | None = None,
+    heads: list[tuple[list[float], str]] = (),
+    run: str = "r1",
+) -> Observation:
     ids = sorted(people)
     labels = labels or {}
-    return Observation("cam", run, int(t * 10) if seq is None else seq, t, W, H,
-                       boxes=np.array([people[i] for i in ids], float).reshape(-1, 4),
-                       labels=tuple(labels.get(i, "Normal") for i in ids), confidence=np.full(len(ids), 0.9),
-                       ids=np.array(ids, int), heads=np.array([h for h, _ in heads], float).reshape(-1, 4),
-                       head_labels=tuple(label for _, label in heads))
+    return Observation(
+        "cam",
+        run,
+        int(t * 10) if seq is None else seq,
+        t,
+        W,
+        H,
+        boxes=np.array([people[i] for i in ids], float).reshape(-1, 4),
+        labels=tuple(labels.get(i, "Normal") for i in ids),
+        confidence=np.full(len(ids), 0.9),
+        ids=np.array(ids, int),
+        heads=np.array([h for h, _ in heads], float).reshape(-1, 4),
+        head_labels=tuple(label for _, label in heads),
+    )
 
 
 def engine(*rules: RuleSpec, lines: dict | None = None) -> CameraEngine:
@@ -45,14 +60,25 @@ def run(eng: CameraEngine, stream: list[Observation]) -> list[tuple[str, str, fl
     out = []
     for o in stream:
         for tr in eng.process(o)[1]:
-            out.append((tr.kind, tr.event.rule, round(tr.event.ended if tr.kind == "end" else tr.event.updated, 2)))
+            out.append(
+                (tr.kind, tr.event.rule, round(tr.event.ended if tr.kind == "end" else tr.event.updated, 2))
+            )
     return out
 
 
 # ------------------------------------------------------------------ geometry
 
-@pytest.mark.parametrize("point, inside", [((0.4, 0.4), True), ((0.1, 0.4), False), ((0.59, 0.21), True),
-                                          ((0.7, 0.7), False), ((0.4, 0.61), False)])
+
+@pytest.mark.parametrize(
+    "point, inside",
+    [
+        ((0.4, 0.4), True),
+        ((0.1, 0.4), False),
+        ((0.59, 0.21), True),
+        ((0.7, 0.7), False),
+        ((0.4, 0.61), False),
+    ],
+)
 def test_zone_contains(point, inside):
     assert Zone("z", SQUARE).contains(np.array([point]))[0] == inside
 
@@ -74,7 +100,10 @@ def test_line_sides_and_span():
     line = Line("fence", (0.0, 0.5), (1.0, 0.5), "right")
     pts = np.array([[0.5, 0.8], [0.5, 0.2], [0.5, 0.5]])
     assert line.side(pts).tolist() == [1, -1, 0]  # y down: below the line is its right
-    assert Line("short", (0.4, 0.5), (0.6, 0.5)).within_span(np.array([[0.5, 0.9], [0.9, 0.9]])).tolist() == [True, False]
+    assert Line("short", (0.4, 0.5), (0.6, 0.5)).within_span(np.array([[0.5, 0.9], [0.9, 0.9]])).tolist() == [
+        True,
+        False,
+    ]
 
 
 # ------------------------------------------------------------------ config
@@ -107,8 +136,14 @@ safety:
 def test_good_safety_config():
     site = parse_site_config(GOOD, "site.yaml")
     gate = site.safety.cameras["gate"]
-    assert [r.name for r in gate.rules] == ["intrusion-crane", "crowding-crane", "line_crossing-fence", "fall-all",
-                                           "loiter", "helmet-crane"]
+    assert [r.name for r in gate.rules] == [
+        "intrusion-crane",
+        "crowding-crane",
+        "line_crossing-fence",
+        "fall-all",
+        "loiter",
+        "helmet-crane",
+    ]
     assert gate.rules[0].hours == Hours(22 * 60, 6 * 60) and gate.rules[0].hours.contains(60)
     assert gate.lines["fence"] == LineSpec(((0.0, 0.6), (1.0, 0.6)), "left")
     assert [a.type for a in site.safety.alerts] == ["log", "webhook", "mqtt"]
@@ -119,28 +154,62 @@ def _bad(old: str, new: str) -> str:
     return GOOD.replace(old, new)
 
 
-@pytest.mark.parametrize("text, expected", [
-    (_bad("[[0.1, 0.5], [0.5, 0.5], [0.5, 1.0], [0.1, 1.0]]", "[[0.1, 0.5], [1.5, 0.5], [0.5, 1.0]]"),
-     "site.yaml:8: safety.cameras.gate.zones.crane: 1.5 is out of range"),
-    (_bad("[[0.1, 0.5], [0.5, 0.5], [0.5, 1.0], [0.1, 1.0]]", "[[0, 0], [1, 1], [1, 0], [0, 1]]"),
-     "site.yaml:8: safety.cameras.gate.zones.crane: the polygon's edges cross"),
-    (_bad("[[0.1, 0.5], [0.5, 0.5], [0.5, 1.0], [0.1, 1.0]]", "[[0.1, 0.5], [0.2, 0.5]]"),
-     "site.yaml:8: safety.cameras.gate.zones.crane: a zone is a list of 3..64"),
-    (_bad("{type: fall}", "{type: explode}"), "site.yaml:15: safety.cameras.gate.rules.3.type: 'explode' is not one of"),
-    (_bad("{type: fall}", "{type: fall, colour: red}"), "site.yaml:15: safety.cameras.gate.rules.3.colour: unknown setting"),
-    (_bad("zone: crane, max_people: 3", "zone: cran, max_people: 3"),
-     "site.yaml:13: safety.cameras.gate.rules.1.zone: no zone 'cran' on this camera"),
-    (_bad("max_people: 3", "max_people: -1"), "site.yaml:13: safety.cameras.gate.rules.1.max_people: -1 is out of range"),
-    (_bad("min_duration: 2,", "min_duration: lots,"), "site.yaml:12: safety.cameras.gate.rules.0.min_duration: must be float"),
-    (_bad('"22:00-06:00"', '"25:00-06:00"'), "site.yaml:12: safety.cameras.gate.rules.0.hours: '25:00-06:00' is not a time"),
-    (_bad("{type: log}", "{type: pager}"), "site.yaml:19: safety.alerts.0.type: 'pager' is not one of"),
-    (_bad('url: "http://127.0.0.1:9/hook"', 'url: "ftp://x"'), "site.yaml:20: safety.alerts.1.url: a webhook needs"),
-    (_bad("  store: /tmp/x.db", "  stor: /tmp/x.db"), "site.yaml:4: safety.stor: unknown setting"),
-    (_bad("{type: line_crossing, line: fence, cooldown: 10}", "{type: line_crossing}"),
-     "site.yaml:14: safety.cameras.gate.rules.2.line: a line_crossing rule needs a line"),
-    (_bad("name: loiter", "name: crowding-crane"), "site.yaml:16: safety.cameras.gate.rules.4: two rules are named"),
-    (GOOD + "  - [oops\n", "site.yaml:22: not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            _bad("[[0.1, 0.5], [0.5, 0.5], [0.5, 1.0], [0.1, 1.0]]", "[[0.1, 0.5], [1.5, 0.5], [0.5, 1.0]]"),
+            "site.yaml:8: safety.cameras.gate.zones.crane: 1.5 is out of range",
+        ),
+        (
+            _bad("[[0.1, 0.5], [0.5, 0.5], [0.5, 1.0], [0.1, 1.0]]", "[[0, 0], [1, 1], [1, 0], [0, 1]]"),
+            "site.yaml:8: safety.cameras.gate.zones.crane: the polygon's edges cross",
+        ),
+        (
+            _bad("[[0.1, 0.5], [0.5, 0.5], [0.5, 1.0], [0.1, 1.0]]", "[[0.1, 0.5], [0.2, 0.5]]"),
+            "site.yaml:8: safety.cameras.gate.zones.crane: a zone is a list of 3..64",
+        ),
+        (
+            _bad("{type: fall}", "{type: explode}"),
+            "site.yaml:15: safety.cameras.gate.rules.3.type: 'explode' is not one of",
+        ),
+        (
+            _bad("{type: fall}", "{type: fall, colour: red}"),
+            "site.yaml:15: safety.cameras.gate.rules.3.colour: unknown setting",
+        ),
+        (
+            _bad("zone: crane, max_people: 3", "zone: cran, max_people: 3"),
+            "site.yaml:13: safety.cameras.gate.rules.1.zone: no zone 'cran' on this camera",
+        ),
+        (
+            _bad("max_people: 3", "max_people: -1"),
+            "site.yaml:13: safety.cameras.gate.rules.1.max_people: -1 is out of range",
+        ),
+        (
+            _bad("min_duration: 2,", "min_duration: lots,"),
+            "site.yaml:12: safety.cameras.gate.rules.0.min_duration: must be float",
+        ),
+        (
+            _bad('"22:00-06:00"', '"25:00-06:00"'),
+            "site.yaml:12: safety.cameras.gate.rules.0.hours: '25:00-06:00' is not a time",
+        ),
+        (_bad("{type: log}", "{type: pager}"), "site.yaml:19: safety.alerts.0.type: 'pager' is not one of"),
+        (
+            _bad('url: "http://127.0.0.1:9/hook"', 'url: "ftp://x"'),
+            "site.yaml:20: safety.alerts.1.url: a webhook needs",
+        ),
+        (_bad("  store: /tmp/x.db", "  stor: /tmp/x.db"), "site.yaml:4: safety.stor: unknown setting"),
+        (
+            _bad("{type: line_crossing, line: fence, cooldown: 10}", "{type: line_crossing}"),
+            "site.yaml:14: safety.cameras.gate.rules.2.line: a line_crossing rule needs a line",
+        ),
+        (
+            _bad("name: loiter", "name: crowding-crane"),
+            "site.yaml:16: safety.cameras.gate.rules.4: two rules are named",
+        ),
+        (GOOD + "  - [oops\n", "site.yaml:22: not valid YAML"),
+    ],
+)
 def test_hostile_safety_config_names_line_and_field(text, expected):
     with pytest.raises(ConfigError) as err:
         parse_site_config(text, "site.yaml")
@@ -148,6 +217,7 @@ def test_hostile_safety_config_names_line_and_field(text, expected):
 
 
 # ------------------------------------------------------------------ debounce, incidents, re-ordering
+
 
 def test_debouncer_min_duration_and_end_after():
     d = Debouncer(min_duration=1.0, end_after=0.5)
@@ -171,7 +241,9 @@ def test_debouncer_needs_two_results_and_forgives_half_an_interval():
     for t in (0.0, 1.05):
         assert slow.update(t, {"a"}, interval=1.0) == {}
     assert slow.update(1.55, {"a"}, interval=1.0) == {"a": 0.0}  # 1.55 >= 2.0 - 0.5: jitter between results
-    assert start_slack(2.0, 10.0) == 1.0 and start_slack(1.0, None) == 0.0  # never more than half min_duration
+    assert (
+        start_slack(2.0, 10.0) == 1.0 and start_slack(1.0, None) == 0.0
+    )  # never more than half min_duration
 
 
 def test_one_missing_result_is_no_end_at_a_low_rate():
@@ -205,8 +277,14 @@ def test_incident_hours_gate():
     minute = _t.localtime(now).tm_hour * 60 + _t.localtime(now).tm_min
     outside = Hours((minute + 60) % 1440, (minute + 120) % 1440)
     inside = Hours((minute - 1) % 1440, (minute + 2) % 1440)
-    assert Incident("c", RuleSpec("intrusion", zone="z", hours=outside)).update(now, {1: now}, {1}, 1, ()) is None
-    assert Incident("c", RuleSpec("intrusion", zone="z", hours=inside)).update(now, {1: now}, {1}, 1, ()).kind == "start"
+    assert (
+        Incident("c", RuleSpec("intrusion", zone="z", hours=outside)).update(now, {1: now}, {1}, 1, ())
+        is None
+    )
+    assert (
+        Incident("c", RuleSpec("intrusion", zone="z", hours=inside)).update(now, {1: now}, {1}, 1, ()).kind
+        == "start"
+    )
 
 
 def test_reorderer_orders_drops_late_and_follows_new_runs():
@@ -242,12 +320,13 @@ def test_reorderer_refuses_a_forged_sequence_jump():
     r: Reorderer[int] = Reorderer(window=0.0)
     r.push("a", 1, 100.0, 1, 0.0)
     assert r.pop_ready(0.0) == [1]
-    assert r.push("a", 2 ** 62, 100.1, 99, 0.1) == "implausible" and r.implausible == 1
+    assert r.push("a", 2**62, 100.1, 99, 0.1) == "implausible" and r.implausible == 1
     assert r.push("a", 2, 100.1, 2, 0.1) == "newer"  # the real next frame is not frozen out
     assert r.pop_ready(0.1) == [2]
 
 
 # ------------------------------------------------------------------ rules through the engine
+
 
 def test_intrusion_one_event_per_incident_with_out_of_order_and_dropped_results():
     eng = engine(RuleSpec("intrusion", name="i", zone="z", min_duration=1.0, end_after=1.0))
@@ -321,7 +400,9 @@ def test_line_crossing_into_restricted_side_only():
     for k in range(40):
         t = k / 10
         y1 = 0.3 + 0.1 * t if t < 3 else 0.3  # person 1 walks down across the line, then jumps back up
-        stream.append(obs(t, {1: person(0.5, y1), 2: person(0.2, 0.8)}))  # person 2 always below: never crossed
+        stream.append(
+            obs(t, {1: person(0.5, y1), 2: person(0.2, 0.8)})
+        )  # person 2 always below: never crossed
     events = run(eng, stream)
     assert [e[0] for e in events] == ["start", "end"]
     assert 2.0 <= events[0][2] <= 2.1  # feet pass y=0.5 at t=2.0
@@ -329,9 +410,14 @@ def test_line_crossing_into_restricted_side_only():
 
 def test_helmet_heads_matched_one_to_one_by_position():
     people = np.array([[100, 100, 200, 400], [180, 110, 280, 410]], float)  # two workers shoulder to shoulder
-    heads = np.array([[125, 100, 165, 140],  # in person 0's upper part only
-                      [215, 112, 255, 150],  # in person 1's upper part only (its box overlaps person 0's)
-                      [185, 105, 195, 115]], float)  # a tiny box in both upper parts: ambiguous, unmatched
+    heads = np.array(
+        [
+            [125, 100, 165, 140],  # in person 0's upper part only
+            [215, 112, 255, 150],  # in person 1's upper part only (its box overlaps person 0's)
+            [185, 105, 195, 115],
+        ],
+        float,
+    )  # a tiny box in both upper parts: ambiguous, unmatched
     assert match_heads(people, heads) == {0: 0, 1: 1}
     assert match_heads(people, heads[[2]]) == {}
 
@@ -341,8 +427,10 @@ def test_helmet_rule_blames_the_right_worker():
     stream = []
     for k in range(20):
         a, b = person(0.35, 0.5, 60, 200), person(0.42, 0.5, 60, 200)
-        heads = [([a[0] + 15, a[1], a[0] + 45, a[1] + 30], "With Helmet"),
-                 ([b[0] + 15, b[1], b[0] + 45, b[1] + 30], "Without Helmet")]
+        heads = [
+            ([a[0] + 15, a[1], a[0] + 45, a[1] + 30], "With Helmet"),
+            ([b[0] + 15, b[1], b[0] + 45, b[1] + 30], "Without Helmet"),
+        ]
         stream.append(obs(k / 10, {1: a, 2: b}, heads=heads))
     events = run(eng, stream)
     assert [e[0] for e in events] == ["start"]
@@ -370,8 +458,17 @@ def test_tracker_keeps_ids_through_dropped_frames():
         if k % 3 == 1:
             continue  # the pipeline dropped this frame
         t = k / 10
-        o = Observation("cam", "r", k, t, W, H, boxes=np.array([person(0.1 + 0.01 * k, 0.5), person(0.8, 0.9)]),
-                        labels=("Normal", "Normal"), confidence=np.array([0.8, 0.5]))
+        o = Observation(
+            "cam",
+            "r",
+            k,
+            t,
+            W,
+            H,
+            boxes=np.array([person(0.1 + 0.01 * k, 0.5), person(0.8, 0.9)]),
+            labels=("Normal", "Normal"),
+            confidence=np.array([0.8, 0.5]),
+        )
         tracked = tracker.update(o, 0.1)
         seen |= {int(i) for i in tracked.ids if i >= 0}
     assert seen == {0, 1}

@@ -13,8 +13,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import zmq
-
 from conftest import SAMPLE, wait_for
 from safety_fixtures import decode_event, events_cli, json_lines, start_safety, stored_events, write_config
 
@@ -71,7 +69,9 @@ def test_intrusion_on_sample_video_no_falls_snapshots_bus_history_restart(system
     # History over ZeroMQ and the CLI, JSON and CSV.
     from anjeon.safety.bus import query_history
 
-    remote = query_history(system.ctx, f"tcp://127.0.0.1:{history_port}", {"camera": "walk", "rule": "intrusion"})
+    remote = query_history(
+        system.ctx, f"tcp://127.0.0.1:{history_port}", {"camera": "walk", "rule": "intrusion"}
+    )
     assert ended["id"] in {e["id"] for e in remote}
     as_json = json_lines(events_cli("--db", str(db), "--camera", "walk", "--json").stdout)
     assert ended["id"] in {e["id"] for e in as_json}
@@ -85,12 +85,16 @@ def test_intrusion_on_sample_video_no_falls_snapshots_bus_history_restart(system
     before = {e["id"]: e for e in stored_events(db)}
     safety2, _ = start_safety(system, "safety-2", config)
     wait_for(lambda: "resumed" in safety2.output(), 60, "the restarted service to resume open events")
+
     def moved_on() -> bool:
         # The resumed service is working on: a new event, an update to a resumed one (people keep walking
         # through the looped clip, so an open intrusion may rightly never end), or every resumed one ended.
         now = {e["id"]: e for e in stored_events(db)}
-        return (len(now) > len(before) or any(now[i]["updated"] != e["updated"] for i, e in before.items())
-                or all(now[i]["state"] == "ended" for i in before))
+        return (
+            len(now) > len(before)
+            or any(now[i]["updated"] != e["updated"] for i, e in before.items())
+            or all(now[i]["state"] == "ended" for i in before)
+        )
 
     wait_for(moved_on, 120, "the resumed events to move on")
     after = {e["id"]: e for e in stored_events(db)}

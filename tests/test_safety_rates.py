@@ -38,7 +38,9 @@ SLACK = 0.5  # seconds beyond one result interval (box noise moves the moment a 
 BOX_W, BOX_H = 60.0, 150.0
 # Derandomized: the same examples on every run, so the suite cannot turn red by luck (a new case found by
 # a wider search is a bug to fix, not noise); bounded, since a 30/s scene is about a thousand updates.
-PROPERTY = settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @dataclass(frozen=True)
@@ -51,8 +53,14 @@ class Noise:
 
 
 FAST = Noise(30.0, 0.1, 0.05, 0.2, 7)
-noise = st.builds(Noise, rate=st.sampled_from(RATES) | st.floats(0.5, 12.0), drop=st.floats(0.0, 0.2),
-                  miss=st.floats(0.0, 0.1), jitter=st.floats(0.0, 0.3), seed=st.integers(0, 2 ** 16))
+noise = st.builds(
+    Noise,
+    rate=st.sampled_from(RATES) | st.floats(0.5, 12.0),
+    drop=st.floats(0.0, 0.2),
+    miss=st.floats(0.0, 0.1),
+    jitter=st.floats(0.0, 0.3),
+    seed=st.integers(0, 2**16),
+)
 
 
 def box(x: float, y: float) -> list[float]:
@@ -75,11 +83,25 @@ def stream(n: Noise, duration: float, people, missed=lambda k, i: False) -> list
     rng = np.random.default_rng(n.seed)
     out = []
     for k, t in enumerate(sample_times(n, duration, rng)):
-        boxes = [np.add(box(*feet), rng.normal(0, 2.0, 4)) for i, feet in enumerate(people(t - 100.0))
-                 if rng.random() >= n.miss and not missed(k, i)]
+        boxes = [
+            np.add(box(*feet), rng.normal(0, 2.0, 4))
+            for i, feet in enumerate(people(t - 100.0))
+            if rng.random() >= n.miss and not missed(k, i)
+        ]
         m = len(boxes)
-        out.append(Observation("cam", "run", k, t, W, H, boxes=np.array(boxes, float).reshape(-1, 4),
-                               labels=("Normal",) * m, confidence=rng.uniform(0.5, 0.9, m)))
+        out.append(
+            Observation(
+                "cam",
+                "run",
+                k,
+                t,
+                W,
+                H,
+                boxes=np.array(boxes, float).reshape(-1, 4),
+                labels=("Normal",) * m,
+                confidence=rng.uniform(0.5, 0.9, m),
+            )
+        )
     return out
 
 
@@ -99,12 +121,16 @@ def gap_near(observations: list[Observation], a: float, b: float) -> float:
     return max(gaps, default=0.0)
 
 
-def check_timing(kind: str, decided: float, truth: float, wait: float, observations: list[Observation]) -> None:
+def check_timing(
+    kind: str, decided: float, truth: float, wait: float, observations: list[Observation]
+) -> None:
     interval = gap_near(observations, truth - 1.0, truth + wait + 1.0)
     late = decided - (truth + wait)
     bound = max(wait, interval) - wait + interval + SLACK
     assert late <= bound, f"{kind} {late:.2f} s after truth + {wait} s (interval {interval:.2f} s)"
-    assert late >= -interval - SLACK, f"{kind} {-late:.2f} s before truth + {wait} s (interval {interval:.2f} s)"
+    assert late >= -interval - SLACK, (
+        f"{kind} {-late:.2f} s before truth + {wait} s (interval {interval:.2f} s)"
+    )
 
 
 # ------------------------------------------------------------------ intrusion and dwell: one walker
@@ -173,10 +199,13 @@ def test_crowding_one_event_at_any_rate(n):
 def test_a_count_that_dips_for_one_result_is_not_an_end(rate):
     """The third person is missed on every third result (never two in a row): still one crowding event."""
     spec = RuleSpec("crowding", name="crowd", zone="z", max_people=2, min_duration=1.0, end_after=2.0)
-    observations = stream(Noise(rate, 0.0, 0.0, 0.1, 5), CROWD_TO + 8.0, crowd_scene,
-                          missed=lambda k, i: i == 2 and k % 3 == 1)
+    observations = stream(
+        Noise(rate, 0.0, 0.0, 0.1, 5), CROWD_TO + 8.0, crowd_scene, missed=lambda k, i: i == 2 and k % 3 == 1
+    )
     events = run_engine(CameraRules(zones={"z": ZONE}, rules=(spec,)), observations)
-    assert [e[0] for e in events if e[0] != "update"] == ["start", "end"], [(k, round(t, 2)) for k, t, _ in events]
+    assert [e[0] for e in events if e[0] != "update"] == ["start", "end"], [
+        (k, round(t, 2)) for k, t, _ in events
+    ]
 
 
 # ------------------------------------------------------------------ line crossing
@@ -192,11 +221,16 @@ def crossing_scene(t: float) -> list[tuple[float, float]]:
 @example(n=FAST)  # 30 results/s (random rates stay under 12: a 30/s example costs seconds)
 @PROPERTY
 def test_line_crossing_once_at_any_rate(n):
-    lines = {"fence": LineSpec(((0.45, 0.0), (0.45, 1.0)), "left")}  # walking down the line, its left is x > 0.45
+    lines = {
+        "fence": LineSpec(((0.45, 0.0), (0.45, 1.0)), "left")
+    }  # walking down the line, its left is x > 0.45
     spec = RuleSpec("line_crossing", name="fence", line="fence", end_after=2.0)
     observations = stream(n, 15.0, crossing_scene)
     events = run_engine(CameraRules(lines=lines, rules=(spec,)), observations)
-    assert [e[0] for e in events if e[0] != "update"] == ["start"], (n, [(k, round(t, 2)) for k, t, _ in events])
+    assert [e[0] for e in events if e[0] != "update"] == ["start"], (
+        n,
+        [(k, round(t, 2)) for k, t, _ in events],
+    )
     check_timing("start", events[0][1], CROSS, 0.0, observations)
 
 
@@ -206,8 +240,10 @@ def test_line_crossing_once_at_any_rate(n):
 @pytest.mark.parametrize("rate", RATES)
 def test_never_an_event_on_a_single_noisy_result(rate):
     """A ghost in the zone on one result (a reflection), at any rate: no intrusion, no crowding."""
-    specs = (RuleSpec("intrusion", name="i", zone="z", min_duration=0.0, end_after=2.0),
-             RuleSpec("crowding", name="c", zone="z", max_people=1, min_duration=0.0, end_after=2.0))
+    specs = (
+        RuleSpec("intrusion", name="i", zone="z", min_duration=0.0, end_after=2.0),
+        RuleSpec("crowding", name="c", zone="z", max_people=1, min_duration=0.0, end_after=2.0),
+    )
 
     def scene(t: float) -> list[tuple[float, float]]:
         people = [(0.5, 0.6)]  # one worker standing in the zone: allowed by the crowding rule (max 1)
@@ -236,8 +272,9 @@ def test_rate_is_the_median_interval_of_capture_times():
     assert r.interval == 1.0 and r.per_second == 1.0
 
 
-@pytest.mark.parametrize("interval, confirm, keep", [(None, 2, 2.0), (1 / 30, 5, 2.0), (0.1, 2, 2.0), (1.0, 2, 4.0),
-                                                     (2.0, 2, 8.0)])
+@pytest.mark.parametrize(
+    "interval, confirm, keep", [(None, 2, 2.0), (1 / 30, 5, 2.0), (0.1, 2, 2.0), (1.0, 2, 4.0), (2.0, 2, 8.0)]
+)
 def test_confirmation_and_patience_follow_the_rate(interval, confirm, keep):
     assert confirm_results(interval) == confirm and patience(interval) == keep
 

@@ -19,18 +19,21 @@ import sys
 import time
 
 import pytest
-
+import scenes
 from conftest import ROOT, SAMPLE, wait_for
 from safety_fixtures import stored_events
-import scenes
+
 from anjeon.safety.rate import QUIET_MIN
 
 STOP_AT = 18.0  # scene seconds: the camera stops sending with every incident still going on
 RATE = 2.0
 
-pytestmark = [pytest.mark.skipif(shutil.which("faketime") is None, reason="needs Debian's faketime "
-                                 "(deploy/test-packages.txt)"),
-              pytest.mark.skipif(not SAMPLE.exists(), reason=f"the sample video {SAMPLE} is missing")]
+pytestmark = [
+    pytest.mark.skipif(
+        shutil.which("faketime") is None, reason="needs Debian's faketime (deploy/test-packages.txt)"
+    ),
+    pytest.mark.skipif(not SAMPLE.exists(), reason=f"the sample video {SAMPLE} is missing"),
+]
 
 
 @pytest.mark.model  # the recorded detections come from the real model (cached after the first run)
@@ -39,9 +42,23 @@ pytestmark = [pytest.mark.skipif(shutil.which("faketime") is None, reason="needs
 def test_an_edge_30_s_off_gets_the_same_events(system, tmp_path, skew):
     scenes.record(5.0)  # recorded on the normal clock, before the shifted process starts
     db, listener = scenes.start_service(system, tmp_path)
-    edge = subprocess.Popen(["faketime", "-f", skew, sys.executable, str(ROOT / "tests" / "scenes.py"),
-                             f"tcp://127.0.0.1:{system.base + 2}", f"tcp://127.0.0.1:{system.base + 3}", str(RATE),
-                             str(STOP_AT)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    edge = subprocess.Popen(
+        [
+            "faketime",
+            "-f",
+            skew,
+            sys.executable,
+            str(ROOT / "tests" / "scenes.py"),
+            f"tcp://127.0.0.1:{system.base + 2}",
+            f"tcp://127.0.0.1:{system.base + 3}",
+            str(RATE),
+            str(STOP_AT),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         deadline = time.monotonic() + 300
         while edge.poll() is None and time.monotonic() < deadline:
@@ -62,7 +79,9 @@ def test_an_edge_30_s_off_gets_the_same_events(system, tmp_path, skew):
     wait_for(all_ended, 60, "the quiet camera's events to end")
     ended_after = time.monotonic() - quiet_since
     stored = {e["rule"]: e for e in stored_events(db)}
-    assert sorted(stored) == sorted(t.rule for t in scenes.truth()), stored  # one event per incident, no other
+    assert sorted(stored) == sorted(t.rule for t in scenes.truth()), (
+        stored
+    )  # one event per incident, no other
     last = max(m["t_capture"] for m in listener.heard.tracks)  # the last result, on the edge's clock
     assert abs(last - (t0 + STOP_AT)) < 1.0 / RATE + 0.01
     for tr in scenes.truth():

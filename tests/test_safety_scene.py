@@ -21,12 +21,13 @@ interval + 0.5 s (the interval is the one the service really saw).
 from __future__ import annotations
 
 import pytest
-
+import scenes
 from conftest import SAMPLE, wait_for
 from safety_fixtures import start_safety, stored_events
-import scenes
 
-pytestmark = pytest.mark.skipif(not SAMPLE.exists(), reason=f"the sample video {SAMPLE} is missing (DESIGN.md)")
+pytestmark = pytest.mark.skipif(
+    not SAMPLE.exists(), reason=f"the sample video {SAMPLE} is missing (DESIGN.md)"
+)
 
 
 @pytest.fixture(scope="session")
@@ -35,8 +36,10 @@ def recorded():
 
 
 def report(scores, other) -> str:
-    rows = [f"{s.rule}: events {s.events}, start {s.start_error}, end {s.end_error}, interval {s.interval:.2f}"
-            for s in scores]
+    rows = [
+        f"{s.rule}: events {s.events}, start {s.start_error}, end {s.end_error}, interval {s.interval:.2f}"
+        for s in scores
+    ]
     return "\n".join(rows + [f"other events: {other}"])
 
 
@@ -46,8 +49,11 @@ def report(scores, other) -> str:
 def test_scene_replayed_through_broker_and_safety(system, tmp_path, recorded, rate):
     db, listener = scenes.start_service(system, tmp_path)
     t0 = scenes.replay(system.ctx, f"tcp://127.0.0.1:{system.base + 2}", listener, recorded, 5.0, rate)
-    wait_for(lambda: len(stored_events(db)) >= 5 and all(e["state"] == "ended" for e in stored_events(db)), 60,
-             "every event to end")
+    wait_for(
+        lambda: len(stored_events(db)) >= 5 and all(e["state"] == "ended" for e in stored_events(db)),
+        60,
+        "every event to end",
+    )
     listener.drain(0.5)
     scores, other = scenes.score(listener.heard, t0), scenes.other_events(listener.heard)
     print(f"replayed at {rate} results/s\n" + report(scores, other))
@@ -59,7 +65,11 @@ def test_scene_replayed_through_broker_and_safety(system, tmp_path, recorded, ra
     # What the operator sees matches the rules: while the fall was open, a confirmed track tripped it.
     tripped = [t for m in listener.heard.tracks for t in m["tracks"] if "fall" in t["rules"]]
     assert tripped and all(t["confirmed"] and t["id"] >= 0 for t in tripped)
-    assert all(set(t) == {"id", "box", "zones", "rules", "confirmed"} for m in listener.heard.tracks for t in m["tracks"])
+    assert all(
+        set(t) == {"id", "box", "zones", "rules", "confirmed"}
+        for m in listener.heard.tracks
+        for t in m["tracks"]
+    )
 
 
 @pytest.mark.model

@@ -160,7 +160,9 @@ def test_bounded_workers_and_pending_frames_claimed_cameras_first():
     for i in range(3):
         assert s.offer(f"fake{i}", pending(f"fake{i}", 1, clock, claimed=False))[0] == OfferOutcome.NEW
     assert s.offer("fake9", pending("fake9", 1, clock, claimed=False)) == (OfferOutcome.FULL, None)
-    outcome, pushed = s.offer("real", pending("real", 1, clock))  # a claimed camera pushes an invented one out
+    outcome, pushed = s.offer(
+        "real", pending("real", 1, clock)
+    )  # a claimed camera pushes an invented one out
     assert outcome == OfferOutcome.NEW and pushed.header.camera == "fake0"
     assert s.pending_count() == 3
     assert [c for _, c, _ in drain(s)] == ["real", "fake1"]  # claimed cameras are served first

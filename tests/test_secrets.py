@@ -19,11 +19,11 @@ import msgpack
 import pytest
 import zmq
 import zmq.auth
+from conftest import ROOT, free_base_port, wait_for
+from safety_fixtures import write_config
 
 from anjeon.protocol import secrets, wire
 from anjeon.protocol.secrets import mask, redact_url
-from conftest import ROOT, free_base_port, wait_for
-from safety_fixtures import write_config
 
 WAIT = 60.0
 
@@ -48,8 +48,10 @@ MASK = [
     ("http://cam/snap.cgi?user=a&pwd=hunter2&x=1", "http://cam/snap.cgi?user=a&pwd=***&x=1"),
     ("http://cam/?password=a&passwd=b&pass=c", "http://cam/?password=***&passwd=***&pass=***"),
     ("https://h/hook?token=abc", "https://h/hook?token=***"),
-    ("https://h/x?api_key=abc&access_token=def&auth=g&secret=h&key=i", "https://h/x?api_key=***&access_token=***"
-     "&auth=***&secret=***&key=***"),
+    (
+        "https://h/x?api_key=abc&access_token=def&auth=g&secret=h&key=i",
+        "https://h/x?api_key=***&access_token=***&auth=***&secret=***&key=***",
+    ),
     ("https://h/x?Signature=abc&X-Amz-Credential=k", "https://h/x?Signature=***&X-Amz-Credential=***"),
     ("https://h/cb#access_token=abc&state=1", "https://h/cb#access_token=***&state=1"),
     ("http://cam/a?PWD=X Y", "http://cam/a?PWD=*** Y"),
@@ -68,16 +70,19 @@ def test_mask(text, masked):
     assert mask(text) == masked
 
 
-@pytest.mark.parametrize("url, shown", [
-    ("https://hooks.slack.com/services/T000/B000/XXXX", "https://hooks.slack.com/***"),
-    ("http://10.0.0.9:8080/hook?token=abc", "http://10.0.0.9:8080/***"),
-    ("https://user:pw@h.example/x", "https://h.example/***"),
-    ("https://h.example", "https://h.example"),
-    ("https://h.example/", "https://h.example"),
-    ("http://[::1]:9/x", "http://[::1]:9/***"),
-    ("not a url", "***"),
-    ("http://h:notaport/x", "***"),
-])
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("https://hooks.slack.com/services/T000/B000/XXXX", "https://hooks.slack.com/***"),
+        ("http://10.0.0.9:8080/hook?token=abc", "http://10.0.0.9:8080/***"),
+        ("https://user:pw@h.example/x", "https://h.example/***"),
+        ("https://h.example", "https://h.example"),
+        ("https://h.example/", "https://h.example"),
+        ("http://[::1]:9/x", "http://[::1]:9/***"),
+        ("not a url", "***"),
+        ("http://h:notaport/x", "***"),
+    ],
+)
 def test_redact_url(url, shown):
     assert redact_url(url) == shown
 
@@ -94,7 +99,9 @@ def test_every_log_record_of_every_process_is_masked():
         assert any(isinstance(f, secrets.MaskingFilter) for h in root.handlers for f in h.filters)
     finally:
         root.handlers = saved
-    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "open %s", ("rtsp://a:top secret@h/",), None)
+    record = logging.LogRecord(
+        "x", logging.WARNING, __file__, 1, "open %s", ("rtsp://a:top secret@h/",), None
+    )
     try:
         raise RuntimeError("cannot open http://h/x?token=topsecret")
     except RuntimeError:
@@ -134,7 +141,9 @@ def test_up_keeps_camera_passwords_out_of_argv_and_runs_keyed(tmp_path, bus_jpg)
     password (it travels by environment), the bus is CURVE (a keyed subscriber sees results, a plain one
     nothing) and the status shows the source masked."""
     keys = tmp_path / "keys"
-    assert subprocess.run([sys.executable, "-m", "anjeon", "keys", "init", str(keys)], cwd=ROOT).returncode == 0
+    assert (
+        subprocess.run([sys.executable, "-m", "anjeon", "keys", "init", str(keys)], cwd=ROOT).returncode == 0
+    )
     base = free_base_port()
     password = "hunter2/with space@x"
     site = tmp_path / "site.yaml"
@@ -147,8 +156,13 @@ cameras:
   gate: {{source: {bus_jpg}, fps: 5}}
 """)
     log = open(tmp_path / "up.log", "wb")
-    up = subprocess.Popen([sys.executable, "-m", "anjeon", "up", "--config", str(site), "--viewer-port", "0"],
-                          stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, stdin=subprocess.DEVNULL)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "anjeon", "up", "--config", str(site), "--viewer-port", "0"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     ctx = zmq.Context()
     try:
         public, secret = zmq.auth.load_certificate(keys / "subscriber.key_secret")
@@ -198,18 +212,38 @@ def test_webhook_url_masked_in_logs_and_heartbeats(tmp_path):
     control.bind(f"tcp://127.0.0.1:{base + 4}")
     hook_port = free_base_port()
     hook = f"http://127.0.0.1:{hook_port}/services/T0/B0/S3CRETPATH?token=S3CRETQUERY"
-    config = write_config(tmp_path / "site.yaml", "yard", """
+    config = write_config(
+        tmp_path / "site.yaml",
+        "yard",
+        """
 zones:
   pit: [[0.2, 0.1], [0.8, 0.1], [0.8, 0.6], [0.2, 0.6]]
 rules:
   - {type: intrusion, zone: pit}
-""", tmp_path / "events.db")
+""",
+        tmp_path / "events.db",
+    )
     with open(config, "a") as f:
         f.write(f'  alerts:\n    - {{type: webhook, url: "{hook}", retries: 0}}\n')
     log = open(tmp_path / "safety.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "anjeon", "safety", "--broker", f"tcp://127.0.0.1:{base}",
-                             "--config", str(config), "--history-bind", f"tcp://127.0.0.1:{free_base_port()}"],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "anjeon",
+            "safety",
+            "--broker",
+            f"tcp://127.0.0.1:{base}",
+            "--config",
+            str(config),
+            "--history-bind",
+            f"tcp://127.0.0.1:{free_base_port()}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         assert control.poll(WAIT * 1000), "no heartbeat from the safety service"
         raw = control.recv_multipart()[-1]
@@ -242,17 +276,58 @@ def secured_mosquitto(tmp_path):
     if not (os.path.exists(binary) and os.path.exists(passwd) and openssl):
         pytest.fail("mosquitto, mosquitto_passwd and openssl are needed (deploy/test-packages.txt)")
     pw_file = tmp_path / "passwd"
-    subprocess.run([passwd, "-b", "-c", str(pw_file), "anjeon", "s3cret pass"], check=True, capture_output=True)
+    subprocess.run(
+        [passwd, "-b", "-c", str(pw_file), "anjeon", "s3cret pass"], check=True, capture_output=True
+    )
     os.chmod(pw_file, 0o600)
     ca_key, ca, key, csr, cert = (tmp_path / n for n in ("ca.key", "ca.pem", "srv.key", "srv.csr", "srv.pem"))
     run = lambda *a: subprocess.run([openssl, *a], check=True, capture_output=True)  # noqa: E731
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=anjeon test CA",
-        "-keyout", str(ca_key), "-out", str(ca))
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(csr))
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=anjeon test CA",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca),
+    )
+    run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+    )
     ext = tmp_path / "ext.cnf"
     ext.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-days", "1",
-        "-extfile", str(ext), "-out", str(cert))
+    run(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        str(ext),
+        "-out",
+        str(cert),
+    )
     plain_port, tls_port = free_base_port(), free_base_port()
     conf = tmp_path / "mosquitto.conf"
     # `user`: mosquitto started as root would switch to its own user, who cannot read the test's files.
@@ -270,8 +345,11 @@ keyfile {key}
     log = open(tmp_path / "mosquitto.log", "wb")
     proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: _listening(plain_port) and _listening(tls_port) or proc.poll() is not None, 20,
-                 "mosquitto to listen")
+        wait_for(
+            lambda: _listening(plain_port) and _listening(tls_port) or proc.poll() is not None,
+            20,
+            "mosquitto to listen",
+        )
         assert proc.poll() is None, (tmp_path / "mosquitto.log").read_text()
         yield {"plain": plain_port, "tls": tls_port, "ca": str(ca)}
     finally:
@@ -334,7 +412,9 @@ def test_mqtt_login_and_tls_against_real_mosquitto(secured_mosquitto, tls):
         # Refused logins never deliver, and say why (once the broker has answered them).
         for bad in (wrong, anonymous):
             error = _deliver_until(bad, timeout=5.0)
-            assert "not connected" in error and ("authori" in error.lower() or "password" in error.lower()), error
+            assert "not connected" in error and ("authori" in error.lower() or "password" in error.lower()), (
+                error
+            )
         assert len(got) == 1
         assert right.name == f"mqtt{'s' if tls else ''} 127.0.0.1:{port}"
     finally:
@@ -350,12 +430,15 @@ def test_mqtt_login_and_tls_against_real_mosquitto(secured_mosquitto, tls):
             untrusted.close()
 
 
-@pytest.mark.parametrize("url, parts", [
-    ("rtsp://admin:pa/ss w@rd@10.0.0.7:554/s", ("rtsp://10.0.0.7:554/s", "admin", "pa/ss w@rd")),
-    ("rtsp://u:p%40q@h/s?x=1", ("rtsp://h/s?x=1", "u", "p@q")),
-    ("rtsp://token@h/s", ("rtsp://h/s", "token", "")),
-    ("rtsp://h/s", ("rtsp://h/s", "", "")),
-    ("/dev/video0", ("/dev/video0", "", "")),
-])
+@pytest.mark.parametrize(
+    "url, parts",
+    [
+        ("rtsp://admin:pa/ss w@rd@10.0.0.7:554/s", ("rtsp://10.0.0.7:554/s", "admin", "pa/ss w@rd")),
+        ("rtsp://u:p%40q@h/s?x=1", ("rtsp://h/s?x=1", "u", "p@q")),
+        ("rtsp://token@h/s", ("rtsp://h/s", "token", "")),
+        ("rtsp://h/s", ("rtsp://h/s", "", "")),
+        ("/dev/video0", ("/dev/video0", "", "")),
+    ],
+)
 def test_split_userinfo(url, parts):
     assert secrets.split_userinfo(url) == parts

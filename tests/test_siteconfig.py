@@ -34,18 +34,24 @@ def test_good_config_loads_and_becomes_processes():
     assert specs[-1].foreground
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("broker:\n  base_prot: 6000\n", "site.yaml:2: broker.base_prot: unknown setting"),
-    ("workers:\n  count: many\n", "site.yaml:2: workers.count: must be int"),
-    ("workers:\n  batch: 0\n", "site.yaml:2: workers.batch: 0 is out of range"),
-    ("cameras:\n  gate:\n    fps: 5\n", "site.yaml:2: cameras.gate: needs a source"),
-    ("cameras:\n  bad/id: x.mp4\n", "site.yaml:2: cameras.bad/id: a camera id"),
-    ("cameras:\n  gate:\n    source: x\n    zoom: 2\n", "site.yaml:4: cameras.gate.zoom: unknown setting"),
-    ("alerts: {}\n", "site.yaml:1: alerts: unknown section"),
-    ("broker: [1, 2]\n", "site.yaml:1: broker: must be a mapping"),
-    ("workers:\n  count: 1\n   model: x\n", "site.yaml:3: not valid YAML"),
-    ("- just\n- a list\n", "site.yaml: (top level): the file must be a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("broker:\n  base_prot: 6000\n", "site.yaml:2: broker.base_prot: unknown setting"),
+        ("workers:\n  count: many\n", "site.yaml:2: workers.count: must be int"),
+        ("workers:\n  batch: 0\n", "site.yaml:2: workers.batch: 0 is out of range"),
+        ("cameras:\n  gate:\n    fps: 5\n", "site.yaml:2: cameras.gate: needs a source"),
+        ("cameras:\n  bad/id: x.mp4\n", "site.yaml:2: cameras.bad/id: a camera id"),
+        (
+            "cameras:\n  gate:\n    source: x\n    zoom: 2\n",
+            "site.yaml:4: cameras.gate.zoom: unknown setting",
+        ),
+        ("alerts: {}\n", "site.yaml:1: alerts: unknown section"),
+        ("broker: [1, 2]\n", "site.yaml:1: broker: must be a mapping"),
+        ("workers:\n  count: 1\n   model: x\n", "site.yaml:3: not valid YAML"),
+        ("- just\n- a list\n", "site.yaml: (top level): the file must be a mapping"),
+    ],
+)
 def test_hostile_config_names_line_and_field(text, expected):
     with pytest.raises(ConfigError) as info:
         parse_site_config(text, "site.yaml")

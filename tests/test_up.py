@@ -50,16 +50,26 @@ safety:
         - {{type: intrusion, zone: all}}
 """)
     log = open(tmp_path / "up.log", "wb")
-    up = subprocess.Popen([sys.executable, "-m", "anjeon", "up", "--config", str(site), "--viewer-port", "0"], stdout=log,
-                          stderr=subprocess.STDOUT, cwd=ROOT, stdin=subprocess.DEVNULL)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "anjeon", "up", "--config", str(site), "--viewer-port", "0"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         sub = Subscriber(system.ctx, base + 3, ())
         results = sub.results(20, timeout=90)
         assert {r["camera"] for r in results} == {"gate", "yard"}
-        sub.status_where(lambda s: len([w for w in s["workers"].values() if w["online"]]) == 2, 30, "2 workers")
+        sub.status_where(
+            lambda s: len([w for w in s["workers"].values() if w["online"]]) == 2, 30, "2 workers"
+        )
         # The config has a safety section, so `up` runs the safety service too.
-        sub.status_where(lambda s: [p for p in s["subscribers"].values() if p["role"] == "safety" and p["online"]],
-                         60, "the safety service online")
+        sub.status_where(
+            lambda s: [p for p in s["subscribers"].values() if p["role"] == "safety" and p["online"]],
+            60,
+            "the safety service online",
+        )
         children = processes_mentioning(f"127.0.0.1:{base}")
         assert len(children) >= 4  # 2 workers, 2 edges (the broker is given --base-port)
         up.send_signal(signal.SIGTERM)
@@ -75,14 +85,36 @@ safety:
 
 def test_up_restarts_a_service_that_dies(tmp_path, bus_jpg, system):
     base = free_base_port()
-    up = subprocess.Popen([sys.executable, "-m", "anjeon", "up", "--bind", "127.0.0.1", "--base-port", str(base),
-                           "--model", "null", "--camera", f"gate={bus_jpg}", "--viewer-port", "0"], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL, cwd=ROOT, stdin=subprocess.DEVNULL)
+    up = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "anjeon",
+            "up",
+            "--bind",
+            "127.0.0.1",
+            "--base-port",
+            str(base),
+            "--model",
+            "null",
+            "--camera",
+            f"gate={bus_jpg}",
+            "--viewer-port",
+            "0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         sub = Subscriber(system.ctx, base + 3, ())
         sub.results(3, timeout=90)
-        (worker_pid,) = [p for p in processes_mentioning(f"127.0.0.1:{base}")
-                         if b"worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        (worker_pid,) = [
+            p
+            for p in processes_mentioning(f"127.0.0.1:{base}")
+            if b"worker" in Path(f"/proc/{p}/cmdline").read_bytes()
+        ]
         os.kill(worker_pid, signal.SIGKILL)
         killed = time.time()
         sub.results(3, timeout=60, where=lambda r: r["_received"] > killed + 1)

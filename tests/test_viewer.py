@@ -16,19 +16,26 @@ import tempfile
 import time
 from pathlib import Path
 
+import playwright.sync_api as playwright  # noqa: E402  (the viewer extra: pip install '.[viewer]', make venv)
 import pytest
-
 from conftest import ROOT, SAMPLE, System, wait_for
 from safety_fixtures import start_safety, write_config
 
-import playwright.sync_api as playwright  # noqa: E402  (the viewer extra: pip install '.[viewer]', make venv)
-
 CHROMIUM = "/usr/bin/chromium"
-CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run"]
+CHROME_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 # Screenshots go to docs/console/ only when asked (ANJEON_SCREENSHOTS=1), so `make test` leaves the tree clean.
-SHOTS = (ROOT / "docs" / "console" if os.environ.get("ANJEON_SCREENSHOTS")
-         else Path(tempfile.gettempdir()) / "anjeon-console")
+SHOTS = (
+    ROOT / "docs" / "console"
+    if os.environ.get("ANJEON_SCREENSHOTS")
+    else Path(tempfile.gettempdir()) / "anjeon-console"
+)
 RULES = """
 zones:
   gate_walk: [[0.02, 0.5], [0.98, 0.5], [0.98, 0.99], [0.02, 0.99]]
@@ -48,8 +55,11 @@ class Console:
         self.system, self.tmp = system, tmp
         self.config = write_config(tmp / "site.yaml", "gate", RULES, tmp / "events.db")
         # Comments the zone editor must keep when it rewrites the file.
-        self.config.write_text("# site of the console test\n" + self.config.read_text().replace(
-            "  cameras:\n", "  cameras:  # one entry per camera\n"), encoding="utf-8")
+        self.config.write_text(
+            "# site of the console test\n"
+            + self.config.read_text().replace("  cameras:\n", "  cameras:  # one entry per camera\n"),
+            encoding="utf-8",
+        )
         system.broker()
         system.worker("w1", "person", "--device", "cpu")
         self.safety, self.history_port = start_safety(system, "safety", self.config)
@@ -57,14 +67,27 @@ class Console:
         self.yard = self.start_yard()
         self.port = free_port()
         self.acks = tmp / "acks.jsonl"
-        self.viewer = system.start("viewer", "viewer", "--broker", system.broker_url, "--port", str(self.port),
-                                   "--config", str(self.config), "--history",
-                                   f"tcp://127.0.0.1:{self.history_port}", "--acks", str(self.acks))
+        self.viewer = system.start(
+            "viewer",
+            "viewer",
+            "--broker",
+            system.broker_url,
+            "--port",
+            str(self.port),
+            "--config",
+            str(self.config),
+            "--history",
+            f"tcp://127.0.0.1:{self.history_port}",
+            "--acks",
+            str(self.acks),
+        )
         self.url = f"http://127.0.0.1:{self.port}"
 
     def start_yard(self):
         source = str(SAMPLE) if SAMPLE.exists() else "synthetic"
-        return self.system.edge(f"edge-yard-{len(self.system.procs)}", f"yard={source}", fps=5, extra=("--loop",))
+        return self.system.edge(
+            f"edge-yard-{len(self.system.procs)}", f"yard={source}", fps=5, extra=("--loop",)
+        )
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +125,9 @@ def page(browser, console):
 
 
 def tile_attr(page, camera: str, attr: str) -> str | None:
-    return page.evaluate(f"() => document.querySelector('#grid .tile[data-camera=\"{camera}\"]')?.dataset.{attr}")
+    return page.evaluate(
+        f"() => document.querySelector('#grid .tile[data-camera=\"{camera}\"]')?.dataset.{attr}"
+    )
 
 
 def shot(page, name: str) -> None:
@@ -123,12 +148,18 @@ def test_tiles_show_live_frames_with_boxes_from_the_real_model(console, page):
     wait_for(lambda: int(tile_attr(page, "gate", "seq") or 0) > seq, 30, "a newer gate frame painted")
     wait_for(lambda: tile_attr(page, "yard", "state") == "online", 60, "yard online")
     # The caption comes from the camera list, refreshed apart from the frames: it catches up.
-    wait_for(lambda: int(page.inner_text("#grid .tile[data-camera='gate'] .people") or 0) >= 1, 30,
-             "the gate caption counting people")
+    wait_for(
+        lambda: int(page.inner_text("#grid .tile[data-camera='gate'] .people") or 0) >= 1,
+        30,
+        "the gate caption counting people",
+    )
     # The single-camera view shows the same camera with its boxes.
     page.click("#grid .tile[data-camera='gate']")
-    wait_for(lambda: int(page.evaluate("() => document.querySelector('#single-tile').dataset.boxes || 0")) > 0,
-             30, "boxes in the single-camera view")
+    wait_for(
+        lambda: int(page.evaluate("() => document.querySelector('#single-tile').dataset.boxes || 0")) > 0,
+        30,
+        "boxes in the single-camera view",
+    )
     set_lang(page, "en")
     shot(page, "camera-en")
     set_lang(page, "ko")
@@ -162,14 +193,22 @@ def test_intrusion_alarm_is_acknowledged_and_shows_in_history_with_snapshot(cons
     row = page.locator(f"#history-table tr[data-event='{event_id}']")
     row.wait_for(timeout=30_000)
     assert "kim" in row.inner_text() and "gate" in row.inner_text()
-    wait_for(lambda: page.evaluate(f"() => document.querySelector(\"tr[data-event='{event_id}'] img\").naturalWidth")
-             > 0, 20, "the event's snapshot loaded")
+    wait_for(
+        lambda: (
+            page.evaluate(f"() => document.querySelector(\"tr[data-event='{event_id}'] img\").naturalWidth")
+            > 0
+        ),
+        20,
+        "the event's snapshot loaded",
+    )
     page.select_option("#history-form select[name=camera]", "gate")
     page.fill("#history-form input[name=rule]", "intrusion")
     page.click("#history-form button[type=submit]")
     row.wait_for(timeout=20_000)
     csv = page.request.get(console.url + page.get_attribute("#csv", "href"))
-    assert csv.ok and csv.text().startswith("id,camera,rule") and event_id in csv.text() and "kim" in csv.text()
+    assert (
+        csv.ok and csv.text().startswith("id,camera,rule") and event_id in csv.text() and "kim" in csv.text()
+    )
     shot(page, "history-en")
     set_lang(page, "ko")
     page.click("#history-form button[type=submit]")
@@ -206,8 +245,14 @@ def test_system_page_lists_broker_workers_edges_and_cameras(console, page):
 def test_api_documents_itself_and_rejects_bad_input(console, page):
     api = page.request
     spec = api.get(console.url + "/openapi.json").json()
-    for path in ("/api/cameras", "/api/status", "/api/alarms", "/api/events", "/api/zones",
-                 "/api/alarms/{event_id}/ack"):
+    for path in (
+        "/api/cameras",
+        "/api/status",
+        "/api/alarms",
+        "/api/events",
+        "/api/zones",
+        "/api/alarms/{event_id}/ack",
+    ):
         assert path in spec["paths"], path
     assert api.post(console.url + "/api/alarms/nope/ack", data={"by": "x"}).status == 404
     assert api.get(console.url + "/api/events?limit=0").status == 422
@@ -225,7 +270,9 @@ def test_a_zone_drawn_in_the_editor_is_saved_and_its_rule_fires(console, page):
     page.goto(console.url + "/#/zones")
     page.locator("#zcam").wait_for(timeout=30_000)
     page.select_option("#zcam", "yard")
-    wait_for(lambda: page.evaluate("() => document.querySelector('#zcanvas')?.width > 300"), 30, "the yard frame")
+    wait_for(
+        lambda: page.evaluate("() => document.querySelector('#zcanvas')?.width > 300"), 30, "the yard frame"
+    )
     page.fill("#zname", "walkway")
     page.click("#znew")
     box = page.locator("#zcanvas").bounding_box()
@@ -252,21 +299,40 @@ def test_a_zone_drawn_in_the_editor_is_saved_and_its_rule_fires(console, page):
 
 
 def viewer_cli(*args: str, input_text: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "anjeon", "viewer", *args], capture_output=True, text=True,
-                          input=input_text, timeout=60, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "anjeon", "viewer", *args],
+        capture_output=True,
+        text=True,
+        input=input_text,
+        timeout=60,
+        cwd=ROOT,
+    )
 
 
 def test_login_required_beyond_loopback(console, browser, tmp_path):
-    refused = viewer_cli("--broker", console.system.broker_url, "--bind", "0.0.0.0", "--port", str(free_port()))
+    refused = viewer_cli(
+        "--broker", console.system.broker_url, "--bind", "0.0.0.0", "--port", str(free_port())
+    )
     assert refused.returncode != 0 and "REFUSING TO START" in refused.stderr and "--users" in refused.stderr
     users = tmp_path / "users.txt"
     made = viewer_cli("--users", str(users), "--add-user", "lee", input_text="s3cret-pass\ns3cret-pass\n")
     assert made.returncode == 0, made.stderr
     assert "s3cret" not in users.read_text() and users.read_text().startswith("lee:pbkdf2_sha256$")
     port = free_port()
-    guarded = console.system.start("viewer-login", "viewer", "--broker", console.system.broker_url, "--bind",
-                                   "0.0.0.0", "--port", str(port), "--users", str(users), "--acks",
-                                   str(tmp_path / "acks.jsonl"))
+    guarded = console.system.start(
+        "viewer-login",
+        "viewer",
+        "--broker",
+        console.system.broker_url,
+        "--bind",
+        "0.0.0.0",
+        "--port",
+        str(port),
+        "--users",
+        str(users),
+        "--acks",
+        str(tmp_path / "acks.jsonl"),
+    )
     url = f"http://127.0.0.1:{port}"
     ctx = browser.new_context(viewport={"width": 1200, "height": 800})
     pg = ctx.new_page()

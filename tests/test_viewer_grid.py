@@ -13,7 +13,6 @@ import struct
 import time
 
 import pytest
-
 from conftest import System, wait_for
 from test_viewer_hostile import Forger, Viewer, browser, shot  # noqa: F401  (browser: a fixture)
 
@@ -30,12 +29,17 @@ def grid(tmp_path_factory, request):
     failed_before = request.session.testsfailed
     system.broker()
     system.worker("w1", "null")
-    cams = SyntheticCameras(BrokerAddress("127.0.0.1", system.base), CAMERAS, 2.0, make_pool(160, 90, frames=4),
-                            prefix="cam").start()
+    cams = SyntheticCameras(
+        BrokerAddress("127.0.0.1", system.base), CAMERAS, 2.0, make_pool(160, 90, frames=4), prefix="cam"
+    ).start()
     viewer = Viewer(system, "viewer-grid")
     forger = Forger(system)
-    wait_for(lambda: sum(c["online"] for c in viewer.json("/api/cameras")) == CAMERAS, 90, "every camera online",
-             interval=0.5)
+    wait_for(
+        lambda: sum(c["online"] for c in viewer.json("/api/cameras")) == CAMERAS,
+        90,
+        "every camera online",
+        interval=0.5,
+    )
     try:
         yield viewer, forger
     finally:
@@ -50,7 +54,7 @@ def pictures_of(frames: list[bytes]) -> set[str]:
     out = set()
     for f in frames:
         n = struct.unpack(">I", f[:4])[0]
-        out.add(json.loads(f[4:4 + n])["camera"])
+        out.add(json.loads(f[4 : 4 + n])["camera"])
     return out
 
 
@@ -60,14 +64,22 @@ def test_the_grid_takes_pictures_of_the_page_on_screen_only(grid, browser):
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     binary: list[bytes] = []
-    page.on("websocket", lambda ws: ws.on("framereceived",
-                                          lambda f: binary.append(f) if isinstance(f, bytes) else None))
+    page.on(
+        "websocket",
+        lambda ws: ws.on("framereceived", lambda f: binary.append(f) if isinstance(f, bytes) else None),
+    )
     page.goto(viewer.url + "/#/live")
     page.select_option("#page-size", "4")
     tiles = lambda: page.eval_on_selector_all("#grid .tile", "els => els.map(e => e.dataset.camera)")  # noqa
     wait_for(lambda: tiles() == ["cam00", "cam01", "cam02", "cam03"], 30, "page 1 of 4 tiles")
-    wait_for(lambda: all(page.evaluate(f"() => document.querySelector(\"#grid .tile[data-camera='{c}']\")"
-                                       ".dataset.seq") for c in tiles()), 30, "every tile painted")
+    wait_for(
+        lambda: all(
+            page.evaluate(f"() => document.querySelector(\"#grid .tile[data-camera='{c}']\").dataset.seq")
+            for c in tiles()
+        ),
+        30,
+        "every tile painted",
+    )
     time.sleep(1.0)  # frames sent before the page size changed are in flight
     binary.clear()
     page.wait_for_timeout(3000)
@@ -99,8 +111,13 @@ def test_the_grid_takes_pictures_of_the_page_on_screen_only(grid, browser):
     wait_for(lambda: tiles() == ["cam22"], 10, "the alarm filter")
     page.select_option("#cam-health", "all")
     wait_for(lambda: len(tiles()) == 16, 10, "16 tiles")
-    wait_for(lambda: page.evaluate("() => [...document.querySelectorAll('#grid .tile')]"
-                                   ".every(t => t.dataset.seq)"), 30, "16 tiles painted")
+    wait_for(
+        lambda: page.evaluate(
+            "() => [...document.querySelectorAll('#grid .tile')].every(t => t.dataset.seq)"
+        ),
+        30,
+        "16 tiles painted",
+    )
     shot(page, "grid-16-en")
     assert not errors, errors
     page.close()

@@ -15,7 +15,6 @@ import time
 import urllib.parse
 
 import pytest
-
 from conftest import System, wait_for
 from safety_fixtures import start_safety, write_config
 from test_viewer_hostile import Viewer, browser, get, shot  # noqa: F401  (browser: a fixture)
@@ -39,9 +38,24 @@ def fill_store(path, n: int) -> list[str]:
     ids = []
     for i in range(n):
         started = now - 10 * i
-        ev = Event(id=f"{i:016x}", camera="gate" if i % 3 else "yard", rule="intrusion-pit", type="intrusion",
-                   zone="pit", line="", severity="warning", started=started, since=started - 1, updated=started + 5,
-                   ended=started + 5, peak=1 + i % 4, count=1, tracks=list(range(i % 7)), run="r", seq=i)
+        ev = Event(
+            id=f"{i:016x}",
+            camera="gate" if i % 3 else "yard",
+            rule="intrusion-pit",
+            type="intrusion",
+            zone="pit",
+            line="",
+            severity="warning",
+            started=started,
+            since=started - 1,
+            updated=started + 5,
+            ended=started + 5,
+            peak=1 + i % 4,
+            count=1,
+            tracks=list(range(i % 7)),
+            run="r",
+            seq=i,
+        )
         store.save(ev)
         ids.append(ev.id)
     store.close()
@@ -71,7 +85,11 @@ def test_pages_walk_every_event_newest_first_without_repeats(history):
     viewer, ids = history
     seen, cursor, pages = [], "", 0
     while True:
-        q = {"limit": 200, **({"cursor": cursor} if cursor else {}), **({"total": "true"} if not pages else {})}
+        q = {
+            "limit": 200,
+            **({"cursor": cursor} if cursor else {}),
+            **({"total": "true"} if not pages else {}),
+        }
         status, _, body = get(f"{viewer.url}/api/events/page?{urllib.parse.urlencode(q)}")
         assert status == 200, body
         page = json.loads(body)
@@ -110,8 +128,13 @@ def test_history_page_in_the_browser_is_paged(history, browser):
     page.goto(viewer.url + "/#/history")
     page.locator(f"#history-table tr[data-event='{ids[0]}']").wait_for(timeout=30_000)
     assert page.locator("#history-table tbody tr").count() == 50
-    wait_for(lambda: f"/ {EVENTS}" in page.inner_text("#history-note") or "1-50" in page.inner_text("#history-note"),
-             10, "the page's range")
+    wait_for(
+        lambda: (
+            f"/ {EVENTS}" in page.inner_text("#history-note") or "1-50" in page.inner_text("#history-note")
+        ),
+        10,
+        "the page's range",
+    )
     page.click("#history-older")
     page.locator(f"#history-table tr[data-event='{ids[50]}']").wait_for(timeout=30_000)
     assert page.locator(f"#history-table tr[data-event='{ids[49]}']").count() == 0

@@ -23,18 +23,23 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import playwright.sync_api as playwright  # noqa: E402  (the viewer extra)
 import pytest
 import zmq
-
 from conftest import ROOT, System, wait_for
+
 from anjeon.protocol import wire
 
-import playwright.sync_api as playwright  # noqa: E402  (the viewer extra)
-
 CHROMIUM = "/usr/bin/chromium"
-CHROME_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run"]
-SHOTS = (ROOT / "docs" / "console" if os.environ.get("ANJEON_SCREENSHOTS") else Path("/tmp") / "anjeon-console")
+CHROME_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+SHOTS = ROOT / "docs" / "console" if os.environ.get("ANJEON_SCREENSHOTS") else Path("/tmp") / "anjeon-console"
 # Markup that runs script if it is ever parsed as HTML, and leaves a marker element if inserted.
 MARKUP = "<img src=x onerror=__pwned=1 data-pwn=1><b>"  # short: it must fit the protocol's 64-char fields
 STATIC = ROOT / "viewer" / "static"
@@ -57,8 +62,9 @@ def tiny_jpeg(w: int = 320, h: int = 180) -> bytes:
     return cv2.imencode(".jpg", img)[1].tobytes()
 
 
-def get(url: str, headers: dict[str, str] | None = None, method: str = "GET",
-        body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
+def get(
+    url: str, headers: dict[str, str] | None = None, method: str = "GET", body: bytes | None = None
+) -> tuple[int, dict[str, str], bytes]:
     req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
@@ -70,8 +76,17 @@ def get(url: str, headers: dict[str, str] | None = None, method: str = "GET",
 class Viewer:
     def __init__(self, system: System, name: str, *args: str, scheme: str = "http") -> None:
         self.port = free_port()
-        self.proc = system.start(name, "viewer", "--broker", system.broker_url, "--port", str(self.port),
-                                 "--acks", str(system.tmp / f"{name}-acks.jsonl"), *args)
+        self.proc = system.start(
+            name,
+            "viewer",
+            "--broker",
+            system.broker_url,
+            "--port",
+            str(self.port),
+            "--acks",
+            str(system.tmp / f"{name}-acks.jsonl"),
+            *args,
+        )
         self.url = f"{scheme}://127.0.0.1:{self.port}"
         wait_for(self._up, 60, f"viewer {name} serving", interval=0.2)
 
@@ -79,8 +94,11 @@ class Viewer:
         if not self.proc.alive:
             raise AssertionError(f"viewer exited:\n{self.proc.output()}")
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2) if self.url.startswith("http:") else \
-                http.client.HTTPSConnection("127.0.0.1", self.port, timeout=2, context=_insecure())
+            conn = (
+                http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                if self.url.startswith("http:")
+                else http.client.HTTPSConnection("127.0.0.1", self.port, timeout=2, context=_insecure())
+            )
             conn.request("GET", "/login.html")
             return conn.getresponse().status == 200
         except OSError:
@@ -112,32 +130,96 @@ class Forger:
         time.sleep(0.3)  # the subscription forwarding reaches a new PUB after its connect
 
     def heartbeat(self, proc: str, role: str, name: str, info: dict) -> None:
-        self.control.send(wire.pack({"v": wire.VERSION, "kind": "hb", "proc": proc, "role": role, "name": name,
-                                     "t": time.time(), "info": info}))
+        self.control.send(
+            wire.pack(
+                {
+                    "v": wire.VERSION,
+                    "kind": "hb",
+                    "proc": proc,
+                    "role": role,
+                    "name": name,
+                    "t": time.time(),
+                    "info": info,
+                }
+            )
+        )
 
     def send(self, topic: str, header: dict, *extra: bytes) -> None:
         self.sock.send_multipart([topic.encode(), wire.pack({"v": wire.VERSION, **header}), *extra])
 
-    def image(self, camera: str, seq: int, run: str = "forged", text: str = "", t: float | None = None,
-              jpeg: bytes | None = None) -> None:
+    def image(
+        self,
+        camera: str,
+        seq: int,
+        run: str = "forged",
+        text: str = "",
+        t: float | None = None,
+        jpeg: bytes | None = None,
+    ) -> None:
         jpeg = jpeg or tiny_jpeg()
-        self.send(f"img/{camera}/", {"kind": "result", "camera": camera, "run": run, "seq": seq, "codec": "jpeg",
-                                     "t_capture": time.time() if t is None else t, "width": 320, "height": 180,
-                                     "size": len(jpeg), "worker": text, "model": text,
-                                     "detections": [{"class": text or "person", "label": text, "confidence": 0.9,
-                                                     "box": [40, 40, 160, 150]}]}, jpeg)
+        self.send(
+            f"img/{camera}/",
+            {
+                "kind": "result",
+                "camera": camera,
+                "run": run,
+                "seq": seq,
+                "codec": "jpeg",
+                "t_capture": time.time() if t is None else t,
+                "width": 320,
+                "height": 180,
+                "size": len(jpeg),
+                "worker": text,
+                "model": text,
+                "detections": [
+                    {"class": text or "person", "label": text, "confidence": 0.9, "box": [40, 40, 160, 150]}
+                ],
+            },
+            jpeg,
+        )
 
     def event(self, eid: str, camera: str, text: str = "", transition: str = "start", **numbers) -> None:
-        ev = {"id": eid, "camera": camera, "rule": text or "intrusion-x", "type": text or "intrusion",
-              "zone": text, "line": text, "severity": text or "warning", "state": "open", "run": text,
-              "snapshot": text, "started": time.time(), "since": time.time(), "updated": time.time(),
-              "ended": None, "duration": 1.0, "peak": 2, "count": 2, "seq": 1, "tracks": [1, 2], **numbers}
-        self.send(f"evt/{camera if wire.CAMERA_ID.match(camera) else 'x'}/", {"kind": "event",
-                                                                              "transition": transition, "event": ev})
+        ev = {
+            "id": eid,
+            "camera": camera,
+            "rule": text or "intrusion-x",
+            "type": text or "intrusion",
+            "zone": text,
+            "line": text,
+            "severity": text or "warning",
+            "state": "open",
+            "run": text,
+            "snapshot": text,
+            "started": time.time(),
+            "since": time.time(),
+            "updated": time.time(),
+            "ended": None,
+            "duration": 1.0,
+            "peak": 2,
+            "count": 2,
+            "seq": 1,
+            "tracks": [1, 2],
+            **numbers,
+        }
+        self.send(
+            f"evt/{camera if wire.CAMERA_ID.match(camera) else 'x'}/",
+            {"kind": "event", "transition": transition, "event": ev},
+        )
 
-    def tracks(self, camera: str, seq: int, tracks: list[dict], run: str = "forged", t: float | None = None) -> None:
-        self.send(f"trk/{camera}/", {"kind": "tracks", "camera": camera, "run": run, "seq": seq,
-                                     "t_capture": time.time() if t is None else t, "tracks": tracks})
+    def tracks(
+        self, camera: str, seq: int, tracks: list[dict], run: str = "forged", t: float | None = None
+    ) -> None:
+        self.send(
+            f"trk/{camera}/",
+            {
+                "kind": "tracks",
+                "camera": camera,
+                "run": run,
+                "seq": seq,
+                "t_capture": time.time() if t is None else t,
+                "tracks": tracks,
+            },
+        )
 
     def close(self) -> None:
         self.sock.close(0)
@@ -153,8 +235,18 @@ def site(tmp_path_factory, request):
     system.worker("w1", "null")
     system.edge("edge-real", "real=synthetic", fps=5)
     (tmp / "snaps").mkdir()
-    viewer = Viewer(system, "viewer", "--max-alarms", "50", "--max-cameras", "40", "--snapshots",
-                    str(tmp / "snaps"), "--allowed-host", "console.example")
+    viewer = Viewer(
+        system,
+        "viewer",
+        "--max-alarms",
+        "50",
+        "--max-cameras",
+        "40",
+        "--snapshots",
+        str(tmp / "snaps"),
+        "--allowed-host",
+        "console.example",
+    )
     forger = Forger(system)
     try:
         yield system, viewer, forger
@@ -225,15 +317,46 @@ def test_markup_in_every_field_of_every_message_shows_as_text(site, browser):
         while not stop.is_set():
             k += 1
             forger.image("forged1", k, text=MARKUP)
-            forger.tracks("forged2", k, [{"id": 7, "box": [40, 40, 160, 150], "zones": [MARKUP], "rules": [MARKUP],
-                                          "confirmed": True}])
+            forger.tracks(
+                "forged2",
+                k,
+                [
+                    {
+                        "id": 7,
+                        "box": [40, 40, 160, 150],
+                        "zones": [MARKUP],
+                        "rules": [MARKUP],
+                        "confirmed": True,
+                    }
+                ],
+            )
             forger.image("forged2", k)
-            forger.send("res/forged1/", {"kind": "result", "camera": "forged1", "worker": MARKUP, "detections": MARKUP})
-            forger.send("status/", {"kind": "status", "broker": MARKUP, "cameras": {MARKUP: {}}})  # the broker drops it
-            forger.heartbeat("0f0f0f0f0f0f", "worker", MARKUP, {"model": MARKUP, "device": MARKUP,
-                                                                "drops": {MARKUP: 1}})
-            forger.heartbeat("1e1e1e1e1e1e", "edge", MARKUP, {"run": "forged", "cameras": {
-                "forged1": {"state": "streaming", "error": MARKUP, "source": MARKUP, "drops": {MARKUP: 2}}}})
+            forger.send(
+                "res/forged1/",
+                {"kind": "result", "camera": "forged1", "worker": MARKUP, "detections": MARKUP},
+            )
+            forger.send(
+                "status/", {"kind": "status", "broker": MARKUP, "cameras": {MARKUP: {}}}
+            )  # the broker drops it
+            forger.heartbeat(
+                "0f0f0f0f0f0f", "worker", MARKUP, {"model": MARKUP, "device": MARKUP, "drops": {MARKUP: 1}}
+            )
+            forger.heartbeat(
+                "1e1e1e1e1e1e",
+                "edge",
+                MARKUP,
+                {
+                    "run": "forged",
+                    "cameras": {
+                        "forged1": {
+                            "state": "streaming",
+                            "error": MARKUP,
+                            "source": MARKUP,
+                            "drops": {MARKUP: 2},
+                        }
+                    },
+                },
+            )
             forger.heartbeat("2d2d2d2d2d2d", MARKUP[:32], MARKUP, {"drops": {MARKUP: 3}})
             if k % 5 == 1:
                 forger.event("evt-markup", MARKUP, MARKUP)
@@ -250,13 +373,20 @@ def test_markup_in_every_field_of_every_message_shows_as_text(site, browser):
         assert page.locator("#alarm-list li[data-event='evt-numbers']").count() == 0
         page.fill("#cam-search", "forged")
         page.click("#cam-items li[data-camera='forged1']")
-        wait_for(lambda: MARKUP in page.inner_text("#single-tile .details"), 30, "worker and model shown as text")
+        wait_for(
+            lambda: MARKUP in page.inner_text("#single-tile .details"), 30, "worker and model shown as text"
+        )
         assert MARKUP in page.get_attribute("#single-tile canvas", "aria-label")
         page.goto(viewer.url + "/#/live/forged2")
-        wait_for(lambda: MARKUP in (page.get_attribute("#single-tile canvas", "aria-label") or ""), 30,
-                 "track zones and rules shown as text")
+        wait_for(
+            lambda: MARKUP in (page.get_attribute("#single-tile canvas", "aria-label") or ""),
+            30,
+            "track zones and rules shown as text",
+        )
         page.goto(viewer.url + "/#/system")
-        wait_for(lambda: page.inner_text("#view-system").count(MARKUP) >= 8, 30, "forged heartbeats shown as text")
+        wait_for(
+            lambda: page.inner_text("#view-system").count(MARKUP) >= 8, 30, "forged heartbeats shown as text"
+        )
         shot(page, "hostile-system-en")
         assert_nothing_ran(page)
         drops = viewer.drops()
@@ -282,10 +412,20 @@ def test_a_forged_snapshot_path_reads_nothing_outside_the_folder(site, tmp_path)
     def forged(eid: str, camera: str, snapshot: str) -> None:
         forger.event(eid, camera, transition="start", snapshot=snapshot)
 
-    cases = {"evtsecret000001": ("real", str(secret)), "0123456789abcdef": ("real", str(secret)),
-             "link0000link0000": ("real", ""), "evtdotdot000001": ("..", str(secret))}
-    wait_for(lambda: [forged(e, c, s) for e, (c, s) in cases.items()] and
-             all(e in {a["id"] for a in viewer.json("/api/alarms")} for e in cases), 30, "the forged events held")
+    cases = {
+        "evtsecret000001": ("real", str(secret)),
+        "0123456789abcdef": ("real", str(secret)),
+        "link0000link0000": ("real", ""),
+        "evtdotdot000001": ("..", str(secret)),
+    }
+    wait_for(
+        lambda: (
+            [forged(e, c, s) for e, (c, s) in cases.items()]
+            and all(e in {a["id"] for a in viewer.json("/api/alarms")} for e in cases)
+        ),
+        30,
+        "the forged events held",
+    )
     for eid in cases:
         status, _, body = get(f"{viewer.url}/api/events/{eid}/snapshot.jpg")
         assert b"SECRET" not in body, eid
@@ -301,25 +441,34 @@ def test_foreign_host_and_origin_are_refused(site):
     assert get(viewer.url + "/api/cameras", {"Host": f"console.example:{viewer.port}"})[0] == 200
     assert get(viewer.url + "/api/cameras", {"Host": f"127.0.0.1:{viewer.port}"})[0] == 200
     ack = json.dumps({"by": "x"}).encode()
-    status, _, _ = get(viewer.url + "/api/alarms/evt-markup/ack", {"Origin": "http://attacker.example",
-                                                                   "Content-Type": "application/json"}, "POST", ack)
+    status, _, _ = get(
+        viewer.url + "/api/alarms/evt-markup/ack",
+        {"Origin": "http://attacker.example", "Content-Type": "application/json"},
+        "POST",
+        ack,
+    )
     assert status == 403
     assert get(viewer.url + "/api/cameras", {"Origin": "null"})[0] == 403
     assert get(viewer.url + "/api/cameras", {"Origin": f"http://127.0.0.1:{viewer.port}"})[0] == 200
-    assert get(viewer.url + "/api/cameras", {"Origin": "http://localhost:3000"})[0] == 403  # another local page
+    assert (
+        get(viewer.url + "/api/cameras", {"Origin": "http://localhost:3000"})[0] == 403
+    )  # another local page
 
     import websockets
 
     async def ws(origin: str | None) -> str:
         headers = {"Origin": origin} if origin else {}
         try:
-            async with websockets.connect(f"ws://127.0.0.1:{viewer.port}/ws", additional_headers=headers,
-                                          open_timeout=20) as sock:
+            async with websockets.connect(
+                f"ws://127.0.0.1:{viewer.port}/ws", additional_headers=headers, open_timeout=20
+            ) as sock:
                 return "open: " + str(await asyncio.wait_for(sock.recv(), 20))[:20]
         except (websockets.exceptions.InvalidStatus, websockets.exceptions.ConnectionClosed) as exc:
             return f"refused: {exc}"
 
-    def run(origin: str) -> str:  # in a thread of its own: Playwright's sync API holds this thread's event loop
+    def run(
+        origin: str,
+    ) -> str:  # in a thread of its own: Playwright's sync API holds this thread's event loop
         out: list[str] = []
         th = threading.Thread(target=lambda: out.append(asyncio.run(ws(origin))))
         th.start()
@@ -335,8 +484,15 @@ def test_a_flood_of_forged_events_and_cameras_stays_bounded(site, browser):
     system, viewer, forger = site
     page, errors = open_page(browser, viewer.url)
     received = {"bytes": 0}
-    page.on("websocket", lambda ws: ws.on("framereceived", lambda f: received.__setitem__(
-        "bytes", received["bytes"] + len(f if isinstance(f, (bytes, str)) else ""))))
+    page.on(
+        "websocket",
+        lambda ws: ws.on(
+            "framereceived",
+            lambda f: received.__setitem__(
+                "bytes", received["bytes"] + len(f if isinstance(f, (bytes, str)) else "")
+            ),
+        ),
+    )
     page.reload()
     page.locator("#grid .tile").first.wait_for(timeout=30_000)
     before = viewer.drops().get("cap_alarms", 0)
@@ -353,8 +509,10 @@ def test_a_flood_of_forged_events_and_cameras_stays_bounded(site, browser):
     alarms = viewer.json("/api/alarms")
     assert len(alarms) <= 50
     assert len(viewer.json("/api/cameras")) <= 40
-    print(f"20,000 forged events + 3,000 forged cameras: {received['bytes'] / 1e6:.1f} MB to one browser, "
-          f"{len(alarms)} alarms held, drops {viewer.drops()}")
+    print(
+        f"20,000 forged events + 3,000 forged cameras: {received['bytes'] / 1e6:.1f} MB to one browser, "
+        f"{len(alarms)} alarms held, drops {viewer.drops()}"
+    )
     assert received["bytes"] < 20e6  # before: 93 MB for 20,000 events alone
     assert viewer.proc.alive and not errors
     page.context.close()
@@ -372,11 +530,11 @@ def test_one_forged_sequence_number_does_not_freeze_a_camera(site, browser):
             real = wire.unpack(frames[1], wire.RESULT)
     sub.sock.close(0)
     assert real is not None
-    forger.image("real", 2 ** 62, run=real["run"], t=time.time())
+    forger.image("real", 2**62, run=real["run"], t=time.time())
     page, errors = open_page(browser, viewer.url + "/#/live/real")
     page.goto(viewer.url + "/#/live/real")
     seq = lambda: int(page.evaluate("() => document.querySelector('#single-tile').dataset.seq || 0") or 0)  # noqa
-    wait_for(lambda: 0 < seq() < 2 ** 62, 30, "a real frame painted")
+    wait_for(lambda: 0 < seq() < 2**62, 30, "a real frame painted")
     first = seq()
     wait_for(lambda: seq() > first, 30, "newer real frames keep coming after the forged one")
     assert viewer.drops().get("implausible", 0) >= 1
@@ -388,9 +546,17 @@ def test_track_state_is_drawn_instead_of_model_labels(site, browser):
     system, viewer, forger = site
     page, errors = open_page(browser, viewer.url + "/#/live/trackcam")
     page.goto(viewer.url + "/#/live/trackcam")
-    tracks = [{"id": 7, "box": [40, 40, 160, 150], "zones": ["crane"], "rules": ["intrusion-crane"], "confirmed": True},
-              {"id": 9, "box": [180, 30, 260, 120], "zones": ["crane"], "rules": [], "confirmed": True},
-              {"id": -1, "box": [250, 100, 300, 170], "zones": [], "rules": [], "confirmed": False}]
+    tracks = [
+        {
+            "id": 7,
+            "box": [40, 40, 160, 150],
+            "zones": ["crane"],
+            "rules": ["intrusion-crane"],
+            "confirmed": True,
+        },
+        {"id": 9, "box": [180, 30, 260, 120], "zones": ["crane"], "rules": [], "confirmed": True},
+        {"id": -1, "box": [250, 100, 300, 170], "zones": [], "rules": [], "confirmed": False},
+    ]
     k = 0
 
     def shown() -> bool:
@@ -418,8 +584,12 @@ def _users(path: Path, *names: str) -> None:
 def _login(port: int, user: str, password: str, source: str = "127.0.0.1") -> tuple[int, dict, float]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120, source_address=(source, 0))
     started = time.monotonic()
-    conn.request("POST", "/api/login", json.dumps({"user": user, "password": password}),
-                 {"Content-Type": "application/json"})
+    conn.request(
+        "POST",
+        "/api/login",
+        json.dumps({"user": user, "password": password}),
+        {"Content-Type": "application/json"},
+    )
     resp = conn.getresponse()
     resp.read()
     return resp.status, dict(resp.getheaders()), time.monotonic() - started
@@ -434,7 +604,9 @@ def test_unknown_user_costs_the_same_as_a_wrong_password(site, tmp_path):
     for i in range(4):  # interleaved, each from its own address and name: no throttle, same machine load
         unknown.append(_login(guarded.port, f"nobody{i}", "guess", f"127.0.1.{i + 1}")[2])
         known.append(_login(guarded.port, f"known{i}", "guess", f"127.0.2.{i + 1}")[2])
-    print(f"login ms: known user {[round(k * 1000) for k in known]}, unknown {[round(u * 1000) for u in unknown]}")
+    print(
+        f"login ms: known user {[round(k * 1000) for k in known]}, unknown {[round(u * 1000) for u in unknown]}"
+    )
     assert min(unknown) < 1.5 * min(known)  # before: two hashes for an unknown name (871 vs 449 ms)
     guarded.proc.stop()
 
@@ -445,8 +617,12 @@ def test_parallel_guesses_are_throttled_and_a_crowd_behind_one_address_is_not_lo
     _users(users, "lee", "kim")
     guarded = Viewer(system, "viewer-throttle", "--users", str(users))
     results: list[tuple[int, dict, float]] = []
-    threads = [threading.Thread(target=lambda i=i: results.append(_login(guarded.port, "lee", f"wrong{i}",
-                                                                         f"127.0.3.{i + 1}"))) for i in range(5)]
+    threads = [
+        threading.Thread(
+            target=lambda i=i: results.append(_login(guarded.port, "lee", f"wrong{i}", f"127.0.3.{i + 1}"))
+        )
+        for i in range(5)
+    ]
     for th in threads:
         th.start()
     for th in threads:
@@ -486,13 +662,45 @@ def test_tls_gives_secure_cookies_and_hsts(site, tmp_path):
     users = tmp_path / "users.txt"
     _users(users, "lee")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True, timeout=60)
-    guarded = Viewer(system, "viewer-tls", "--users", str(users), "--tls-cert", str(cert), "--tls-key", str(key),
-                     scheme="https")
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    guarded = Viewer(
+        system,
+        "viewer-tls",
+        "--users",
+        str(users),
+        "--tls-cert",
+        str(cert),
+        "--tls-key",
+        str(key),
+        scheme="https",
+    )
     conn = http.client.HTTPSConnection("127.0.0.1", guarded.port, timeout=60, context=_insecure())
-    conn.request("POST", "/api/login", json.dumps({"user": "lee", "password": "right-password-lee"}),
-                 {"Content-Type": "application/json"})
+    conn.request(
+        "POST",
+        "/api/login",
+        json.dumps({"user": "lee", "password": "right-password-lee"}),
+        {"Content-Type": "application/json"},
+    )
     resp = conn.getresponse()
     resp.read()
     assert resp.status == 200 and "Secure" in resp.getheader("set-cookie")

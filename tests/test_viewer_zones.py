@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-from pathlib import Path
 
 from conftest import System, wait_for
 from test_viewer_hostile import Viewer, get
@@ -38,8 +37,12 @@ safety:
 
 
 def put(viewer: Viewer, camera: str, edit: dict) -> tuple[int, dict]:
-    status, _, body = get(f"{viewer.url}/api/zones/{camera}", {"Content-Type": "application/json"}, "PUT",
-                          json.dumps(edit).encode())
+    status, _, body = get(
+        f"{viewer.url}/api/zones/{camera}",
+        {"Content-Type": "application/json"},
+        "PUT",
+        json.dumps(edit).encode(),
+    )
     return status, json.loads(body)
 
 
@@ -61,12 +64,29 @@ def test_saving_keeps_every_rule_key_comment_mode_and_owner(tmp_path):
         status, body = put(viewer, "gate", edit)
         assert status == 200, body  # before: 422 (the crowding rule lost max_people)
         text = site.read_text(encoding="utf-8")
-        for kept in ("severity: critical", 'hours: "07:00-19:00"', "cooldown: 30", "max_people: 3", "end_after: 5",
-                     "severity: info", "name: loiter", "restricted: left", "# main", "# under the crane",
-                     "# one entry per camera", "# the gate camera", "rtsp://admin:secret@10.0.0.7/stream"):
+        for kept in (
+            "severity: critical",
+            'hours: "07:00-19:00"',
+            "cooldown: 30",
+            "max_people: 3",
+            "end_after: 5",
+            "severity: info",
+            "name: loiter",
+            "restricted: left",
+            "# main",
+            "# under the crane",
+            "# one entry per camera",
+            "# the gate camera",
+            "rtsp://admin:secret@10.0.0.7/stream",
+        ):
             assert kept in text, (kept, text)
         assert "min_duration: 3" in text and "[0.12, 0.5]" in text and "type: fall" in text
-        assert text.index("intrusion") < text.index("crowding") < text.index("line_crossing") < text.index("fall")
+        assert (
+            text.index("intrusion")
+            < text.index("crowding")
+            < text.index("line_crossing")
+            < text.index("fall")
+        )
         st = site.stat()
         assert stat.S_IMODE(st.st_mode) == 0o600 and (st.st_uid, st.st_gid) == (4321, 4321)
         backup = (tmp_path / "site.yaml.bak").stat()
@@ -79,8 +99,11 @@ def test_saving_keeps_every_rule_key_comment_mode_and_owner(tmp_path):
         text = site.read_text(encoding="utf-8")
         assert "max_people: 5" in text and "severity: critical" in text and "min_duration: 3" not in text
         # A new camera with a crowding rule drawn in the editor saves too.
-        new = {"zones": {"pit": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]}, "lines": {},
-               "rules": [{"type": "crowding", "zone": "pit", "max_people": 2, "severity": "critical"}]}
+        new = {
+            "zones": {"pit": [[0.1, 0.1], [0.5, 0.1], [0.5, 0.5]]},
+            "lines": {},
+            "rules": [{"type": "crowding", "zone": "pit", "max_people": 2, "severity": "critical"}],
+        }
         assert put(viewer, "yard", new)[0] == 200
         assert viewer.json("/api/zones")["cameras"]["yard"]["rules"][0]["max_people"] == 2
         # Invalid edits change nothing.

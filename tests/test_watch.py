@@ -6,22 +6,45 @@ import subprocess
 import sys
 import time
 
+from conftest import ROOT
+
 from anjeon.protocol.endpoints import BrokerAddress
 from anjeon.protocol.stats import RateMeter
 from anjeon.viewer.table import render_table
 from anjeon.viewer.watch import CameraView
-from conftest import ROOT
 
 
 def test_table_shows_cameras_workers_and_drops():
     status = {
         "uptime": 42.0,
-        "cameras": {"gate": {"state": "streaming", "fps_in": 10.0, "error": "",
-                             "drops": {"edge": {}, "broker": {"superseded": 12}, "worker": {"too_old": 3}}},
-                    "crane": {"state": "reconnecting", "fps_in": 0.0, "error": "lost rtsp://u:***@cam/1",
-                              "drops": {}}},
-        "workers": {"p1": {"name": "gpu-1", "online": True, "model": "person", "device": "cuda:0", "fps": 30.0,
-                           "batch_mean": 3.5, "infer_ms": 12.0, "credit": 2, "capacity": 4, "drops": {"too_old": 3}}},
+        "cameras": {
+            "gate": {
+                "state": "streaming",
+                "fps_in": 10.0,
+                "error": "",
+                "drops": {"edge": {}, "broker": {"superseded": 12}, "worker": {"too_old": 3}},
+            },
+            "crane": {
+                "state": "reconnecting",
+                "fps_in": 0.0,
+                "error": "lost rtsp://u:***@cam/1",
+                "drops": {},
+            },
+        },
+        "workers": {
+            "p1": {
+                "name": "gpu-1",
+                "online": True,
+                "model": "person",
+                "device": "cuda:0",
+                "fps": 30.0,
+                "batch_mean": 3.5,
+                "infer_ms": 12.0,
+                "credit": 2,
+                "capacity": 4,
+                "drops": {"too_old": 3},
+            }
+        },
         "drops": {"malformed": 2},
     }
     view = CameraView()
@@ -45,8 +68,14 @@ def test_watch_prints_the_live_table(system, bus_jpg):
     system.edge("edge1", f"gate={bus_jpg}", fps=5)
     sub = system.subscriber()
     sub.results(3, timeout=60)
-    done = subprocess.run([sys.executable, "-m", "anjeon", "watch", "--broker", system.broker_url, "--duration", "4"],
-                          capture_output=True, text=True, timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-m", "anjeon", "watch", "--broker", system.broker_url, "--duration", "4"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr
     last = done.stdout.split("anjeon watch")[-1]  # the newest table
     gate = next(line for line in last.splitlines() if line.startswith("gate"))
@@ -70,8 +99,12 @@ def many_cameras(n: int) -> tuple[dict, dict]:
     cams, views = {}, {}
     for i in range(n):
         cam = f"cam{i:03d}"
-        cams[cam] = {"state": "offline" if i == 13 else "streaming", "fps_in": 2.0, "error": "",
-                     "drops": {"edge": {"backpressure": 4} if i == 21 else {}, "broker": {}, "worker": {}}}
+        cams[cam] = {
+            "state": "offline" if i == 13 else "streaming",
+            "fps_in": 2.0,
+            "error": "",
+            "drops": {"edge": {"backpressure": 4} if i == 21 else {}, "broker": {}, "worker": {}},
+        }
         v = CameraView()
         v.results = FixedRate(0.5 if i == 7 else 0.0 if i == 13 else 2.0)
         v.latencies.extend([50.0 + i, 60.0 + i] if i != 13 else [])
@@ -100,7 +133,9 @@ def test_table_with_hundreds_of_cameras_has_a_summary_sorting_and_filters():
     assert limited.splitlines()[1].startswith("300 cameras")  # the summary is of the whole site, not the rows
 
     slowest = camera_lines(render_table(address, status, views, {}, True, TableOptions(sort="fps", limit=3)))
-    assert slowest[0].startswith("cam013") and slowest[1].startswith("cam007")  # no results, then the starved one
+    assert slowest[0].startswith("cam013") and slowest[1].startswith(
+        "cam007"
+    )  # no results, then the starved one
     worst_latency = camera_lines(render_table(address, status, views, {}, True, TableOptions(sort="latency")))
     assert worst_latency[0].startswith("cam299")
     problems_first = camera_lines(render_table(address, status, views, {}, True, TableOptions(sort="state")))
@@ -119,9 +154,29 @@ def test_watch_command_takes_table_options(system, bus_jpg):
     system.edge("edge1", f"gate-1={bus_jpg}", f"gate-2={bus_jpg}", f"yard={bus_jpg}", fps=5)
     sub = system.subscriber()
     sub.results(6, timeout=60)
-    done = subprocess.run([sys.executable, "-m", "anjeon", "watch", "--broker", system.broker_url, "--duration", "4",
-                           "--match", "gate-*", "--sort", "fps", "--limit", "1"],
-                          capture_output=True, text=True, timeout=60, cwd=ROOT, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "anjeon",
+            "watch",
+            "--broker",
+            system.broker_url,
+            "--duration",
+            "4",
+            "--match",
+            "gate-*",
+            "--sort",
+            "fps",
+            "--limit",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr
     last = done.stdout.split("anjeon watch")[-1]
     rows = [line for line in last.splitlines() if line.startswith(("gate", "yard"))]

@@ -10,9 +10,10 @@ import asyncio
 import logging
 import re
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -21,8 +22,8 @@ from pydantic import BaseModel, Field
 
 from anjeon.protocol import wire
 
-from . import history as hist
 from . import evidence, reports
+from . import history as hist
 from .auth import COOKIE, SESSION_SECONDS, Auth
 from .bus import Bus
 from .guard import Guard, GuardMiddleware
@@ -41,7 +42,9 @@ EVENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # what the safety service makes
 class WebOptions:
     """How the console is reached: TLS (own or a proxy's), allowed host names, the snapshot folder."""
 
-    tls: bool = False  # served over https (--tls-cert) or behind a TLS proxy (--behind-tls-proxy): Secure cookies
+    tls: bool = (
+        False  # served over https (--tls-cert) or behind a TLS proxy (--behind-tls-proxy): Secure cookies
+    )
     allowed_hosts: set[str] = field(default_factory=set)
     snapshots: Path | None = None  # the safety service's snapshot folder when readable on this host
 
@@ -52,16 +55,24 @@ class LoginIn(BaseModel):
 
 
 class AckIn(BaseModel):
-    by: str = Field(default="", max_length=64, description="who acknowledges (the session's user when logged in)")
+    by: str = Field(
+        default="", max_length=64, description="who acknowledges (the session's user when logged in)"
+    )
     note: str = Field(default="", max_length=500)
-    outcome: str = Field(default="", pattern="^(false_alarm|resolved|)$", description="false_alarm needs a reason")
+    outcome: str = Field(
+        default="", pattern="^(false_alarm|resolved|)$", description="false_alarm needs a reason"
+    )
     reason: str = Field(default="", max_length=500)
 
 
 class ZonesIn(BaseModel):
-    zones: dict[str, list[list[float]]] = Field(default_factory=dict, description="name -> [[x, y], ...], 0..1")
+    zones: dict[str, list[list[float]]] = Field(
+        default_factory=dict, description="name -> [[x, y], ...], 0..1"
+    )
     lines: dict[str, dict[str, Any]] = Field(default_factory=dict, description="name -> {points, restricted}")
-    rules: list[dict[str, Any]] = Field(default_factory=list, description="as in the site YAML (docs/safety.md)")
+    rules: list[dict[str, Any]] = Field(
+        default_factory=list, description="as in the site YAML (docs/safety.md)"
+    )
 
 
 async def _receive(ws: WebSocket, client: Client) -> None:
@@ -82,18 +93,31 @@ async def _receive(ws: WebSocket, client: Client) -> None:
 
 def snapshot_file(folder: Path | None, event: dict[str, Any] | None, event_id: str) -> Path | None:
     """FOLDER/CAMERA/ID.jpg of an event, only when it lies inside the folder (never a path from the bus)."""
-    if folder is None or event is None or not EVENT_ID.match(event_id) or not wire.CAMERA_ID.match(event["camera"]):
+    if (
+        folder is None
+        or event is None
+        or not EVENT_ID.match(event_id)
+        or not wire.CAMERA_ID.match(event["camera"])
+    ):
         return None
     root = folder.resolve()
     path = (root / event["camera"] / f"{event_id}.jpg").resolve()  # symlinks resolved before the check
     return path if path.is_relative_to(root) and path.is_file() else None
 
 
-def create_app(state: ConsoleState, hub: Hub, bus: Bus, auth: Auth | None, config_path: Path | None,
-               lifespan: Any = None, options: WebOptions | None = None) -> FastAPI:
+def create_app(
+    state: ConsoleState,
+    hub: Hub,
+    bus: Bus,
+    auth: Auth | None,
+    config_path: Path | None,
+    lifespan: Any = None,
+    options: WebOptions | None = None,
+) -> FastAPI:
     options = options or WebOptions()
-    app = FastAPI(title="anjeon console", version="1", lifespan=lifespan,
-                  docs_url=None, redoc_url=None)  # the Swagger page loads from a CDN; /openapi.json stays
+    app = FastAPI(
+        title="anjeon console", version="1", lifespan=lifespan, docs_url=None, redoc_url=None
+    )  # the Swagger page loads from a CDN; /openapi.json stays
     app.add_middleware(GuardMiddleware, guard=Guard(options.allowed_hosts, options.tls))
 
     @app.middleware("http")
@@ -121,11 +145,15 @@ def create_app(state: ConsoleState, hub: Hub, bus: Bus, auth: Auth | None, confi
         if token is None:
             log.warning("failed login for %r from %s", body.user[:64], client)
             wait = auth.next_wait(attempt)
-            return JSONResponse({"detail": "wrong user or password", "waited": attempt.wait}, status_code=401,
-                                headers={"Retry-After": str(int(-(-wait // 1)))})
+            return JSONResponse(
+                {"detail": "wrong user or password", "waited": attempt.wait},
+                status_code=401,
+                headers={"Retry-After": str(int(-(-wait // 1)))},
+            )
         resp = JSONResponse({"user": body.user, "auth": True})
-        resp.set_cookie(COOKIE, token, max_age=SESSION_SECONDS, httponly=True, samesite="strict",
-                        secure=options.tls)
+        resp.set_cookie(
+            COOKIE, token, max_age=SESSION_SECONDS, httponly=True, samesite="strict", secure=options.tls
+        )
         return resp
 
     @app.post("/api/logout", tags=["access"])
@@ -155,8 +183,15 @@ def create_app(state: ConsoleState, hub: Hub, bus: Bus, auth: Auth | None, confi
     @app.get("/api/status", tags=["live"])
     async def status() -> dict[str, Any]:
         """The broker's newest status snapshot (docs/protocol.md) and this viewer's own figures."""
-        return {"broker_online": state.broker_online(), "status": state.status,
-                "viewer": {**hub.stats(), "results": bus.stats.results.count, "drops": bus.stats.drops.snapshot()}}
+        return {
+            "broker_online": state.broker_online(),
+            "status": state.status,
+            "viewer": {
+                **hub.stats(),
+                "results": bus.stats.results.count,
+                "drops": bus.stats.drops.snapshot(),
+            },
+        }
 
     @app.get("/api/alarms", tags=["alarms"])
     async def alarms() -> list[dict[str, Any]]:
@@ -178,7 +213,9 @@ def create_app(state: ConsoleState, hub: Hub, bus: Bus, auth: Auth | None, confi
         hub.changed("alarms")
         return {"event": ack.event, "by": ack.by, "at": ack.at, "note": ack.note, "stored": stored.get("ack")}
 
-    def filters(camera: str, rule: str, since: float | None, until: float | None, state_: str) -> dict[str, Any]:
+    def filters(
+        camera: str, rule: str, since: float | None, until: float | None, state_: str
+    ) -> dict[str, Any]:
         q: dict[str, Any] = {"camera": camera, "rule": rule, "state": state_}
         q.update({k: v for k, v in (("since", since), ("until", until)) if v is not None})
         return q
@@ -196,10 +233,16 @@ def create_app(state: ConsoleState, hub: Hub, bus: Bus, auth: Auth | None, confi
         return got
 
     @app.get("/api/events", tags=["events"])
-    async def events(response: Response, camera: str = "", rule: str = "", since: float | None = None,
-                     until: float | None = None, state_: str = Query("", alias="state", pattern="^(open|ended|)$"),
-                     limit: int = Query(100, ge=1, le=1000), cursor: str = Query("", max_length=65536)
-                     ) -> list[dict[str, Any]]:
+    async def events(
+        response: Response,
+        camera: str = "",
+        rule: str = "",
+        since: float | None = None,
+        until: float | None = None,
+        state_: str = Query("", alias="state", pattern="^(open|ended|)$"),
+        limit: int = Query(100, ge=1, le=1000),
+        cursor: str = Query("", max_length=65536),
+    ) -> list[dict[str, Any]]:
         """One page of stored events, newest first, with acknowledgements; the next page's cursor is in the
         X-Next-Cursor header (absent on the last page). /api/events/page gives the same as one object."""
         got = await history_page(filters(camera, rule, since, until, state_), limit, cursor)
@@ -208,17 +251,28 @@ def create_app(state: ConsoleState, hub: Hub, bus: Bus, auth: Auth | None, confi
         return got.events
 
     @app.get("/api/events/page", tags=["events"])
-    async def events_page(camera: str = "", rule: str = "", since: float | None = None, until: float | None = None,
-                          state_: str = Query("", alias="state", pattern="^(open|ended|)$"),
-                          limit: int = Query(50, ge=1, le=1000), cursor: str = Query("", max_length=65536),
-                          total: bool = False) -> dict[str, Any]:
+    async def events_page(
+        camera: str = "",
+        rule: str = "",
+        since: float | None = None,
+        until: float | None = None,
+        state_: str = Query("", alias="state", pattern="^(open|ended|)$"),
+        limit: int = Query(50, ge=1, le=1000),
+        cursor: str = Query("", max_length=65536),
+        total: bool = False,
+    ) -> dict[str, Any]:
         """{"events": [...], "next": cursor or null, "total": int or null (when asked and known)}."""
         got = await history_page(filters(camera, rule, since, until, state_), limit, cursor, total)
         return {"events": got.events, "next": got.next, "total": got.total}
 
     @app.get("/api/events.csv", tags=["events"], response_class=Response)
-    async def events_csv(camera: str = "", rule: str = "", since: float | None = None, until: float | None = None,
-                         state_: str = Query("", alias="state", pattern="^(open|ended|)$")) -> Response:
+    async def events_csv(
+        camera: str = "",
+        rule: str = "",
+        since: float | None = None,
+        until: float | None = None,
+        state_: str = Query("", alias="state", pattern="^(open|ended|)$"),
+    ) -> Response:
         """Every matching event as CSV, newest first, streamed page by page (no size limit)."""
         q = filters(camera, rule, since, until, state_)
         pages = hist.all_events(bus.query_history, q)
@@ -239,8 +293,11 @@ def create_app(state: ConsoleState, hub: Hub, bus: Bus, auth: Auth | None, confi
                 yield f"# export incomplete: {exc}\n"
 
         name = f"anjeon-events-{time.strftime('%Y%m%d-%H%M%S')}.csv"
-        return StreamingResponse(body(), media_type="text/csv; charset=utf-8",
-                                 headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return StreamingResponse(
+            body(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     @app.get("/api/events/{event_id}/snapshot.jpg", tags=["events"], response_class=Response)
     async def snapshot(event_id: str) -> Response:
@@ -256,7 +313,9 @@ def create_app(state: ConsoleState, hub: Hub, bus: Bus, auth: Auth | None, confi
                 ev = None
         path = snapshot_file(options.snapshots, ev, event_id)
         if path is not None:
-            return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+            return FileResponse(
+                path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+            )
         if event_id in state.snapshots:
             return Response(state.snapshots[event_id], media_type="image/jpeg")
         raise HTTPException(404, f"no snapshot of event {event_id[:64]!r} here")
@@ -310,4 +369,3 @@ def create_app(state: ConsoleState, hub: Hub, bus: Bus, auth: Auth | None, confi
     app.include_router(reports.router(bus))  # the Reports page (viewer/reports.py)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
-

@@ -39,7 +39,9 @@ from pathlib import Path
 
 log = logging.getLogger("anjeon.viewer")
 
-ITERATIONS = 310_000  # OWASP's figure for PBKDF2-SHA256; ~0.3 s per check on a slow core, which is fine for logins
+ITERATIONS = (
+    310_000  # OWASP's figure for PBKDF2-SHA256; ~0.3 s per check on a slow core, which is fine for logins
+)
 SESSION_SECONDS = 12 * 3600  # one shift
 COOKIE = "anjeon_session"
 RELOAD_CHECK = 1.0  # seconds between looks at the users file's modification time
@@ -76,8 +78,9 @@ def _iterations(stored: str) -> int:
 
 def load_users(path: Path) -> dict[str, str]:
     if not path.exists():
-        raise UsersFileError(f"users file {path} does not exist; create it with "
-                             f"`anjeon viewer --users {path} --add-user NAME`")
+        raise UsersFileError(
+            f"users file {path} does not exist; create it with `anjeon viewer --users {path} --add-user NAME`"
+        )
     users: dict[str, str] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         line = line.strip()
@@ -88,7 +91,9 @@ def load_users(path: Path) -> dict[str, str]:
             raise UsersFileError(f"{path}:{number}: expected NAME:pbkdf2_sha256$ITERATIONS$SALT$HASH")
         users[name] = stored
     if not users:
-        raise UsersFileError(f"users file {path} has no users; add one with `anjeon viewer --users {path} --add-user NAME`")
+        raise UsersFileError(
+            f"users file {path} has no users; add one with `anjeon viewer --users {path} --add-user NAME`"
+        )
     return users
 
 
@@ -100,7 +105,9 @@ def add_user(path: Path, name: str, password: str) -> None:
     lines.append(f"{name}:{hash_password(password)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others, not even briefly
+    fd = os.open(
+        tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+    )  # never readable by others, not even briefly
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines) + "\n")
     os.replace(tmp, path)
@@ -185,7 +192,7 @@ class Auth:
         self._checked = time.monotonic()
 
     @classmethod
-    def from_file(cls, path: Path) -> "Auth":
+    def from_file(cls, path: Path) -> Auth:
         return cls(load_users(path), path)
 
     def _make_dummy(self) -> str:
@@ -222,8 +229,12 @@ class Auth:
         self.users = users
         self._dummy = self._make_dummy()
         self.sessions = {t: s for t, s in self.sessions.items() if s[0] not in changed}
-        log.info("users file %s re-read: %d user(s)%s", self.path, len(users),
-                 f"; sessions ended for {', '.join(sorted(changed)[:10])}" if changed else "")
+        log.info(
+            "users file %s re-read: %d user(s)%s",
+            self.path,
+            len(users),
+            f"; sessions ended for {', '.join(sorted(changed)[:10])}" if changed else "",
+        )
 
     # ---- logins ----------------------------------------------------------------------------
     def begin(self, client: str, user: str) -> Attempt:

@@ -10,7 +10,6 @@ high-water mark. History queries go to the safety service's documented ROUTER
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -91,8 +90,9 @@ class Bus:
                     metrics.observe_latency(frame.camera, frame.meta["t_capture"], now=frame.received)
                     self.hub.frame(frame.camera)
                 elif verdict in ("stale", "implausible"):  # (capped ones are counted by the state)
-                    self.stats.drops.drop(verdict, f"camera {frame.camera}: not newer than the frame held",
-                                          camera=frame.camera)
+                    self.stats.drops.drop(
+                        verdict, f"camera {frame.camera}: not newer than the frame held", camera=frame.camera
+                    )
         except wire.ProtocolError as exc:
             self.stats.drops.drop(exc.reason, f"on topic {topic[:40]!r}: {exc}")
         except (ValueError, TypeError, KeyError) as exc:  # a well-formed header with nonsense inside
@@ -121,8 +121,10 @@ class Bus:
             security.connect(sock, self.history, server=security.HISTORY_KEY)
             await sock.send(wire.pack({"v": wire.VERSION, "kind": EVENTS_QUERY, **query}))
             if not await sock.poll(timeout * 1000):
-                raise TimeoutError(f"no answer from the safety service at {self.history} within {timeout:.0f} s "
-                                   "(is `anjeon safety` running? --history names its address)")
+                raise TimeoutError(
+                    f"no answer from the safety service at {self.history} within {timeout:.0f} s "
+                    "(is `anjeon safety` running? --history names its address)"
+                )
             reply = wire.unpack((await sock.recv_multipart())[-1], EVENTS, ERROR)
         finally:
             sock.close(0)
@@ -138,8 +140,12 @@ class Bus:
             self.state.remember(ev)
         nxt = reply.get("next")
         total = reply.get("total")
-        return HistoryPage(events, nxt if isinstance(nxt, str) and nxt else None, "next" in reply,
-                           total if isinstance(total, int) and not isinstance(total, bool) else None)
+        return HistoryPage(
+            events,
+            nxt if isinstance(nxt, str) and nxt else None,
+            "next" in reply,
+            total if isinstance(total, int) and not isinstance(total, bool) else None,
+        )
 
     async def seed_alarms(self) -> None:
         """Open events from before this viewer started (a restarted console still shows them)."""

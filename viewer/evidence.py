@@ -35,8 +35,9 @@ class HistoryUnavailable(Exception):
         self.status = status
 
 
-async def history_request(bus: Any, message: dict[str, Any], expect: str,
-                          timeout: float = 5.0) -> tuple[dict[str, Any], list[bytes]]:
+async def history_request(
+    bus: Any, message: dict[str, Any], expect: str, timeout: float = 5.0
+) -> tuple[dict[str, Any], list[bytes]]:
     """One request to the safety service's history socket on the viewer's asyncio context."""
     sock = bus.ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
@@ -44,8 +45,11 @@ async def history_request(bus: Any, message: dict[str, Any], expect: str,
         security.connect(sock, bus.history, server=security.HISTORY_KEY)
         await sock.send(wire.pack({"v": wire.VERSION, **message}))
         if not await sock.poll(timeout * 1000):
-            raise HistoryUnavailable(504, f"no answer from the safety service at {bus.history} within "
-                                          f"{timeout:.0f} s (is `anjeon safety` running?)")
+            raise HistoryUnavailable(
+                504,
+                f"no answer from the safety service at {bus.history} within "
+                f"{timeout:.0f} s (is `anjeon safety` running?)",
+            )
         frames = await sock.recv_multipart()
     finally:
         sock.close(0)
@@ -61,8 +65,11 @@ async def history_request(bus: Any, message: dict[str, Any], expect: str,
 
 async def send_ack(bus: Any, event_id: str, by: str, note: str, outcome: str, reason: str) -> dict[str, Any]:
     """Store the acknowledgement with the event in the safety store; the stored event (with `ack`) comes back."""
-    reply, _ = await history_request(bus, {"kind": ACK, "event": event_id, "by": by, "note": note,
-                                           "outcome": outcome, "reason": reason}, ACKED)
+    reply, _ = await history_request(
+        bus,
+        {"kind": ACK, "event": event_id, "by": by, "note": note, "outcome": outcome, "reason": reason},
+        ACKED,
+    )
     event = reply.get("event")
     return event if isinstance(event, dict) else {}
 
@@ -81,8 +88,12 @@ def _ranged(data: bytes, header: str | None, media_type: str) -> Response:
         start, end = max(0, size - int(last)), size - 1
     if start >= size or start > end:
         return Response(status_code=416, headers={**base, "Content-Range": f"bytes */{size}"})
-    return Response(data[start:end + 1], status_code=206, media_type=media_type,
-                    headers={**base, "Content-Range": f"bytes {start}-{end}/{size}"})
+    return Response(
+        data[start : end + 1],
+        status_code=206,
+        media_type=media_type,
+        headers={**base, "Content-Range": f"bytes {start}-{end}/{size}"},
+    )
 
 
 def router(bus: Any) -> APIRouter:
@@ -97,7 +108,9 @@ def router(bus: Any) -> APIRouter:
         data = cache.get(event_id)
         if data is None:
             try:
-                reply, extra = await history_request(bus, {"kind": CLIP_QUERY, "event": event_id}, CLIP, timeout=15.0)
+                reply, extra = await history_request(
+                    bus, {"kind": CLIP_QUERY, "event": event_id}, CLIP, timeout=15.0
+                )
             except HistoryUnavailable as exc:
                 raise HTTPException(exc.status, str(exc)) from None
             if len(extra) != 1 or len(extra[0]) != reply.get("size"):

@@ -22,18 +22,25 @@ import ipaddress
 import json
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 log = logging.getLogger("anjeon.viewer")
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
-       "connect-src 'self'; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
-       "form-action 'self'; frame-ancestors 'none'")
-HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
-           (b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer"),
-           (b"cross-origin-opener-policy", b"same-origin")]
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+    "connect-src 'self'; media-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 
 Scope = dict[str, Any]
@@ -44,7 +51,7 @@ def _host_name(host: str) -> str:
     """The name in a Host header or URL netloc, lower case, without port or IPv6 brackets."""
     host = host.strip().lower()
     if host.startswith("["):
-        return host[1:host.find("]")] if "]" in host else host
+        return host[1 : host.find("]")] if "]" in host else host
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
@@ -125,7 +132,9 @@ class GuardMiddleware:
 
         async def with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = list(message.get("headers", [])) + HEADERS + ([HSTS] if self.guard.tls else [])
+                message["headers"] = (
+                    list(message.get("headers", [])) + HEADERS + ([HSTS] if self.guard.tls else [])
+                )
             await send(message)
 
         await self.app(scope, receive, with_headers)
@@ -133,7 +142,15 @@ class GuardMiddleware:
     @staticmethod
     async def _refuse(send: Callable, status: int, text: str) -> None:
         body = json.dumps({"detail": text}).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-                    + HEADERS})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                + HEADERS,
+            }
+        )
         await send({"type": "http.response.body", "body": body})

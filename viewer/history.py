@@ -13,8 +13,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from anjeon.safety.bus import EXPORT_COLUMNS, export_fields
 
@@ -52,14 +53,20 @@ def _decode(cursor: str) -> tuple[str, Any]:
     if cursor.startswith("u") and len(cursor) <= 64 * 1024:
         try:
             until, ids = json.loads(cursor[1:])
-            if isinstance(until, (int, float)) and isinstance(ids, list) and all(isinstance(i, str) for i in ids):
+            if (
+                isinstance(until, (int, float))
+                and isinstance(ids, list)
+                and all(isinstance(i, str) for i in ids)
+            ):
                 return "u", (float(until), set(ids))
         except (ValueError, TypeError):
             pass
     raise CursorError("not a cursor of this console's history (send back the `next` you were given)")
 
 
-async def page(query: Query, filters: dict[str, Any], limit: int, cursor: str = "", total: bool = False) -> Page:
+async def page(
+    query: Query, filters: dict[str, Any], limit: int, cursor: str = "", total: bool = False
+) -> Page:
     """One page of events matching ``filters`` (camera, rule, since, until, state), newest first."""
     q: dict[str, Any] = {**filters, "limit": limit}
     if total:

@@ -18,8 +18,9 @@ import json
 import logging
 import struct
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from .state import ConsoleState, Frame, TrackFrame
 
@@ -79,7 +80,10 @@ class Hub:
         self.state = state
         self.clients: set[Client] = set()
         self._packed: dict[str, tuple[int, bytes]] = {}  # camera -> (version, message): one encode per frame
-        self._cameras: tuple[float, str] = (-1.0, "")  # (when, text): one camera list per tick for all clients
+        self._cameras: tuple[float, str] = (
+            -1.0,
+            "",
+        )  # (when, text): one camera list per tick for all clients
 
     def frame(self, _camera: str) -> None:
         for c in self.clients:
@@ -91,8 +95,16 @@ class Hub:
         text = None
         for c in self.clients:
             if c.shown.get(tf.camera) == (tf.run, tf.seq):
-                text = text or json.dumps({"type": "tracks", "camera": tf.camera, "run": tf.run, "seq": tf.seq,
-                                           "tracks": tf.tracks}, separators=(",", ":"))
+                text = text or json.dumps(
+                    {
+                        "type": "tracks",
+                        "camera": tf.camera,
+                        "run": tf.run,
+                        "seq": tf.seq,
+                        "tracks": tf.tracks,
+                    },
+                    separators=(",", ":"),
+                )
                 c.redraw[tf.camera] = text
                 c.wake.set()
 
@@ -102,14 +114,20 @@ class Hub:
             c.wake.set()
 
     def stats(self) -> dict[str, Any]:
-        return {"clients": len(self.clients), "frames_sent": sum(c.frames_sent for c in self.clients),
-                "superseded": sum(c.superseded for c in self.clients),
-                "bytes_sent": sum(c.bytes_sent for c in self.clients)}
+        return {
+            "clients": len(self.clients),
+            "frames_sent": sum(c.frames_sent for c in self.clients),
+            "superseded": sum(c.superseded for c in self.clients),
+            "bytes_sent": sum(c.bytes_sent for c in self.clients),
+        }
 
     def _message(self, camera: str, version: int, frame: Frame) -> bytes:
         cached = self._packed.get(camera)
         if cached is None or cached[0] != version:
-            cached = self._packed[camera] = (version, frame_message(self.state.frame_meta(camera) or {}, frame.jpeg))
+            cached = self._packed[camera] = (
+                version,
+                frame_message(self.state.frame_meta(camera) or {}, frame.jpeg),
+            )
             if len(self._packed) > len(self.state.feeds) * 2 + 16:  # cameras that left the state
                 for cam in [c for c in self._packed if c not in self.state.feeds]:
                     del self._packed[cam]
@@ -118,8 +136,12 @@ class Hub:
     def cameras_text(self) -> str:
         now = time.monotonic()
         if now - self._cameras[0] >= 0.1:
-            self._cameras = (now, json.dumps({"type": "cameras", "broker": self.broker_summary(),
-                                              "cameras": self.state.cameras()}))
+            self._cameras = (
+                now,
+                json.dumps(
+                    {"type": "cameras", "broker": self.broker_summary(), "cameras": self.state.cameras()}
+                ),
+            )
         return self._cameras[1]
 
     @staticmethod
@@ -190,4 +212,8 @@ class Hub:
 
     def broker_summary(self) -> dict[str, Any]:
         st = self.state.status
-        return {"online": self.state.broker_online(), "id": st.get("broker", ""), "uptime": st.get("uptime", 0.0)}
+        return {
+            "online": self.state.broker_online(),
+            "id": st.get("broker", ""),
+            "uptime": st.get("uptime", 0.0),
+        }

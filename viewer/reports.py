@@ -23,6 +23,7 @@ TIMEOUT = 180.0  # a year of events with charts takes a while on a small machine
 
 def _period(since: str, until: str) -> tuple[float, float]:
     """Dates (YYYY-MM-DD, local; until included) or unix seconds; default the last 7 days."""
+
     def parse(text: str, end: bool) -> float:
         try:
             return float(text)
@@ -42,11 +43,17 @@ def _period(since: str, until: str) -> tuple[float, float]:
     return lo, hi
 
 
-async def _ask(since: str, until: str, camera: list[str], lang: str, fmt: str, bus: Any) -> tuple[dict, list[bytes]]:
+async def _ask(
+    since: str, until: str, camera: list[str], lang: str, fmt: str, bus: Any
+) -> tuple[dict, list[bytes]]:
     lo, hi = _period(since, until)
     try:
-        return await history_request(bus, {"kind": REPORT_QUERY, "since": lo, "until": hi, "cameras": camera,
-                                           "lang": lang, "format": fmt}, REPORT, timeout=TIMEOUT)
+        return await history_request(
+            bus,
+            {"kind": REPORT_QUERY, "since": lo, "until": hi, "cameras": camera, "lang": lang, "format": fmt},
+            REPORT,
+            timeout=TIMEOUT,
+        )
     except HistoryUnavailable as exc:
         raise HTTPException(exc.status, str(exc)) from None
 
@@ -55,24 +62,38 @@ def router(bus: Any) -> APIRouter:
     api = APIRouter(tags=["reports"])
 
     @api.get("/api/reports")
-    async def report(since: str = "", until: str = "", camera: list[str] = Query(default_factory=list),
-                     lang: str = Query("ko", pattern="^(ko|en)$")) -> dict[str, Any]:
+    async def report(
+        since: str = "",
+        until: str = "",
+        camera: list[str] = Query(default_factory=list),
+        lang: str = Query("ko", pattern="^(ko|en)$"),
+    ) -> dict[str, Any]:
         """Figures (per day, hour, camera and rule, zones, response times, false alarms, longest incidents) and
         charts (base64 PNG: days, hours, rules, heatmap:CAMERA)."""
         head, parts = await _ask(since, until, camera, lang, "json", bus)
         names = head.get("parts") or []
         if len(parts) != len(names) or not names or names[0] != "figures.json":
             raise HTTPException(502, "the safety service sent a report of the wrong shape")
-        return {"figures": json.loads(parts[0]), "charts": {n: p.decode() for n, p in zip(names[1:], parts[1:])}}
+        return {
+            "figures": json.loads(parts[0]),
+            "charts": {n: p.decode() for n, p in zip(names[1:], parts[1:])},
+        }
 
     @api.get("/api/reports/report.pdf", response_class=Response)
-    async def report_pdf(since: str = "", until: str = "", camera: list[str] = Query(default_factory=list),
-                         lang: str = Query("ko", pattern="^(ko|en)$")) -> Response:
+    async def report_pdf(
+        since: str = "",
+        until: str = "",
+        camera: list[str] = Query(default_factory=list),
+        lang: str = Query("ko", pattern="^(ko|en)$"),
+    ) -> Response:
         head, parts = await _ask(since, until, camera, lang, "pdf", bus)
         if len(parts) != 1 or not parts[0].startswith(b"%PDF"):
             raise HTTPException(502, "the safety service sent no PDF")
         name = f"anjeon-report-{since or 'last7d'}-{until or 'now'}-{lang}.pdf".replace(":", "")
-        return Response(parts[0], media_type="application/pdf",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return Response(
+            parts[0],
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     return api

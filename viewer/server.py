@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator
 
 import zmq
 
@@ -75,20 +75,37 @@ def build(config: ViewerConfig):
     bus = Bus(config.broker, state, hub, history_endpoint(config.broker, config.history))
     auth = Auth.from_file(config.users_path) if config.users_path is not None else None
     proc = wire.new_id()
-    heartbeat = HeartbeatClient(zmq.Context.instance(), config.broker, proc, "viewer",
-                                config.name or default_name("viewer"),
-                                lambda: {"drops": bus.stats.drops.snapshot(), "results": bus.stats.results.count,
-                                         **hub.stats()}, log)
-    metrics.start_metrics(config.metrics_port, config.metrics_host, "viewer", metrics.ViewerCollector(state, hub, bus),
-                          metrics.HeartbeatCollector("viewer", heartbeat))
+    heartbeat = HeartbeatClient(
+        zmq.Context.instance(),
+        config.broker,
+        proc,
+        "viewer",
+        config.name or default_name("viewer"),
+        lambda: {"drops": bus.stats.drops.snapshot(), "results": bus.stats.results.count, **hub.stats()},
+        log,
+    )
+    metrics.start_metrics(
+        config.metrics_port,
+        config.metrics_host,
+        "viewer",
+        metrics.ViewerCollector(state, hub, bus),
+        metrics.HeartbeatCollector("viewer", heartbeat),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app) -> AsyncIterator[None]:
         task = asyncio.create_task(bus.run(), name="bus")
         seed = asyncio.create_task(bus.seed_alarms(), name="seed-alarms")
         heartbeat.start()
-        log.info("viewer %s: broker %s, history %s, http://%s:%d/%s", proc, config.broker, bus.history,
-                 config.bind, config.port, " (login required)" if auth else "")
+        log.info(
+            "viewer %s: broker %s, history %s, http://%s:%d/%s",
+            proc,
+            config.broker,
+            bus.history,
+            config.bind,
+            config.port,
+            " (login required)" if auth else "",
+        )
         try:
             yield
         finally:
@@ -98,16 +115,30 @@ def build(config: ViewerConfig):
             heartbeat.stop()
             bus.close()
 
-    options = WebOptions(tls=config.tls, allowed_hosts=set(config.allowed_hosts), snapshots=snapshot_folder(config))
+    options = WebOptions(
+        tls=config.tls, allowed_hosts=set(config.allowed_hosts), snapshots=snapshot_folder(config)
+    )
     return create_app(state, hub, bus, auth, config.config_path, lifespan, options)
 
 
 def serve(config: ViewerConfig) -> None:
     import uvicorn
 
-    tls = {"ssl_certfile": str(config.tls_cert), "ssl_keyfile": str(config.tls_key)} if config.tls_cert else {}
-    server = uvicorn.Server(uvicorn.Config(build(config), host=config.bind, port=config.port, log_level="warning",
-                                           ws_max_size=64 * 1024, lifespan="on", proxy_headers=False, **tls))
+    tls = (
+        {"ssl_certfile": str(config.tls_cert), "ssl_keyfile": str(config.tls_key)} if config.tls_cert else {}
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build(config),
+            host=config.bind,
+            port=config.port,
+            log_level="warning",
+            ws_max_size=64 * 1024,
+            lifespan="on",
+            proxy_headers=False,
+            **tls,
+        )
+    )
     server.run()
     if not server.started:
         raise RuntimeError(f"could not serve on {config.bind}:{config.port} (is the port in use?)")

@@ -90,7 +90,9 @@ def check_event(raw: Any) -> dict[str, Any]:
         if value is None:
             value = ""
         if not isinstance(value, str) or len(value) > MAX_TEXT:
-            raise wire.ProtocolError("malformed", f"event field {key!r} is not a string of at most {MAX_TEXT}")
+            raise wire.ProtocolError(
+                "malformed", f"event field {key!r} is not a string of at most {MAX_TEXT}"
+            )
         out[key] = value
     for key in EVENT_NUMBERS:
         value = raw.get(key)
@@ -98,7 +100,9 @@ def check_event(raw: Any) -> dict[str, Any]:
             raise wire.ProtocolError("malformed", f"event field {key!r} is not a number")
         out[key] = value
     tracks = raw.get("tracks") or []
-    if not isinstance(tracks, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in tracks):
+    if not isinstance(tracks, list) or not all(
+        isinstance(t, int) and not isinstance(t, bool) for t in tracks
+    ):
         raise wire.ProtocolError("malformed", "event field 'tracks' is not a list of ints")
     out["tracks"] = tracks[:MAX_EVENT_TRACKS]
     if not out["id"]:
@@ -107,14 +111,19 @@ def check_event(raw: Any) -> dict[str, Any]:
         raise wire.ProtocolError("malformed", f"event state {out['state'][:20]!r} is not open or ended")
     for key in ("ack", "clip"):  # history answers add these (docs/protocol.md); kept only when maps
         if isinstance(raw.get(key), dict):
-            out[key] = {str(k)[:64]: v for k, v in list(raw[key].items())[:20]
-                        if isinstance(v, (str, int, float, bool)) or v is None}
+            out[key] = {
+                str(k)[:64]: v
+                for k, v in list(raw[key].items())[:20]
+                if isinstance(v, (str, int, float, bool)) or v is None
+            }
     return out
 
 
 def _names(value: Any) -> list[str]:
     if not isinstance(value, list) or len(value) > MAX_TRACK_NAMES:
-        raise wire.ProtocolError("malformed", f"track zones/rules must be a list of at most {MAX_TRACK_NAMES} names")
+        raise wire.ProtocolError(
+            "malformed", f"track zones/rules must be a list of at most {MAX_TRACK_NAMES} names"
+        )
     if not all(isinstance(v, str) and len(v) <= 64 for v in value):
         raise wire.ProtocolError("malformed", "track zones/rules must be names (strings of at most 64)")
     return list(value)
@@ -139,8 +148,13 @@ def parse_tracks_message(frames: list[bytes]) -> TrackFrame:
     msg = wire.unpack(frames[1], "tracks")
     camera = wire.check_camera_id(msg.get("camera"))
     run, seq, t_capture = msg.get("run"), msg.get("seq"), _number(msg.get("t_capture"))
-    if not isinstance(run, str) or len(run) > 64 or not isinstance(seq, int) or isinstance(seq, bool) \
-            or t_capture is None:
+    if (
+        not isinstance(run, str)
+        or len(run) > 64
+        or not isinstance(seq, int)
+        or isinstance(seq, bool)
+        or t_capture is None
+    ):
         raise wire.ProtocolError("malformed", "tracks without run (str), seq (int) and t_capture (float)")
     raw = msg.get("tracks")
     if not isinstance(raw, list) or len(raw) > MAX_TRACKS:
@@ -155,8 +169,15 @@ def parse_tracks_message(frames: list[bytes]) -> TrackFrame:
         tid = t.get("id")
         if not isinstance(tid, int) or isinstance(tid, bool):
             raise wire.ProtocolError("malformed", "a track's id is not an int")
-        tracks.append({"id": tid, "box": [round(float(v), 1) for v in box], "zones": _names(t.get("zones", [])),
-                       "rules": _names(t.get("rules", [])), "confirmed": t.get("confirmed") is True})
+        tracks.append(
+            {
+                "id": tid,
+                "box": [round(float(v), 1) for v in box],
+                "zones": _names(t.get("zones", [])),
+                "rules": _names(t.get("rules", [])),
+                "confirmed": t.get("confirmed") is True,
+            }
+        )
     return TrackFrame(camera, run, seq, t_capture, tracks)
 
 
@@ -193,7 +214,11 @@ class CameraFeed:
     def fps(self, now: float) -> float:
         """Frames per second this viewer received lately (what the operator actually sees)."""
         recent = [t for t in self.arrivals if now - t <= FPS_WINDOW]
-        return round((len(recent) - 1) / (recent[-1] - recent[0]), 1) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+        return (
+            round((len(recent) - 1) / (recent[-1] - recent[0]), 1)
+            if len(recent) > 1 and recent[-1] > recent[0]
+            else 0.0
+        )
 
     def last_heard(self) -> float:
         heard = [self.arrivals[-1]] if self.arrivals else []
@@ -213,7 +238,9 @@ class CameraFeed:
         for tf in self.tracks:
             if tf.run == meta["run"] and tf.seq == meta["seq"]:
                 return tf.tracks
-            if 0 <= meta["t_capture"] - tf.t_capture <= TRACKS_MATCH and (best is None or tf.t_capture > best.t_capture):
+            if 0 <= meta["t_capture"] - tf.t_capture <= TRACKS_MATCH and (
+                best is None or tf.t_capture > best.t_capture
+            ):
                 best = tf
         # No tracks close enough: the model's boxes; the exact tracks follow as a redraw (viewer/live.py).
         return best.tracks if best is not None else None
@@ -237,16 +264,26 @@ def parse_detections(raw: Any) -> list[dict[str, Any]]:
 def parse_image_message(frames: list[bytes]) -> Frame:
     """[img/CAM/, result, jpeg] -> Frame; raises ProtocolError naming what is wrong."""
     if len(frames) != 3:
-        raise wire.ProtocolError("malformed", f"{len(frames)} part(s) where [topic, result, jpeg] was expected")
+        raise wire.ProtocolError(
+            "malformed", f"{len(frames)} part(s) where [topic, result, jpeg] was expected"
+        )
     header = wire.unpack(frames[1], wire.RESULT)
     detections = parse_detections(header.pop("detections", None))
     f = wire.FrameHeader.from_map(header)
     if not frames[2].startswith(b"\xff\xd8"):
         raise wire.ProtocolError("not_jpeg", f"camera {f.camera}: picture is not a JPEG")
     imaging.check_jpeg(frames[2])  # the browser decodes it: refuse a picture that claims 12000x12000
-    meta = {"camera": f.camera, "run": f.run, "seq": f.seq, "t_capture": f.t_capture, "width": f.width,
-            "height": f.height, "worker": str(header.get("worker", ""))[:MAX_TEXT],
-            "model": str(header.get("model", ""))[:MAX_TEXT], "detections": detections}
+    meta = {
+        "camera": f.camera,
+        "run": f.run,
+        "seq": f.seq,
+        "t_capture": f.t_capture,
+        "width": f.width,
+        "height": f.height,
+        "worker": str(header.get("worker", ""))[:MAX_TEXT],
+        "model": str(header.get("model", ""))[:MAX_TEXT],
+        "detections": detections,
+    }
     return Frame(f.camera, meta, frames[2], time.time())
 
 
@@ -257,8 +294,9 @@ def _evict_order(event: dict[str, Any], acked: bool) -> tuple[int, float]:
 
 
 class ConsoleState:
-    def __init__(self, acks_path: Path | None = None, limits: Limits | None = None,
-                 drops: DropCounter | None = None) -> None:
+    def __init__(
+        self, acks_path: Path | None = None, limits: Limits | None = None, drops: DropCounter | None = None
+    ) -> None:
         self.limits = limits or Limits()
         self.drops = drops or DropCounter(log)
         self.feeds: dict[str, CameraFeed] = {}
@@ -292,8 +330,15 @@ class ConsoleState:
     def add_frame(self, frame: Frame) -> str:
         """NEWER when kept; else why not: STALE or IMPLAUSIBLE (the freshness rule; counted by the caller)
         or CAPPED (no room for another camera; counted here)."""
-        header = wire.FrameHeader(frame.camera, frame.meta["run"], frame.meta["seq"], frame.meta["t_capture"],
-                                  frame.meta["width"], frame.meta["height"], len(frame.jpeg))
+        header = wire.FrameHeader(
+            frame.camera,
+            frame.meta["run"],
+            frame.meta["seq"],
+            frame.meta["t_capture"],
+            frame.meta["width"],
+            frame.meta["height"],
+            len(frame.jpeg),
+        )
         feed = self._feed(frame.camera)
         if feed is None:
             return CAPPED
@@ -341,8 +386,11 @@ class ConsoleState:
             if bad:
                 self.drops.drop("bad_camera_id", "status lists cameras with invalid ids", n=bad)
             if len(cams) - bad > len(kept):
-                self.drops.drop("cap_cameras", f"status lists more than {self.limits.cameras} cameras (--max-cameras)",
-                                n=len(cams) - bad - len(kept))
+                self.drops.drop(
+                    "cap_cameras",
+                    f"status lists more than {self.limits.cameras} cameras (--max-cameras)",
+                    n=len(cams) - bad - len(kept),
+                )
         self.status = {**status, "cameras": kept}
         self.status_received = time.monotonic()
 
@@ -370,16 +418,25 @@ class ConsoleState:
             quiet = last is None or last + since_status > silence
             online = broker_up and st.get("online") is True and not quiet
             frame = feed.frame
-            out.append({
-                "camera": cam, "online": online,
-                "state": (st.get("state") if isinstance(st.get("state"), str) else "unknown") if broker_up else "offline",
-                "error": st.get("error") if isinstance(st.get("error"), str) else "", "fps": feed.fps(now),
-                "fps_in": safe_float(st.get("fps_in")), "fps_out": safe_float(st.get("fps_out")),
-                "latency_ms": round(statistics.median(feed.latencies), 1) if feed.latencies else None,
-                "people": frame.people if frame else 0, "width": frame.meta["width"] if frame else 0,
-                "height": frame.meta["height"] if frame else 0, "alarm": cam in open_cams,
-                "tracks": bool(feed.tracks) and now - feed.tracks[-1].received <= TRACKS_FRESH,
-            })
+            out.append(
+                {
+                    "camera": cam,
+                    "online": online,
+                    "state": (st.get("state") if isinstance(st.get("state"), str) else "unknown")
+                    if broker_up
+                    else "offline",
+                    "error": st.get("error") if isinstance(st.get("error"), str) else "",
+                    "fps": feed.fps(now),
+                    "fps_in": safe_float(st.get("fps_in")),
+                    "fps_out": safe_float(st.get("fps_out")),
+                    "latency_ms": round(statistics.median(feed.latencies), 1) if feed.latencies else None,
+                    "people": frame.people if frame else 0,
+                    "width": frame.meta["width"] if frame else 0,
+                    "height": frame.meta["height"] if frame else 0,
+                    "alarm": cam in open_cams,
+                    "tracks": bool(feed.tracks) and now - feed.tracks[-1].received <= TRACKS_FRESH,
+                }
+            )
         return out
 
     # ---- events, alarms, acknowledgements ------------------------------------------------
@@ -399,8 +456,11 @@ class ConsoleState:
         if eid not in self.alarms and len(self.alarms) >= self.limits.alarms:
             out = min(self.alarms, key=lambda k: _evict_order(self.alarms[k], k in self.acks))
             del self.alarms[out]
-            self.drops.drop("cap_alarms", f"more than {self.limits.alarms} alarms held (--max-alarms); "
-                                          "the oldest handled ones leave first")
+            self.drops.drop(
+                "cap_alarms",
+                f"more than {self.limits.alarms} alarms held (--max-alarms); "
+                "the oldest handled ones leave first",
+            )
         self.alarms[eid] = event
 
     def remember(self, event: dict[str, Any]) -> None:
@@ -444,7 +504,10 @@ class ConsoleState:
         return {**event, "ack": asdict(ack)}
 
     def alarm_list(self) -> list[dict[str, Any]]:
-        return [self.with_ack(e) for e in sorted(self.alarms.values(), key=lambda e: -safe_float(e.get("started")))]
+        return [
+            self.with_ack(e)
+            for e in sorted(self.alarms.values(), key=lambda e: -safe_float(e.get("started")))
+        ]
 
     def _load_acks(self) -> None:
         if self._acks_path is None or not self._acks_path.exists():

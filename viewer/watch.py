@@ -20,11 +20,10 @@ from typing import Any, TextIO
 import cv2
 import zmq
 
-from anjeon.protocol import imaging, messages, wire
+from anjeon.protocol import imaging, messages, security, wire
 from anjeon.protocol.annotate import draw
 from anjeon.protocol.endpoints import RESULTS_OUT, BrokerAddress
 from anjeon.protocol.heartbeat import HeartbeatClient, default_name
-from anjeon.protocol import security
 from anjeon.protocol.sockets import configure
 from anjeon.protocol.stats import DropCounter, RateMeter
 
@@ -71,9 +70,15 @@ class Watch:
         self.status: dict[str, Any] = {}
         self.recorded = 0
         self.received = 0
-        self.heartbeat = HeartbeatClient(self._ctx, config.broker, self.proc, "watch",
-                                         config.name or default_name("watch"),
-                                         lambda: {"drops": self.drops.snapshot(), "results": self.received}, log)
+        self.heartbeat = HeartbeatClient(
+            self._ctx,
+            config.broker,
+            self.proc,
+            "watch",
+            config.name or default_name("watch"),
+            lambda: {"drops": self.drops.snapshot(), "results": self.received},
+            log,
+        )
 
     def _subscribe(self, sub: zmq.Socket) -> None:
         prefixes = [wire.IMAGE_PREFIX if self.config.record else wire.RESULT_PREFIX]
@@ -133,8 +138,9 @@ class Watch:
             return
         frame = result.frame
         if not self.gate.admit(frame):
-            self.drops.drop("stale", f"camera {frame.camera}: a result older than one already shown",
-                            camera=frame.camera)
+            self.drops.drop(
+                "stale", f"camera {frame.camera}: a result older than one already shown", camera=frame.camera
+            )
             return
         now = time.time()
         self.received += 1
@@ -151,7 +157,9 @@ class Watch:
 
     def _record(self, result: wire.Result, jpeg: bytes) -> None:
         if self.recorded >= self.config.record_limit:
-            self.drops.drop("record_limit", f"--record-limit {self.config.record_limit} reached; not saving more")
+            self.drops.drop(
+                "record_limit", f"--record-limit {self.config.record_limit} reached; not saving more"
+            )
             return
         try:
             image = imaging.decode_jpeg(jpeg)
@@ -166,8 +174,14 @@ class Watch:
         self.recorded += 1
 
     def _draw(self) -> None:
-        text = render_table(self.config.broker, self.status, self.views, self.drops.by_camera(),
-                            self.heartbeat.broker_online, self.config.table)
+        text = render_table(
+            self.config.broker,
+            self.status,
+            self.views,
+            self.drops.by_camera(),
+            self.heartbeat.broker_online,
+            self.config.table,
+        )
         if self._out.isatty():
             self._out.write("\x1b[H\x1b[2J" + text)
         else:

@@ -59,10 +59,18 @@ def read_zones(path: Path | None) -> dict[str, Any]:
         written = raw.get(cam, [])
         out[cam] = {
             "zones": {name: [list(p) for p in poly] for name, poly in rules.zones.items()},
-            "lines": {name: {"points": [list(p) for p in ln.points], "restricted": ln.restricted}
-                      for name, ln in rules.lines.items()},
-            "rules": [{**{str(k): _plain(v) for k, v in (written[i] if i < len(written) else {}).items()},
-                       "_index": i, "_name": r.name} for i, r in enumerate(rules.rules)],
+            "lines": {
+                name: {"points": [list(p) for p in ln.points], "restricted": ln.restricted}
+                for name, ln in rules.lines.items()
+            },
+            "rules": [
+                {
+                    **{str(k): _plain(v) for k, v in (written[i] if i < len(written) else {}).items()},
+                    "_index": i,
+                    "_name": r.name,
+                }
+                for i, r in enumerate(rules.rules)
+            ],
         }
     return out
 
@@ -136,8 +144,12 @@ def _merge_rules(cam: Any, rules: list[dict[str, Any]]) -> None:
     items = []
     for rule in rules:
         index = rule.get("_index")
-        if isinstance(index, int) and not isinstance(index, bool) and 0 <= index < len(old) \
-                and isinstance(old[index], dict):
+        if (
+            isinstance(index, int)
+            and not isinstance(index, bool)
+            and 0 <= index < len(old)
+            and isinstance(old[index], dict)
+        ):
             item = old[index]
         else:
             item = CommentedMap()
@@ -150,13 +162,13 @@ def _merge_rules(cam: Any, rules: list[dict[str, Any]]) -> None:
         return
     places = [next((i for i, o in enumerate(old) if o is item), None) for item in items]
     kept = [p for p in places if p is not None]
-    if kept == sorted(kept) and all(p is not None for p in places[:len(kept)]):
+    if kept == sorted(kept) and all(p is not None for p in places[: len(kept)]):
         # Rules removed and new ones appended, the rest in their order: edit the sequence in place, so
         # each remaining entry keeps its own comment.
         for i in reversed(range(len(old))):
             if i not in kept:
                 del seq[i]
-        for item in items[len(kept):]:
+        for item in items[len(kept) :]:
             seq.append(item)
     else:
         seq[:] = items  # reordered: the sequence and the comments around it stay, item comments may move

@@ -49,7 +49,9 @@ def url_for(role: str, args: list[str]) -> str | None:
         port = option(args, "--port") or os.environ.get("ANJEON_VIEWER_PORT") or "8080"
         return f"http://127.0.0.1:{port}/"
     port = option(args, "--metrics-port") or os.environ.get(f"ANJEON_{role.upper()}_METRICS_PORT") or "0"
-    host = option(args, "--metrics-host") or os.environ.get(f"ANJEON_{role.upper()}_METRICS_HOST") or "127.0.0.1"
+    host = (
+        option(args, "--metrics-host") or os.environ.get(f"ANJEON_{role.upper()}_METRICS_HOST") or "127.0.0.1"
+    )
     if host in ("0.0.0.0", "*", "::"):
         host = "127.0.0.1"
     return f"http://{host}:{port}/metrics" if port != "0" else None

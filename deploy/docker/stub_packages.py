@@ -9,8 +9,9 @@ not the hundreds of megabytes below it. pip needs the package's folders to exist
 from __future__ import annotations
 
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 
 def package_folder(root: Path, package: str, package_dirs: dict[str, str]) -> Path:

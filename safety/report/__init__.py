@@ -12,8 +12,9 @@ from pathlib import Path
 from .data import ReportData, collect
 
 
-def make_report(store: str | Path, since: float, until: float, cameras: tuple[str, ...], lang: str, fmt: str,
-                out: Path) -> ReportData:
+def make_report(
+    store: str | Path, since: float, until: float, cameras: tuple[str, ...], lang: str, fmt: str, out: Path
+) -> ReportData:
     """Collect and write one report file; returns the figures it shows."""
     from .render import write_html, write_pdf
 

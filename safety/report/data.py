@@ -42,7 +42,9 @@ class ReportData:
     until: float
     cameras: tuple[str, ...]  # the filter ("" = all)
     total: int = 0
-    per_day: dict[str, int] = field(default_factory=dict)  # YYYY-MM-DD (local) -> incidents, every day of the range
+    per_day: dict[str, int] = field(
+        default_factory=dict
+    )  # YYYY-MM-DD (local) -> incidents, every day of the range
     per_hour: list[int] = field(default_factory=lambda: [0] * 24)  # local hour of day
     per_day_rule: dict[str, dict[str, int]] = field(default_factory=dict)  # rule type -> day -> incidents
     rules: list[RuleFigures] = field(default_factory=list)  # per camera and rule
@@ -50,7 +52,9 @@ class ReportData:
     response_mean: float | None = None
     response_worst: float | None = None
     response_count: int = 0
-    false_alarm_by_rule: dict[str, tuple[int, int]] = field(default_factory=dict)  # rule -> (false alarms, all)
+    false_alarm_by_rule: dict[str, tuple[int, int]] = field(
+        default_factory=dict
+    )  # rule -> (false alarms, all)
     longest: list[dict[str, Any]] = field(default_factory=list)
     points: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # camera -> feet (x, y), 0..1
     backgrounds: dict[str, str] = field(default_factory=dict)  # camera -> newest snapshot path in range
@@ -89,10 +93,14 @@ def collect(store_path: str | Path, since: float, until: float, cameras: tuple[s
             where += f" AND e.camera IN ({','.join('?' * len(cameras))})"
             args += list(cameras)
         acks = "LEFT JOIN acks a ON a.event = e.id" if "acks" in tables else ""
-        ack_cols = ", a.response AS response, a.outcome AS outcome, a.who AS who" if acks else \
-            ", NULL AS response, NULL AS outcome, NULL AS who"
-        rows = con.execute(f"SELECT e.*{ack_cols} FROM events e {acks} WHERE {where} ORDER BY e.started",
-                           args).fetchall()
+        ack_cols = (
+            ", a.response AS response, a.outcome AS outcome, a.who AS who"
+            if acks
+            else ", NULL AS response, NULL AS outcome, NULL AS who"
+        )
+        rows = con.execute(
+            f"SELECT e.*{ack_cols} FROM events e {acks} WHERE {where} ORDER BY e.started", args
+        ).fetchall()
         data = ReportData(since, until, tuple(cameras), total=len(rows))
         data.per_day = {d: 0 for d in _days(since, until)}
         figures: dict[tuple[str, str], RuleFigures] = {}
@@ -126,14 +134,32 @@ def collect(store_path: str | Path, since: float, until: float, cameras: tuple[s
             fa[f.rule][1] += f.incidents
         data.false_alarm_by_rule = {k: (v[0], v[1]) for k, v in sorted(fa.items())}
         longest = sorted(rows, key=lambda r: -(r["duration"] or 0.0))[:LONGEST]
-        data.longest = [{k: r[k] for k in ("id", "camera", "rule", "type", "zone", "started", "ended", "duration",
-                                           "peak", "snapshot", "outcome")} for r in longest]
+        data.longest = [
+            {
+                k: r[k]
+                for k in (
+                    "id",
+                    "camera",
+                    "rule",
+                    "type",
+                    "zone",
+                    "started",
+                    "ended",
+                    "duration",
+                    "peak",
+                    "snapshot",
+                    "outcome",
+                )
+            }
+            for r in longest
+        ]
         for r in reversed(rows):  # the newest snapshot of each camera is the heatmap's background
             if r["snapshot"] and r["camera"] not in data.backgrounds and Path(r["snapshot"]).is_file():
                 data.backgrounds[r["camera"]] = r["snapshot"]
         if "points" in tables:
-            pts = con.execute(f"SELECT e.camera, p.x, p.y FROM points p JOIN events e ON e.id = p.event WHERE {where}",
-                              args).fetchall()
+            pts = con.execute(
+                f"SELECT e.camera, p.x, p.y FROM points p JOIN events e ON e.id = p.event WHERE {where}", args
+            ).fetchall()
             for cam, x, y in pts:
                 data.points.setdefault(cam, []).append((x, y))
         return data

@@ -58,7 +58,9 @@ def next_due(spec: ReportSpec, now: float) -> list[Due]:
         if at.timestamp() <= now:
             at = _at(today + timedelta(days=1), spec.daily)
         midnight = at.replace(hour=0, minute=0)
-        out.append(Due("daily", at.timestamp(), (midnight - timedelta(days=1)).timestamp(), midnight.timestamp()))
+        out.append(
+            Due("daily", at.timestamp(), (midnight - timedelta(days=1)).timestamp(), midnight.timestamp())
+        )
     if spec.weekly:
         day, _, hhmm = spec.weekly.partition(" ")
         ahead = (WEEKDAYS.index(day) - today.weekday()) % 7
@@ -66,7 +68,9 @@ def next_due(spec: ReportSpec, now: float) -> list[Due]:
         if at.timestamp() <= now:
             at += timedelta(days=7)
         midnight = at.replace(hour=0, minute=0)
-        out.append(Due("weekly", at.timestamp(), (midnight - timedelta(days=7)).timestamp(), midnight.timestamp()))
+        out.append(
+            Due("weekly", at.timestamp(), (midnight - timedelta(days=7)).timestamp(), midnight.timestamp())
+        )
     return sorted(out, key=lambda d: d.at)
 
 
@@ -106,12 +110,18 @@ def send_email(spec: EmailSpec, subject: str, text: str, pdf: Path) -> None:
 
 def send_webhook(url: str, figures: dict[str, Any], pdf: Path, timeout: float = 30.0) -> None:
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"figures\"\r\nContent-Type: application/json"
-            f"\r\n\r\n{json.dumps(figures, ensure_ascii=False)}\r\n--{boundary}\r\nContent-Disposition: form-data; "
-            f"name=\"report\"; filename=\"{pdf.name}\"\r\nContent-Type: application/pdf\r\n\r\n").encode()
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="figures"\r\nContent-Type: application/json'
+        f"\r\n\r\n{json.dumps(figures, ensure_ascii=False)}\r\n--{boundary}\r\nContent-Disposition: form-data; "
+        f'name="report"; filename="{pdf.name}"\r\nContent-Type: application/pdf\r\n\r\n'
+    ).encode()
     body += pdf.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": f"multipart/form-data; boundary={boundary}", "User-Agent": "anjeon-safety"})
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}", "User-Agent": "anjeon-safety"},
+    )
     with urllib.request.urlopen(request, timeout=timeout) as response:
         if not 200 <= response.status < 300:
             raise RuntimeError(f"HTTP {response.status}")
@@ -142,8 +152,16 @@ def _retry(what: str, fn: Any, stop: threading.Event | None) -> str:
     return last
 
 
-def deliver(spec: ReportSpec, store: Path, folder: Path, kind: str, since: float, until: float,
-            stats: DeliveryStats | None = None, stop: threading.Event | None = None) -> tuple[Path, list[str]]:
+def deliver(
+    spec: ReportSpec,
+    store: Path,
+    folder: Path,
+    kind: str,
+    since: float,
+    until: float,
+    stats: DeliveryStats | None = None,
+    stop: threading.Event | None = None,
+) -> tuple[Path, list[str]]:
     """Make the PDF and send it everywhere configured; (pdf, errors)."""
     stats = stats or DeliveryStats()
     name = f"anjeon-{kind}-{time.strftime('%Y%m%d', time.localtime(since))}-{spec.lang}.pdf"
@@ -152,8 +170,10 @@ def deliver(spec: ReportSpec, store: Path, folder: Path, kind: str, since: float
     stats.made += 1
     figures = data.to_dict()
     subject = _subject(kind, spec.lang, since, until)
-    text = (f"{subject}\n\n{words(spec.lang)['total']}: {data.total}\n"
-            f"{words(spec.lang)['response_mean']}: {figures['response_mean'] or '-'}\n")
+    text = (
+        f"{subject}\n\n{words(spec.lang)['total']}: {data.total}\n"
+        f"{words(spec.lang)['response_mean']}: {figures['response_mean'] or '-'}\n"
+    )
     errors = []
     targets = []
     if spec.email is not None:
@@ -168,8 +188,14 @@ def deliver(spec: ReportSpec, store: Path, folder: Path, kind: str, since: float
             stats.last_error = error
         else:
             stats.sent += 1
-    log.info("%s report %s: %d incident(s), sent to %d of %d target(s)", kind, pdf, data.total,
-             len(targets) - len(errors), len(targets))
+    log.info(
+        "%s report %s: %d incident(s), sent to %d of %d target(s)",
+        kind,
+        pdf,
+        data.total,
+        len(targets) - len(errors),
+        len(targets),
+    )
     return pdf, errors
 
 
@@ -200,8 +226,16 @@ class ReportScheduler:
             if self._stop.wait(max(0.0, first.at - time.time())):
                 return
             try:
-                deliver(self.spec, self.store, self.folder, first.kind, first.since, first.until, self.stats,
-                        self._stop)
+                deliver(
+                    self.spec,
+                    self.store,
+                    self.folder,
+                    first.kind,
+                    first.since,
+                    first.until,
+                    self.stats,
+                    self._stop,
+                )
             except Exception as exc:  # a report that cannot be made (store, disk) waits for the next run
                 self.stats.failed += 1
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"

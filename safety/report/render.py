@@ -30,7 +30,10 @@ def _matplotlib() -> Any:
     matplotlib.use("Agg")
     import logging
 
-    for noisy in ("fontTools", "matplotlib.font_manager"):  # font subsetting chatter at INFO, bold-weight guesses
+    for noisy in (
+        "fontTools",
+        "matplotlib.font_manager",
+    ):  # font subsetting chatter at INFO, bold-weight guesses
         logging.getLogger(noisy).setLevel(logging.ERROR)
     from matplotlib import font_manager, pyplot
 
@@ -38,8 +41,14 @@ def _matplotlib() -> Any:
         path = FONT_DIR / name
         if path.exists():
             font_manager.fontManager.addfont(str(path))
-    matplotlib.rcParams.update({"font.family": [FONT, "DejaVu Sans"], "pdf.fonttype": 42,  # TrueType, embedded
-                                "axes.unicode_minus": False, "font.size": 9})
+    matplotlib.rcParams.update(
+        {
+            "font.family": [FONT, "DejaVu Sans"],
+            "pdf.fonttype": 42,  # TrueType, embedded
+            "axes.unicode_minus": False,
+            "font.size": 9,
+        }
+    )
     return pyplot
 
 
@@ -121,21 +130,45 @@ def _png(fig: Any) -> str:
 
 
 def _summary_rows(data: ReportData, w: dict) -> list[tuple[str, str]]:
-    return [(w["period"], f"{_when(data.since)} – {_when(data.until - 60)}"),  # the end is exclusive
-            (w["cameras"], ", ".join(data.cameras) or w["all"]),
-            (w["total"], str(data.total)),
-            (w["response_mean"], _secs(data.response_mean)), (w["response_worst"], _secs(data.response_worst)),
-            (w["acknowledged"], f"{data.response_count} / {data.total}")]
+    return [
+        (w["period"], f"{_when(data.since)} – {_when(data.until - 60)}"),  # the end is exclusive
+        (w["cameras"], ", ".join(data.cameras) or w["all"]),
+        (w["total"], str(data.total)),
+        (w["response_mean"], _secs(data.response_mean)),
+        (w["response_worst"], _secs(data.response_worst)),
+        (w["acknowledged"], f"{data.response_count} / {data.total}"),
+    ]
 
 
 def _rule_rows(data: ReportData, w: dict) -> list[list[str]]:
-    return [[f.camera, f.rule, w["types"].get(f.type, f.type), str(f.incidents), str(f.acknowledged),
-             str(f.false_alarms), f"{100 * f.false_alarm_rate:.0f} %", str(f.resolved)] for f in data.rules]
+    return [
+        [
+            f.camera,
+            f.rule,
+            w["types"].get(f.type, f.type),
+            str(f.incidents),
+            str(f.acknowledged),
+            str(f.false_alarms),
+            f"{100 * f.false_alarm_rate:.0f} %",
+            str(f.resolved),
+        ]
+        for f in data.rules
+    ]
 
 
 def _longest_rows(data: ReportData, w: dict) -> list[list[str]]:
-    return [[_when(e["started"]), e["camera"], e["rule"], e["zone"] or "-", _secs(e["duration"]), str(e["peak"]),
-             w["outcomes"].get(e["outcome"] or "", "")] for e in data.longest]
+    return [
+        [
+            _when(e["started"]),
+            e["camera"],
+            e["rule"],
+            e["zone"] or "-",
+            _secs(e["duration"]),
+            str(e["peak"]),
+            w["outcomes"].get(e["outcome"] or "", ""),
+        ]
+        for e in data.longest
+    ]
 
 
 # ---- PDF ------------------------------------------------------------------------------------------------------
@@ -143,8 +176,9 @@ def _table(ax: Any, head: list[str], rows: list[list[str]], y: float, height: fl
     ax.axis("off")
     if not rows:
         rows = [["-"] * len(head)]
-    t = ax.table(cellText=rows, colLabels=head, loc="upper center", cellLoc="left",
-                 bbox=(0, y - height, 1, height))
+    t = ax.table(
+        cellText=rows, colLabels=head, loc="upper center", cellLoc="left", bbox=(0, y - height, 1, height)
+    )
     t.auto_set_font_size(False)
     t.set_fontsize(7.5)
 
@@ -166,12 +200,16 @@ def write_pdf(data: ReportData, lang: str, out: Path) -> None:
         rules = _rule_rows(data, w)[:22]
         h = 0.018 * (len(rules or [0]) + 1)  # the table's height on the page, by its rows
         _table(fig.add_axes((0.07, 0.74 - h, 0.86, h)), w["rule_head"], rules, 1.0, 1.0)
-        fa = [[rule, f"{n} / {total}", f"{100 * n / total:.0f} %" if total else "-"]
-              for rule, (n, total) in data.false_alarm_by_rule.items()][:10]
+        fa = [
+            [rule, f"{n} / {total}", f"{100 * n / total:.0f} %" if total else "-"]
+            for rule, (n, total) in data.false_alarm_by_rule.items()
+        ][:10]
         zones = [[cam, zone, str(n)] for cam, zone, n in data.zones]
         top = 0.74 - h - 0.06
-        for x, title, head, rows in ((0.07, w["false_alarm_rate"], [w["rule"], w["false_alarms"], w["rate"]], fa),
-                                     (0.53, w["top_zones"], [w["camera"], w["zone"], w["incidents"]], zones)):
+        for x, title, head, rows in (
+            (0.07, w["false_alarm_rate"], [w["rule"], w["false_alarms"], w["rate"]], fa),
+            (0.53, w["top_zones"], [w["camera"], w["zone"], w["incidents"]], zones),
+        ):
             hh = 0.02 * (len(rows or [0]) + 1)
             ax = fig.add_axes((x, top - hh, 0.40, hh))
             ax.set_title(title, fontsize=10, loc="left")
@@ -198,8 +236,12 @@ def write_pdf(data: ReportData, lang: str, out: Path) -> None:
             row = _longest_rows(data, w)[i]
             fig.text(0.38, top - 0.03, f"{row[1]} · {row[2]}", fontsize=11, weight="bold")
             fig.text(0.38, top - 0.06, f"{w['started']}: {row[0]}", fontsize=9)
-            fig.text(0.38, top - 0.085, f"{w['duration']}: {row[4]} · {w['peak']}: {row[5]} · {w['zone']}: {row[3]}",
-                     fontsize=9)
+            fig.text(
+                0.38,
+                top - 0.085,
+                f"{w['duration']}: {row[4]} · {w['peak']}: {row[5]} · {w['zone']}: {row[3]}",
+                fontsize=9,
+            )
             if row[6]:
                 fig.text(0.38, top - 0.11, row[6], fontsize=9, color="#a00")
         if not data.longest:
@@ -224,8 +266,13 @@ def write_pdf(data: ReportData, lang: str, out: Path) -> None:
 # ---- HTML -----------------------------------------------------------------------------------------------------
 def _html_table(head: list[str], rows: list[list[str]]) -> str:
     e = html.escape
-    return ("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr></thead><tbody>"
-            + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows) + "</tbody></table>")
+    return (
+        "<table><thead><tr>"
+        + "".join(f"<th>{e(h)}</th>" for h in head)
+        + "</tr></thead><tbody>"
+        + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
+        + "</tbody></table>"
+    )
 
 
 def charts_png(data: ReportData, lang: str) -> dict[str, str]:
@@ -259,12 +306,18 @@ def render_html(data: ReportData, lang: str) -> str:
     for ev, row in zip(data.longest, _longest_rows(data, w)):
         snap = ""
         if ev["snapshot"] and Path(ev["snapshot"]).is_file():
-            snap = img(base64.b64encode(Path(ev["snapshot"]).read_bytes()).decode()).replace("image/png", "image/jpeg")
-        longest.append(f"<div class='incident'>{snap}<div><b>{e(row[1])} · {e(row[2])}</b><br>{e(w['started'])}: "
-                       f"{e(row[0])}<br>{e(w['duration'])}: {e(row[4])} · {e(w['peak'])}: {e(row[5])} · "
-                       f"{e(w['zone'])}: {e(row[3])}<br><i>{e(row[6])}</i></div></div>")
-    fa = [[rule, f"{n} / {total}", f"{100 * n / total:.0f} %" if total else "-"]
-          for rule, (n, total) in data.false_alarm_by_rule.items()]
+            snap = img(base64.b64encode(Path(ev["snapshot"]).read_bytes()).decode()).replace(
+                "image/png", "image/jpeg"
+            )
+        longest.append(
+            f"<div class='incident'>{snap}<div><b>{e(row[1])} · {e(row[2])}</b><br>{e(w['started'])}: "
+            f"{e(row[0])}<br>{e(w['duration'])}: {e(row[4])} · {e(w['peak'])}: {e(row[5])} · "
+            f"{e(w['zone'])}: {e(row[3])}<br><i>{e(row[6])}</i></div></div>"
+        )
+    fa = [
+        [rule, f"{n} / {total}", f"{100 * n / total:.0f} %" if total else "-"]
+        for rule, (n, total) in data.false_alarm_by_rule.items()
+    ]
     parts = [
         f"<!doctype html><html lang='{e(lang)}'><head><meta charset='utf-8'><title>{e(w['title'])}</title>",
         "<style>body{font-family:'NanumGothic','Noto Sans KR',sans-serif;margin:24px;color:#222}"
@@ -273,12 +326,20 @@ def render_html(data: ReportData, lang: str) -> str:
         ".incident img{width:240px}.grid{display:grid;grid-template-columns:1fr 1fr;gap:12px}</style></head><body>",
         f"<h1>{e(w['title'])}</h1><p class='made'>{e(w['made'])} {e(_when(data.made))}</p>",
         _html_table([w["item"], w["value"]], [list(r) for r in _summary_rows(data, w)]),
-        f"<h2>{e(w['per_rule'])}</h2>", _html_table(w["rule_head"], _rule_rows(data, w)),
-        f"<h2>{e(w['charts'])}</h2>", img(charts["days"]), img(charts["hours"]), img(charts["rules"]),
-        f"<h2>{e(w['false_alarm_rate'])}</h2>", _html_table([w["rule"], w["false_alarms"], w["rate"]], fa),
+        f"<h2>{e(w['per_rule'])}</h2>",
+        _html_table(w["rule_head"], _rule_rows(data, w)),
+        f"<h2>{e(w['charts'])}</h2>",
+        img(charts["days"]),
+        img(charts["hours"]),
+        img(charts["rules"]),
+        f"<h2>{e(w['false_alarm_rate'])}</h2>",
+        _html_table([w["rule"], w["false_alarms"], w["rate"]], fa),
         f"<h2>{e(w['top_zones'])}</h2>",
         _html_table([w["camera"], w["zone"], w["incidents"]], [[c, z, str(n)] for c, z, n in data.zones]),
-        f"<h2>{e(w['longest'])}</h2>", "".join(longest) or f"<p>{e(w['none'])}</p>",
+        f"<h2>{e(w['longest'])}</h2>",
+        "".join(longest) or f"<p>{e(w['none'])}</p>",
         f"<h2>{e(w['heatmap'])}</h2><div class='grid'>",
-        "".join(img(v) for k, v in charts.items() if k.startswith("heatmap:")), "</div></body></html>"]
+        "".join(img(v) for k, v in charts.items() if k.startswith("heatmap:")),
+        "</div></body></html>",
+    ]
     return "".join(parts)
