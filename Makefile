@@ -18,11 +18,12 @@ TRACKER_PACKAGE := trackers==2.6.1
 export YOLO_OFFLINE := 1
 export YOLO_CONFIG_DIR := $(CURDIR)/.cache/ultralytics
 
-.PHONY: venv demo test test-slow bench clean help deploy-test images
+.PHONY: venv demo test test-slow lint bench clean help deploy-test images
 
 help:
 	@echo "make demo   set up .venv and run broker + worker + edge + live table on the sample (Ctrl-C stops)"
 	@echo "make test   set up .venv and run the test suite"
+	@echo "make lint   ruff (lint and format check) and mypy over every package"
 	@echo "make test-slow  the slow real-model tests (clips on the looped sample video)"
 	@echo "make bench  run the benchmarks side by side and regenerate docs/benchmarks.md (~30 min)"
 	@echo "make deploy-test  build the image and run deploy/compose.yaml with podman, checked end to end (minutes)"
@@ -49,6 +50,11 @@ demo: venv
 test: venv
 	./scripts/test-deps.sh
 	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	./scripts/typecheck.sh
 
 # The comparison system of `make bench` (benchmarks/peer_inference.py): Roboflow's inference package in its
 # own venv, because it brings other OpenCV wheels. Optional: without it the peer section says why.
