@@ -426,23 +426,33 @@ def write(folder: Path, target: Path) -> None:
         "",
     ]
     machines = set()
+
+    def section(name: str, render) -> None:
+        data = _load(folder, name)
+        if data:
+            parts.extend(render(data))
+            machines.add(f"{data['machine']} ({name}: {data['date']})")
+
+    # In the order of the section numbers (the GPU is §5, sizing §11, which later docs cite).
     for name, render in (
         ("freshness", freshness),
         ("overhead", overhead),
         ("scaling", scaling),
         ("transport", transport),
         ("broker_hop", broker_hop_render),
+    ):
+        section(name, render)
+    parts += gpu(_load(folder, "gpu"), _load(folder, "gpu-tiny"))
+    for name, render in (
         ("memory", memory),
         ("viewer", viewer),
         ("batching", batching),
         ("scale", scale),
         ("peer", peer),
-        ("soak", soak_render),
     ):
-        data = _load(folder, name)
-        if data:
-            parts += render(data)
-            machines.add(f"{data['machine']} ({name}: {data['date']})")
+        section(name, render)
+    parts += sizing(folder)
+    section("soak", soak_render)
     parts += [
         "## What the benchmarks made faster",
         "",
@@ -451,8 +461,6 @@ def write(folder: Path, target: Path) -> None:
         "10.5x faster (24.2 µs -> 2.3 µs per header, same machine, one run; "
         "`FrameHeader.to_wire`), which the figures above include.",
         "",
-        *sizing(folder),
-        *gpu(_load(folder, "gpu"), _load(folder, "gpu-tiny")),
         "## Machines",
         "",
     ] + [f"- {m}" for m in sorted(machines)]
