@@ -1,7 +1,12 @@
-"""The wire protocol: the one module every anjeon role imports.
+"""The wire protocol: the one package every anjeon role imports.
 
-Everything that crosses a socket is defined here: message kinds and headers
-(`wire`), the broker's five endpoints (`endpoints`), heartbeats and broker
-liveness (`heartbeat`), drop accounting (`drops`) and socket defaults
-(`sockets`). docs/protocol.md describes the same thing for other languages.
+Everything that crosses a socket is defined here: message kinds, headers and
+limits (`wire`), the typed decoder of every kind (`messages`), the broker's
+five endpoints (`endpoints`), socket defaults and what a socket error means
+(`sockets`), CURVE keys (`security`), heartbeats and broker liveness
+(`heartbeat`), drop counters and rates (`stats`), the one "is this result
+newer" rule (`freshness`), and the client library every subscriber uses
+(`client`: typed subscribers in sync and asyncio flavours, a publisher, the
+history client). docs/protocol.md describes the wire for other languages,
+docs/python-api.md the client library.
 """

@@ -29,6 +29,13 @@ receiver's own monotonic clock so no cross-host clock agreement is needed:
 
 Ignored results do not move the reference. Verdicts name why, so callers can
 count drops by reason (``stale``, ``implausible``).
+
+A result equal to the reference (same run, same sequence) is ``stale``: a
+duplicate is never newer, so "not NEWER" is the re-orderer's "already
+released or older". Who calls what: ``FreshnessRule.verdict`` with the last
+released ``Mark`` (safety/reorder.py); ``FreshnessGate.admit_frame`` per
+camera (the console, watch, the load test, and ``client.Subscriber`` with
+``newest_only``).
 """
 
 from __future__ import annotations
@@ -38,6 +45,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .wire import FrameHeader
 
 NEWER = "newer"
 STALE = "stale"  # older than, or the same as, the last accepted result
@@ -144,6 +155,10 @@ class FreshnessGate:
                 self._marks.popitem(last=False)
                 self.evicted += 1
         return verdict
+
+    def admit_frame(self, frame: FrameHeader, now: float | None = None) -> str:
+        """``admit`` for a frame header: NEWER (and it becomes its camera's reference), STALE or IMPLAUSIBLE."""
+        return self.admit(frame.camera, frame.run, frame.seq, frame.t_capture, now)
 
     def last(self, camera: str) -> Mark | None:
         return self._marks.get(camera)

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias, cast
 
 from . import wire
 from .wire import ProtocolError
@@ -772,6 +773,241 @@ def decode_ack(data: bytes) -> dict[str, Any]:
 
 def decode_tracks(data: bytes) -> dict[str, Any]:
     return _decode(data, TRACKS)
+
+
+# -- typed messages of the results bus (what anjeon.protocol.client yields) ----------------------
+# A value of a record's extra keys (Plain): a scalar, or lists/maps of them.
+PlainValue: TypeAlias = "None | bool | int | float | str | list[PlainValue] | dict[str, PlainValue]"
+Transition = Literal["start", "update", "end"]
+_EVENT_NAMES = frozenset(f.name for f in EVENT_MAP.fields)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One safety event (docs/protocol.md "event map"), every field typed; ``extra`` holds the other
+    plain keys a sender added (history answers add ``ack`` and ``clip`` maps)."""
+
+    id: str
+    camera: str
+    rule: str
+    type: str
+    started: float
+    zone: str = ""
+    line: str = ""
+    severity: str = ""
+    state: str = "open"
+    since: float = 0.0
+    updated: float = 0.0
+    ended: float | None = None
+    duration: float = 0.0
+    peak: int = 0
+    count: int = 0
+    tracks: tuple[int, ...] = ()
+    run: str = ""
+    seq: int = 0
+    snapshot: str = ""
+    extra: dict[str, PlainValue] = field(default_factory=dict)
+
+    @classmethod
+    def from_map(cls, raw: object, path: str = "event") -> Event:
+        """Check ``raw`` against the event map's rules (ProtocolError otherwise) and type it."""
+        m = EVENT_MAP.check(raw, path)
+        return cls(
+            id=m["id"],
+            camera=m["camera"],
+            rule=m["rule"],
+            type=m["type"],
+            started=m["started"],
+            zone=m["zone"],
+            line=m["line"],
+            severity=m["severity"],
+            state=m["state"],
+            since=m["since"],
+            updated=m["updated"],
+            ended=m["ended"],
+            duration=m["duration"],
+            peak=m["peak"],
+            count=m["count"],
+            tracks=tuple(m["tracks"]),
+            run=m["run"],
+            seq=m["seq"],
+            snapshot=m["snapshot"],
+            extra={k: v for k, v in m.items() if k not in _EVENT_NAMES},
+        )
+
+    def to_dict(self) -> dict[str, PlainValue]:
+        """The map form (what the store, the console and the wire carry)."""
+        out: dict[str, PlainValue] = {
+            "id": self.id,
+            "camera": self.camera,
+            "rule": self.rule,
+            "type": self.type,
+            "zone": self.zone,
+            "line": self.line,
+            "severity": self.severity,
+            "state": self.state,
+            "started": self.started,
+            "since": self.since,
+            "updated": self.updated,
+            "ended": self.ended,
+            "duration": self.duration,
+            "peak": self.peak,
+            "count": self.count,
+            "tracks": list(self.tracks),
+            "run": self.run,
+            "seq": self.seq,
+            "snapshot": self.snapshot,
+        }
+        out.update(self.extra)
+        return out
+
+
+@dataclass(frozen=True)
+class EventMessage:
+    """A live event transition on ``evt/CAM/``."""
+
+    transition: Transition
+    event: Event
+
+    @classmethod
+    def from_wire(cls, data: bytes) -> EventMessage:
+        h = wire.unpack(data, EVENT)
+        transition = Str(16, choices=("start", "update", "end")).check(
+            h.get("transition"), "event.transition"
+        )
+        return cls(cast(Transition, transition), Event.from_map(h.get("event"), "event.event"))
+
+
+@dataclass(frozen=True)
+class Track:
+    id: int  # -1: not confirmed
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 pixels
+    zones: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
+    confirmed: bool = False
+
+    def to_dict(self) -> dict[str, PlainValue]:
+        return {
+            "id": self.id,
+            "box": list(self.box),
+            "zones": list(self.zones),
+            "rules": list(self.rules),
+            "confirmed": self.confirmed,
+        }
+
+
+@dataclass(frozen=True)
+class Tracks:
+    """The safety service's tracks for one processed result (``trk/CAM/``)."""
+
+    camera: str
+    run: str
+    seq: int
+    t_capture: float
+    tracks: tuple[Track, ...]
+
+    @classmethod
+    def from_wire(cls, data: bytes) -> Tracks:
+        m = _decode(data, TRACKS)
+        return cls(
+            m["camera"],
+            m["run"],
+            m["seq"],
+            m["t_capture"],
+            tuple(
+                Track(t["id"], tuple(t["box"]), tuple(t["zones"]), tuple(t["rules"]), t["confirmed"])
+                for t in m["tracks"]
+            ),
+        )
+
+
+_STATUS_CAMERA_NAMES = frozenset(f.name for f in STATUS_CAMERA.fields)
+
+
+@dataclass(frozen=True)
+class StatusCamera:
+    """One camera as the broker's status sees it (docs/protocol.md "status camera")."""
+
+    online: bool
+    state: str
+    error: str = ""
+    edge: str = ""
+    source: str = ""
+    capture_fps: float = 0.0
+    reconnects: int = 0
+    bytes_per_s: float = 0.0
+    fps_in: float = 0.0
+    fps_out: float = 0.0
+    frames_in: int = 0
+    results_out: int = 0
+    last_frame_s: float | None = None
+    drops: dict[str, dict[str, int]] = field(default_factory=dict)  # stage -> reason -> count
+    extra: dict[str, PlainValue] = field(default_factory=dict)
+
+    @classmethod
+    def from_map(cls, m: Mapping[str, Any]) -> StatusCamera:
+        """From an already checked map (``Status.from_wire`` checks it)."""
+        return cls(
+            **{k: v for k, v in m.items() if k in _STATUS_CAMERA_NAMES},
+            extra={k: v for k, v in m.items() if k not in _STATUS_CAMERA_NAMES},
+        )
+
+
+@dataclass(frozen=True)
+class Status:
+    """The broker's status snapshot (``status/``). ``snapshot`` is the same thing as a checked map, for
+    code that renders it as a whole (the watch table, the console's JSON)."""
+
+    broker: str
+    t: float
+    uptime: float
+    pending: int
+    drops: dict[str, int]
+    limits: dict[str, int]
+    cameras: dict[str, StatusCamera]
+    snapshot: dict[str, Any]
+
+    @classmethod
+    def from_wire(cls, data: bytes) -> Status:
+        m = decode_status(data)
+        return cls(
+            m["broker"],
+            m["t"],
+            m["uptime"],
+            m["pending"],
+            m["drops"],
+            m["limits"],
+            {cam: StatusCamera.from_map(c) for cam, c in m["cameras"].items()},
+            m,
+        )
+
+
+def encode_event(transition: Transition, event: Mapping[str, Any]) -> list[bytes]:
+    """``[evt/CAM/, event header]`` as the safety service publishes it."""
+    return [
+        wire.topic(wire.EVENT_PREFIX, str(event["camera"])),
+        wire.pack({"v": wire.VERSION, "kind": EVENT, "transition": transition, "event": dict(event)}),
+    ]
+
+
+def encode_tracks(
+    camera: str, run: str, seq: int, t_capture: float, tracks: Sequence[Mapping[str, Any]]
+) -> list[bytes]:
+    """``[trk/CAM/, tracks header]``; each track a map of TRACK's fields (``Track.to_dict``)."""
+    return [
+        wire.topic(wire.TRACKS_PREFIX, camera),
+        wire.pack(
+            {
+                "kind": TRACKS,
+                "v": wire.VERSION,
+                "camera": camera,
+                "run": run,
+                "seq": seq,
+                "t_capture": t_capture,
+                "tracks": [dict(t) for t in tracks],
+            }
+        ),
+    ]
 
 
 # -- docs --------------------------------------------------------------------------------

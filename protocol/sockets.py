@@ -1,9 +1,12 @@
-"""Socket defaults shared by every role."""
+"""Socket defaults shared by every role, and what a socket error means (``closed``, ``count_error``)."""
 
 from __future__ import annotations
 
+import errno
+
 import zmq
 
+from .stats import DropCounter
 from .wire import SOCKET_MAX_MESSAGE_BYTES
 
 PEER_PING_MS = 1000
@@ -49,7 +52,33 @@ def configure(
         sock.setsockopt(zmq.RCVHWM, rcvhwm)
     if immediate:
         sock.setsockopt(zmq.IMMEDIATE, 1)
-    if sock.socket_type in (zmq.PULL, zmq.ROUTER, zmq.SUB, zmq.XSUB, zmq.XPUB, zmq.DEALER):
+    if sock.type in (zmq.PULL, zmq.ROUTER, zmq.SUB, zmq.XSUB, zmq.XPUB, zmq.DEALER):
         # A hard ceiling only; the real limits are enforced by the application.
         sock.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_MESSAGE_BYTES)
     return sock
+
+
+CLEAN_EXIT_ERRNOS = (zmq.ETERM, zmq.ENOTSOCK)
+
+
+def closed(exc: zmq.ZMQError) -> bool:
+    """True when ``exc`` says the context or the socket is closed: the one clean way out of a socket loop."""
+    return exc.errno in CLEAN_EXIT_ERRNOS
+
+
+def error_reason(exc: zmq.ZMQError) -> str:
+    """The counter key of a socket error: ``zmq_`` and its errno's name (``zmq_EHOSTUNREACH``)."""
+    name = errno.errorcode.get(exc.errno or 0) or next(
+        (n for n in ("EFSM", "ENOCOMPATPROTO", "EMTHREAD") if getattr(zmq, n, None) == exc.errno),
+        str(exc.errno),
+    )
+    return f"zmq_{name}"
+
+
+def count_error(drops: DropCounter, exc: zmq.ZMQError, what: str) -> bool:
+    """``closed(exc)``; and when it is not a clean exit, count it under ``error_reason`` (logged once per
+    kind by the counter) so that no socket error passes silently."""
+    if closed(exc):
+        return True
+    drops.drop(error_reason(exc), f"{what}: {exc.strerror or exc}")
+    return False

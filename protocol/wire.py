@@ -55,6 +55,8 @@ SOCKET_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 RESULT_PREFIX = "res/"
 IMAGE_PREFIX = "img/"
 RENDER_PREFIX = "ann/"
+EVENT_PREFIX = "evt/"  # the safety service's live events
+TRACKS_PREFIX = "trk/"  # the safety service's track state per processed result
 STATUS_TOPIC = b"status/"
 
 CAMERA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
