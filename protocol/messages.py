@@ -982,6 +982,54 @@ class Status:
         )
 
 
+# One event as a flat export row (CSV of `anjeon events` and of the console): ack, response time, outcome, clip.
+EXPORT_COLUMNS = (
+    "id",
+    "camera",
+    "rule",
+    "type",
+    "zone",
+    "line",
+    "severity",
+    "state",
+    "started",
+    "ended",
+    "duration",
+    "peak",
+    "tracks",
+    "snapshot",
+    "ack_by",
+    "ack_at",
+    "ack_note",
+    "response_s",
+    "outcome",
+    "outcome_reason",
+    "clip_state",
+    "clip",
+)
+
+
+def export_fields(event: Mapping[str, Any]) -> dict[str, Any]:
+    """EXPORT_COLUMNS of one event map ('' where a value is missing); ``Event.to_dict()`` gives the map."""
+    raw_ack, raw_clip, raw_tracks = event.get("ack"), event.get("clip"), event.get("tracks")
+    ack: dict[str, Any] = raw_ack if isinstance(raw_ack, dict) else {}
+    clip: dict[str, Any] = raw_clip if isinstance(raw_clip, dict) else {}
+    tracks: list[Any] = raw_tracks if isinstance(raw_tracks, list) else []
+    flat = {
+        **event,
+        "tracks": " ".join(map(str, tracks)),
+        "ack_by": ack.get("by"),
+        "ack_at": ack.get("at"),
+        "ack_note": ack.get("note"),
+        "response_s": ack.get("response"),
+        "outcome": ack.get("outcome"),
+        "outcome_reason": ack.get("reason"),
+        "clip_state": clip.get("state"),
+        "clip": clip.get("path"),
+    }
+    return {c: "" if flat.get(c) is None else flat[c] for c in EXPORT_COLUMNS}
+
+
 def encode_event(transition: Transition, event: Mapping[str, Any]) -> list[bytes]:
     """``[evt/CAM/, event header]`` as the safety service publishes it."""
     return [
