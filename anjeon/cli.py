@@ -9,15 +9,30 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from anjeon import __version__
-from anjeon.protocol.endpoints import DEFAULT_BASE_PORT, AddressError, BrokerAddress, check_base_port
+from anjeon.config import SiteConfig
+from anjeon.config.camera import CameraConfig
+from anjeon.config.site import BrokerSection
+from anjeon.config.workers import parse_batch
+from anjeon.protocol.endpoints import DEFAULT_BASE_PORT, BrokerAddress
 from anjeon.protocol.wire import DEFAULT_MAX_FRAME_BYTES, ProtocolError, check_camera_id
+from anjeon.runtime import available_cores, run_until_signal, setup_logging
 
 from .cli_observe import metrics_options, start_metrics
-from .runtime import available_cores, run_until_signal, setup_logging
+from .cli_options import (
+    BROKER_FLAGS,
+    CAMERA_FLAGS,
+    broker_option,
+    check_port,
+    flag_options,
+    flag_values,
+    load_site,
+    name_option,
+)
 
 CONTEXT = {
     "auto_envvar_prefix": "ANJEON",
@@ -25,21 +40,6 @@ CONTEXT = {
     "help_option_names": ["-h", "--help"],
     "max_content_width": 100,
 }
-
-
-def _broker(_ctx, _param, value: str) -> BrokerAddress:
-    try:
-        return BrokerAddress.parse(value)
-    except AddressError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _base_port(_ctx, _param, value: int) -> int:
-    try:
-        check_base_port(value)
-    except AddressError as exc:
-        raise click.BadParameter(str(exc)) from None
-    return value
 
 
 def _cameras(_ctx, _param, values: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -59,19 +59,6 @@ def _cameras(_ctx, _param, values: tuple[str, ...]) -> list[tuple[str, str]]:
         seen.add(name)
         cameras.append((name, spec))
     return cameras
-
-
-broker_option = click.option(
-    "--broker",
-    "broker",
-    default=f"tcp://127.0.0.1:{DEFAULT_BASE_PORT}",
-    callback=_broker,
-    metavar="tcp://HOST[:BASEPORT]",
-    help="Where the broker runs; BASEPORT is the first of its five ports.",
-)
-name_option = click.option(
-    "--name", default="", help="Name shown in status and watch (default: ROLE@HOST:PID)."
-)
 
 
 @click.group(context_settings=CONTEXT)
@@ -121,21 +108,7 @@ def main(ctx: click.Context, log_level: str, log_format: str, keys_dir: Path | N
 
 
 @main.command()
-@click.option(
-    "--bind", default="*", help="Interface to listen on ('*' = all; 127.0.0.1 = this machine only)."
-)
-@click.option(
-    "--base-port",
-    default=DEFAULT_BASE_PORT,
-    callback=_base_port,
-    help="First of five consecutive ports: frames-in, frames-out, results-in, results-out, control.",
-)
-@click.option(
-    "--max-age",
-    default=1.0,
-    type=click.FloatRange(0.01, 60),
-    help="Seconds a frame may wait in the broker for a free worker before it is dropped.",
-)
+@flag_options(BrokerSection, BROKER_FLAGS)
 @click.option(
     "--max-frame-bytes",
     default=DEFAULT_MAX_FRAME_BYTES,
@@ -203,7 +176,7 @@ def broker(
 
 
 @main.command()
-@broker_option
+@broker_option()
 @click.option(
     "--camera",
     "cameras",
@@ -221,57 +194,21 @@ def broker(
     help="Also stream the cameras of this site config, each with its own settings (fps, width, quality, "
     "transport, ...).",
 )
-@click.option(
-    "--fps", default=10.0, type=click.FloatRange(0.1, 120), help="Frames sent per second per camera, at most."
-)
-@click.option(
-    "--width",
-    "--resize",
-    "width",
-    default=0,
-    type=click.IntRange(0, 8192),
-    help="Resize frames to this width before sending, e.g. the model's input size, to save bandwidth "
-    "(0: keep the camera's size).",
-)
-@click.option("--quality", default=80, type=click.IntRange(10, 100), help="JPEG quality.")
-@click.option("--loop", is_flag=True, help="Replay video files and image folders forever.")
-@click.option(
-    "--fast",
-    is_flag=True,
-    help="Read video files and image folders as fast as they decode instead of in real time (benchmarks).",
-)
-@click.option(
-    "--transport",
-    default="tcp",
-    type=click.Choice(["tcp", "udp"]),
-    help="RTSP transport: tcp survives NAT, firewalls and packet loss; udp has less delay on a clean LAN.",
-)
-@click.option(
-    "--stall-timeout",
-    default=10.0,
-    type=click.FloatRange(1, 3600),
-    help="Seconds without a frame before a live camera counts as lost (frozen) and is reopened.",
-)
-@name_option
+@flag_options(CameraConfig, CAMERA_FLAGS)
+@name_option()
 @metrics_options
 def edge(
     broker: BrokerAddress,
     cameras: list[tuple[str, str]],
     config_path: Path | None,
-    fps: float,
-    width: int,
-    quality: int,
-    loop: bool,
-    fast: bool,
-    transport: str,
-    stall_timeout: float,
     name: str,
+    **camera_flags: Any,
 ) -> None:
     """Capture cameras and stream their newest frames to the broker."""
-    from anjeon.edge.capture import CameraConfig
     from anjeon.edge.service import Edge, EdgeConfig
     from anjeon.protocol.secrets import resolve_source
 
+    settings = flag_values(CAMERA_FLAGS, camera_flags)
     configs = _site_cameras(config_path) if config_path else []
     for cam, spec in cameras:
         if any(c.id == cam for c in configs):
@@ -280,19 +217,7 @@ def edge(
             spec = resolve_source(spec)  # env:VAR keeps a camera password out of argv (anjeon up does this)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--camera") from None
-        configs.append(
-            CameraConfig(
-                cam,
-                spec,
-                fps=fps,
-                width=width,
-                quality=quality,
-                loop=loop,
-                realtime=not fast,
-                transport=transport,
-                stall_timeout=stall_timeout,
-            )
-        )
+        configs.append(CameraConfig(cam, spec, **settings))
     if not configs:
         raise click.UsageError(
             "no cameras: give --camera NAME=SOURCE or --config SITE.yaml with a cameras: section"
@@ -302,37 +227,15 @@ def edge(
     run_until_signal(service.serve)
 
 
-def _site_cameras(path: Path) -> list:
-    """The cameras of a site config as the edge's per-camera settings."""
-    from anjeon.edge.capture import CameraConfig
-
-    from .siteconfig import ConfigError, load_site_config
-
+def _site_cameras(path: Path) -> list[CameraConfig]:
+    """The cameras of a site config, each with its own settings."""
     try:
-        site = load_site_config(path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        return list(load_site(path).cameras.values())
     except ImportError:
         raise click.ClickException("--config needs PyYAML on this host: pip install pyyaml") from None
-    return [
-        CameraConfig(
-            cam_id,
-            c.source,
-            fps=c.fps,
-            width=c.width,
-            quality=c.quality,
-            loop=c.loop,
-            realtime=c.realtime,
-            transport=c.transport,
-            stall_timeout=c.stall_timeout,
-        )
-        for cam_id, c in site.cameras.items()
-    ]
 
 
-def _batch_value(_ctx, _param, value):
-    from anjeon.inference.batching import parse_batch
-
+def _batch_value(_ctx: click.Context, _param: click.Parameter, value: Any) -> int | str:
     try:
         return parse_batch(value)
     except ValueError as exc:
@@ -340,7 +243,7 @@ def _batch_value(_ctx, _param, value):
 
 
 @main.command()
-@broker_option
+@broker_option()
 @click.option(
     "--model",
     "models",
@@ -420,7 +323,7 @@ def _batch_value(_ctx, _param, value):
     default=None,
     help="Refuse JPEGs that declare more pixels than this, before decoding [ANJEON_MAX_MEGAPIXELS or 40].",
 )
-@name_option
+@name_option()
 @metrics_options
 def worker(
     broker: BrokerAddress,
@@ -478,7 +381,7 @@ def worker(
 
 
 @main.command()
-@broker_option
+@broker_option()
 @click.option("--camera", "cameras", multiple=True, metavar="NAME", help="Only these cameras (repeatable).")
 @click.option(
     "--json",
@@ -513,7 +416,7 @@ def worker(
 @click.option(
     "--limit", default=40, type=click.IntRange(0), help="Camera rows at most (0: all); the rest is counted."
 )
-@name_option
+@name_option()
 def watch(
     broker: BrokerAddress,
     cameras: tuple[str, ...],
@@ -572,9 +475,13 @@ def watch(
 )
 @click.option("--device", help="Device for the workers [config or auto].")
 @click.option("--batch", type=click.IntRange(1, 256), help="Micro-batch size [config or 1].")
-@click.option("--base-port", type=int, help="Broker base port [config or 5550].")
+@click.option("--base-port", type=int, help=f"Broker base port [config or {DEFAULT_BASE_PORT}].")
 @click.option("--bind", help="Broker bind address [config or *].")
-@click.option("--fps", type=click.FloatRange(0.1, 120), help="Send rate cap for --camera cameras [10].")
+@click.option(
+    "--fps",
+    type=click.FloatRange(0.1, 120),
+    help=f"Send rate cap for --camera cameras [{CameraConfig.fps:g}].",
+)
 @click.option("--loop", is_flag=True, help="Replay --camera video files forever.")
 @click.option(
     "--watch/--no-watch",
@@ -618,14 +525,11 @@ def up(
     metrics_port: int,
 ) -> None:
     """Start broker, workers and edges on this machine; Ctrl-C or SIGTERM stops them all."""
-    from .siteconfig import CameraSection, ConfigError, SiteConfig, load_site_config
-    from .supervisor import Supervisor
+    from anjeon.runtime.supervisor import Supervisor
+
     from .upspec import build_specs
 
-    try:
-        site = load_site_config(config_path) if config_path else SiteConfig()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    site = load_site(config_path) if config_path else SiteConfig()
     from .cli_keys import hand_keys_to_children
 
     hand_keys_to_children(site.security.keys, config_path)  # by environment, never argv
@@ -638,11 +542,11 @@ def up(
         if value is not None:
             setattr(site.workers, field_name, value)
     if base_port is not None:
-        site.broker.base_port = _base_port(None, None, base_port)
+        site.broker.base_port = check_port(None, None, base_port)
     if bind is not None:
         site.broker.bind = bind
     for cam, spec in cameras:
-        site.cameras[cam] = CameraSection(source=spec, fps=fps or 10.0, loop=loop)
+        site.cameras[cam] = CameraConfig(cam, spec, loop=loop, **({"fps": fps} if fps else {}))
     if not site.cameras:
         click.echo("note: no cameras configured; add --camera NAME=SOURCE or a cameras: section", err=True)
     from .cli_viewer import viewer_available
@@ -679,12 +583,7 @@ def config() -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def config_validate(path: Path) -> None:
     """Check a site config without starting anything."""
-    from .siteconfig import ConfigError, load_site_config
-
-    try:
-        site = load_site_config(path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    site = load_site(path)
     click.echo(f"{path}: OK ({len(site.cameras)} camera(s), {site.workers.count} worker(s))")
 
 

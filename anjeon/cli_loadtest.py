@@ -9,9 +9,11 @@ from pathlib import Path
 
 import click
 
-from anjeon.protocol.endpoints import AddressError, BrokerAddress, free_base_port
+from anjeon.config.workers import parse_batch
+from anjeon.protocol.endpoints import BrokerAddress, free_base_port
+from anjeon.runtime import available_cores, run_until_signal
 
-from .runtime import available_cores, run_until_signal
+from .cli_options import broker_option
 
 DETECTORS = {"null": "null", "yolo": "person"}
 
@@ -24,8 +26,6 @@ def _resolution(_ctx, _param, value: str) -> tuple[int, int]:
 
 
 def _batch(value: str) -> int | str:
-    from anjeon.inference.batching import parse_batch
-
     try:
         return parse_batch(value)
     except ValueError as exc:
@@ -33,12 +33,7 @@ def _batch(value: str) -> int | str:
 
 
 @click.command()
-@click.option(
-    "--broker",
-    default="tcp://127.0.0.1:5550",
-    metavar="tcp://HOST[:BASEPORT]",
-    help="The system to load (ignored with --spawn).",
-)
+@broker_option(help="The system to load (ignored with --spawn).")
 @click.option("--cameras", default=4, type=click.IntRange(1, 512), help="Synthetic cameras.")
 @click.option("--fps", default=10.0, type=click.FloatRange(0.1, 10000), help="Frames per second per camera.")
 @click.option("--resolution", default="1280x720", callback=_resolution, help="Frame size, WIDTHxHEIGHT.")
@@ -119,14 +114,10 @@ def loadtest(
     Against a running system:   anjeon loadtest --broker tcp://HOST --cameras 16 --fps 15
     Self-contained:             anjeon loadtest --spawn --workers 2 --detector yolo --ramp
     """
-    from anjeon.cli import _broker
     from anjeon.loadtest.report import plot, render_table
     from anjeon.loadtest.runner import LoadTestConfig, Run, spawned_system, wait_for_workers
 
-    try:
-        address = BrokerAddress("127.0.0.1", free_base_port()) if spawn else _broker(None, None, broker)
-    except AddressError as exc:
-        raise click.ClickException(str(exc)) from None
+    address = BrokerAddress("127.0.0.1", free_base_port()) if spawn else broker
     config = LoadTestConfig(
         broker=address,
         cameras=cameras,

@@ -117,14 +117,12 @@ def report(
 
 def _send(kind: str, config_path: Path | None) -> None:
     from anjeon.safety.report.deliver import deliver, period_of
-    from anjeon.siteconfig import ConfigError, load_site_config
+
+    from .cli_options import load_site
 
     if config_path is None:
         raise click.UsageError("--send needs --config SITE.yaml (its safety: reports: section)")
-    try:
-        site = load_site_config(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    site = load_site(config_path)
     if site.safety is None or site.safety.reports is None:
         raise click.ClickException(f"{config_path}: no safety: reports: section (docs/reports.md)")
     spec, store = site.safety.reports, Path(site.safety.store)

@@ -11,17 +11,11 @@ from pathlib import Path
 
 import click
 
-from anjeon.protocol.endpoints import DEFAULT_BASE_PORT, AddressError, BrokerAddress
+from anjeon.protocol.endpoints import BrokerAddress
+from anjeon.runtime import run_until_signal
 
 from .cli_observe import metrics_options, start_metrics
-from .runtime import run_until_signal
-
-
-def _broker(_ctx, _param, value: str) -> BrokerAddress:
-    try:
-        return BrokerAddress.parse(value)
-    except AddressError as exc:
-        raise click.BadParameter(str(exc)) from None
+from .cli_options import broker_option, name_option
 
 
 def _when(_ctx, param, value: str | None) -> float | None:
@@ -45,14 +39,7 @@ def _when(_ctx, param, value: str | None) -> float | None:
 
 
 @click.command()
-@click.option(
-    "--broker",
-    "broker",
-    default=f"tcp://127.0.0.1:{DEFAULT_BASE_PORT}",
-    callback=_broker,
-    metavar="tcp://HOST[:BASEPORT]",
-    help="Where the broker runs.",
-)
+@broker_option(help="Where the broker runs.")
 @click.option(
     "--config",
     "config_path",
@@ -67,16 +54,13 @@ def _when(_ctx, param, value: str | None) -> float | None:
     metavar="tcp://IFACE:PORT",
     help="Where to answer history queries, acks and clips [tcp://127.0.0.1:BASEPORT+5: loopback; give tcp://0.0.0.0:PORT (with keys) for a console on another host].",
 )
-@click.option("--name", default="", help="Name shown in status (default: safety@HOST:PID).")
+@name_option(help="Name shown in status (default: safety@HOST:PID).")
 @metrics_options
 def safety(broker: BrokerAddress, config_path: Path, store: str | None, history_bind: str, name: str) -> None:
     """Run the safety rules on live detections: events, snapshots, alerts."""
-    from .siteconfig import ConfigError, load_site_config
+    from .cli_options import load_site
 
-    try:
-        site = load_site_config(config_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    site = load_site(config_path)
     if site.safety is None or not site.safety.cameras:
         raise click.ClickException(
             f"{config_path}: no safety: section with cameras and rules; see docs/safety.md"

@@ -7,20 +7,14 @@ from pathlib import Path
 
 import click
 
-from anjeon.protocol.endpoints import DEFAULT_BASE_PORT, AddressError, BrokerAddress
+from anjeon.protocol.endpoints import BrokerAddress
 
 from .cli_observe import metrics_flags, metrics_options
+from .cli_options import broker_option, name_option
 
 INSTALL_HINT = (
     "the web console needs the viewer extra: pip install 'anjeon[viewer]' (or `make venv` in the repo)"
 )
-
-
-def _broker(_ctx, _param, value: str) -> BrokerAddress:
-    try:
-        return BrokerAddress.parse(value)
-    except AddressError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 def _missing_deps() -> list[str]:
@@ -33,14 +27,7 @@ def viewer_available() -> bool:
 
 
 @click.command()
-@click.option(
-    "--broker",
-    "broker",
-    default=f"tcp://127.0.0.1:{DEFAULT_BASE_PORT}",
-    callback=_broker,
-    metavar="tcp://HOST[:BASEPORT]",
-    help="Where the broker runs.",
-)
+@broker_option(help="Where the broker runs.")
 @click.option("--port", default=8080, type=click.IntRange(1, 65535), help="HTTP port of the console.")
 @click.option(
     "--bind",
@@ -77,7 +64,7 @@ def viewer_available() -> bool:
     default="data/acks.jsonl",
     help="Where acknowledgements (who, when) are recorded, one JSON line each.",
 )
-@click.option("--name", default="", help="Name shown in status (default: viewer@HOST:PID).")
+@name_option(help="Name shown in status (default: viewer@HOST:PID).")
 @click.option(
     "--allowed-host",
     "allowed_hosts",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from anjeon.config import SiteConfig
 from anjeon.protocol.secrets import ENV_PREFIX
+from anjeon.runtime.supervisor import ServiceSpec
 
-from .siteconfig import SiteConfig
-from .supervisor import ServiceSpec
+from .cli_options import BROKER_FLAGS, CAMERA_FLAGS, flag_argv
 
 SOURCE_ENV = "ANJEON_CAMERA_SOURCE"  # an edge child's camera source (see protocol/secrets.resolve_source)
 
@@ -22,14 +23,9 @@ def build_specs(
     b, w = site.broker, site.workers
     connect_host = "127.0.0.1" if b.bind in ("*", "0.0.0.0", "") else b.bind
     address = f"tcp://{connect_host}:{b.base_port}"
-    specs = [
-        ServiceSpec(
-            "broker",
-            ["broker", "--bind", b.bind, "--base-port", str(b.base_port), "--max-age", str(b.max_age)],
-        )
-    ]
+    specs = [ServiceSpec("broker", ["broker", *flag_argv(b, BROKER_FLAGS)])]
     # Co-located workers must split the cores: two workers with all threads each
-    # are several times slower together than one (DESIGN.md).
+    # are several times slower together than one.
     threads = w.threads or max(1, cores // max(1, w.count))
     for i in range(w.count):
         argv = [
@@ -53,26 +49,8 @@ def build_specs(
     # One edge process per camera: a camera that hangs its decoder cannot stall the others.
     for cam_id, cam in site.cameras.items():
         # The source goes by environment: an RTSP URL carries a password, and argv is public (ps, /proc).
-        argv = [
-            "edge",
-            "--broker",
-            address,
-            "--camera",
-            f"{cam_id}={ENV_PREFIX}{SOURCE_ENV}",
-            "--fps",
-            str(cam.fps),
-            "--width",
-            str(cam.width),
-            "--quality",
-            str(cam.quality),
-            "--name",
-            f"edge-{cam_id}",
-            "--transport",
-            cam.transport,
-            "--stall-timeout",
-            str(cam.stall_timeout),
-        ]
-        argv += (["--loop"] if cam.loop else []) + ([] if cam.realtime else ["--fast"])
+        argv = ["edge", "--broker", address, "--camera", f"{cam_id}={ENV_PREFIX}{SOURCE_ENV}"]
+        argv += [*flag_argv(cam, CAMERA_FLAGS), "--name", f"edge-{cam_id}"]
         specs.append(ServiceSpec(f"edge-{cam_id}", argv, env={SOURCE_ENV: cam.source}))
     if site.safety is not None and config_path:  # rules and events for the cameras the config describes
         specs.append(ServiceSpec("safety", ["safety", "--broker", address, "--config", config_path]))
@@ -86,7 +64,7 @@ def build_specs(
 
 def assign_metrics_ports(specs: list[ServiceSpec], first_port: int) -> dict[str, int]:
     """Give every service but the foreground watcher its own --metrics-port, in order from ``first_port``."""
-    ports = {}
+    ports: dict[str, int] = {}
     for spec in (s for s in specs if not s.foreground):
         ports[spec.name] = first_port + len(ports)
         spec.argv += ["--metrics-port", str(ports[spec.name])]

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from anjeon.config.camera import CameraConfig
 from anjeon.protocol.logs import fields
 from anjeon.protocol.secrets import mask
 
@@ -29,27 +30,15 @@ BACKOFF_MAX = 10.0  # a camera rebooting takes ~30-60 s; retrying every 10 s fin
 STABLE_AFTER = (
     10.0  # a stream that lasted this long resets the backoff; one that keeps dropping at once does not
 )
-STALL_TIMEOUT = 10.0  # default seconds without a frame before a live camera counts as lost (frozen)
 
 
-@dataclass
-class CameraConfig:
-    id: str
-    source: str
-    fps: float = 10.0  # cap on frames sent per second
-    width: int = 0  # resize to this width before encoding (0: keep)
-    quality: int = 80  # JPEG quality
-    loop: bool = False  # replay files and folders forever
-    realtime: bool = True  # pace files and folders at their native rate; False: as fast as they decode
-    transport: str = "tcp"  # RTSP transport: tcp or udp
-    stall_timeout: float = STALL_TIMEOUT  # the frozen-stream watchdog, for live sources
-
-    def stream_options(self) -> StreamOptions:
-        return StreamOptions(
-            transport=self.transport,
-            open_timeout=max(5.0, self.stall_timeout),
-            read_timeout=self.stall_timeout,
-        )
+def stream_options(config: CameraConfig) -> StreamOptions:
+    """How the decoder opens and reads this camera (its transport and the frozen-stream watchdog)."""
+    return StreamOptions(
+        transport=config.transport,
+        open_timeout=max(5.0, config.stall_timeout),
+        read_timeout=config.stall_timeout,
+    )
 
 
 @dataclass
@@ -65,7 +54,7 @@ class Capture:
     def __init__(self, config: CameraConfig, opener: Callable[[], Source] | None = None) -> None:
         self.config = config
         self._opener = opener or (
-            lambda: parse_source(config.source, config.fps, config.loop, config.stream_options())
+            lambda: parse_source(config.source, config.fps, config.loop, stream_options(config))
         )
         self._lock = threading.Lock()
         self._latest: Captured | None = None

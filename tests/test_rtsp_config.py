@@ -7,7 +7,7 @@ import pytest
 from conftest import SAMPLE
 from rtsp_helpers import make_clip
 
-from anjeon.siteconfig import ConfigError, parse_site_config
+from anjeon.config import ConfigError, parse_site_config
 from anjeon.upspec import build_specs
 
 SITE = """

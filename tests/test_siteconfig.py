@@ -2,7 +2,7 @@
 
 import pytest
 
-from anjeon.siteconfig import ConfigError, parse_site_config
+from anjeon.config import ConfigError, parse_site_config
 from anjeon.upspec import build_specs
 
 GOOD = """\

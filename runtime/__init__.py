@@ -1,4 +1,7 @@
-"""Running a service until Ctrl-C or SIGTERM: the first asks it to stop, a second forces exit."""
+"""How an anjeon process runs: its logging, Ctrl-C/SIGTERM handling, its cores; runtime.supervisor runs children.
+
+A service runs until Ctrl-C or SIGTERM: the first asks it to stop, a second forces exit.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
+from types import FrameType
 
 
 def setup_logging(level: str, fmt: str = "text", role: str = "") -> None:
@@ -23,7 +27,7 @@ def setup_logging(level: str, fmt: str = "text", role: str = "") -> None:
 def run_until_signal(serve: Callable[[threading.Event], None]) -> None:
     stop = threading.Event()
 
-    def on_signal(signum: int, _frame) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set():
             os._exit(128 + signum)  # asked twice: the user means it
         logging.getLogger("anjeon").info("stopping (%s)", signal.Signals(signum).name)

@@ -1,0 +1,175 @@
+"""Options several commands share, declared once: --broker, --name, and flags built from settings dataclasses.
+
+A settings dataclass of anjeon.config (a camera, the broker) is the one
+definition of its defaults, types and ranges; a table of ``Flag`` rows here
+adds only what the command line needs (the flag names and the help). The same
+table makes the click options of a command and the argv `anjeon up` gives a
+child process, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from anjeon.config import ConfigError, SiteConfig, load_site_config
+from anjeon.config.schema import field_default
+from anjeon.protocol.endpoints import DEFAULT_BASE_PORT, AddressError, BrokerAddress, check_base_port
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_BROKER = f"tcp://127.0.0.1:{DEFAULT_BASE_PORT}"
+
+
+def parse_broker(_ctx: click.Context | None, _param: click.Parameter | None, value: str) -> BrokerAddress:
+    try:
+        return BrokerAddress.parse(value)
+    except AddressError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def check_port(_ctx: click.Context | None, _param: click.Parameter | None, value: int) -> int:
+    try:
+        check_base_port(value)
+    except AddressError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def broker_option(
+    help: str = "Where the broker runs; BASEPORT is the first of its five ports.",
+) -> Callable[[F], F]:
+    """--broker tcp://HOST[:BASEPORT], parsed into a BrokerAddress."""
+    return click.option(
+        "--broker",
+        "broker",
+        default=DEFAULT_BROKER,
+        callback=parse_broker,
+        metavar="tcp://HOST[:BASEPORT]",
+        help=help,
+    )
+
+
+def load_site(path: str | Path) -> SiteConfig:
+    """The site config at ``path``, or the command fails with its file:line: field: error."""
+    try:
+        return load_site_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def name_option(help: str = "Name shown in status and watch (default: ROLE@HOST:PID).") -> Callable[[F], F]:
+    return click.option("--name", default="", help=help)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One settings field on the command line: its flag names and help (type, range, default: the field's)."""
+
+    field: str
+    names: tuple[str, ...]
+    help: str
+    invert: bool = False  # a flag that turns the (default true) setting off: --fast sets realtime false
+    callback: Callable[[click.Context | None, click.Parameter | None, Any], Any] | None = None
+
+    @property
+    def param(self) -> str:
+        return self.names[0].lstrip("-").replace("-", "_") if self.invert else self.field
+
+
+def _whole(x: float | None) -> float | None:
+    """120.0 -> 120, so the help shows the range as it always did."""
+    return int(x) if isinstance(x, float) and x.is_integer() else x
+
+
+def flag_options(cls: type, flags: Iterable[Flag]) -> Callable[[F], F]:
+    """The click options of ``flags``, typed, bounded and defaulted by the fields of ``cls``."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+
+    def decorate(command: F) -> F:
+        for flag in reversed(tuple(flags)):  # decorators apply bottom-up: keep the table's order in --help
+            f = fields[flag.field]
+            default, meta = field_default(f), f.metadata
+            extra: dict[str, Any] = {}
+            if flag.callback is not None:
+                extra["callback"] = flag.callback
+            elif isinstance(default, bool):
+                extra["is_flag"] = True
+                default = False if flag.invert else default
+            elif meta.get("choices"):
+                extra["type"] = click.Choice(list(meta["choices"]))
+            elif isinstance(default, int):
+                extra["type"] = click.IntRange(meta.get("min"), meta.get("max"))
+            elif isinstance(default, float):
+                extra["type"] = click.FloatRange(_whole(meta.get("min")), _whole(meta.get("max")))
+            option = click.option(*flag.names, flag.param, default=default, help=flag.help, **extra)
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def flag_values(flags: Iterable[Flag], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings fields from the parsed options of ``flags`` (inverted flags turned back)."""
+    return {f.field: (not given[f.param]) if f.invert else given[f.param] for f in flags}
+
+
+def flag_argv(settings: Any, flags: Iterable[Flag]) -> list[str]:
+    """The command-line arguments that give a child process these settings."""
+    argv: list[str] = []
+    for flag in flags:
+        value = getattr(settings, flag.field)
+        if isinstance(value, bool):
+            argv += [flag.names[0]] if value != flag.invert else []
+        else:
+            argv += [flag.names[0], str(value)]
+    return argv
+
+
+CAMERA_FLAGS = (
+    Flag("fps", ("--fps",), "Frames sent per second per camera, at most."),
+    Flag(
+        "width",
+        ("--width", "--resize"),
+        "Resize frames to this width before sending, e.g. the model's input size, to save bandwidth "
+        "(0: keep the camera's size).",
+    ),
+    Flag("quality", ("--quality",), "JPEG quality."),
+    Flag("loop", ("--loop",), "Replay video files and image folders forever."),
+    Flag(
+        "realtime",
+        ("--fast",),
+        "Read video files and image folders as fast as they decode instead of in real time (benchmarks).",
+        invert=True,
+    ),
+    Flag(
+        "transport",
+        ("--transport",),
+        "RTSP transport: tcp survives NAT, firewalls and packet loss; udp has less delay on a clean LAN.",
+    ),
+    Flag(
+        "stall_timeout",
+        ("--stall-timeout",),
+        "Seconds without a frame before a live camera counts as lost (frozen) and is reopened.",
+    ),
+)
+
+BROKER_FLAGS = (
+    Flag("bind", ("--bind",), "Interface to listen on ('*' = all; 127.0.0.1 = this machine only)."),
+    Flag(
+        "base_port",
+        ("--base-port",),
+        "First of five consecutive ports: frames-in, frames-out, results-in, results-out, control.",
+        callback=check_port,
+    ),
+    Flag(
+        "max_age",
+        ("--max-age",),
+        "Seconds a frame may wait in the broker for a free worker before it is dropped.",
+    ),
+)
