@@ -432,8 +432,7 @@ def watch(
     name: str,
 ) -> None:
     """Show live results: a table per camera and worker, or JSON lines."""
-    from anjeon.viewer.table import TableOptions
-    from anjeon.viewer.watch import Watch, WatchConfig
+    from anjeon.viewer.watch import TableOptions, Watch, WatchConfig
 
     for cam in cameras:
         try:

@@ -75,6 +75,14 @@ def viewer_available() -> bool:
     "Origin headers are refused (DNS rebinding, cross-site requests).",
 )
 @click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    metavar="ADDRESS|NETWORK",
+    help="A reverse proxy (IP or CIDR, repeatable) whose X-Forwarded-For names the client for the "
+    "login throttle. Default: none (the header is ignored).",
+)
+@click.option(
     "--tls-cert",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     help="Serve https with this certificate (PEM); needs --tls-key. Cookies are then Secure.",
@@ -119,6 +127,7 @@ def viewer(
     acks_path: Path,
     name: str,
     allowed_hosts: tuple[str, ...],
+    trusted_proxies: tuple[str, ...],
     tls_cert: Path | None,
     tls_key: Path | None,
     behind_tls_proxy: bool,
@@ -127,12 +136,12 @@ def viewer(
     max_alarms: int,
 ) -> None:
     """Serve the web console: live cameras with boxes and zones, health, alarms, history, zone editor."""
-    from anjeon.viewer.auth import UsersFileError, is_loopback
+    from anjeon.viewer.console.auth import UsersFileError, is_loopback
 
     if add_user:
         if users_path is None:
             raise click.UsageError("--add-user needs --users FILE")
-        from anjeon.viewer.auth import add_user as add
+        from anjeon.viewer.console.auth import add_user as add
 
         password = click.prompt(f"password for {add_user}", hide_input=True, confirmation_prompt=True)
         try:
@@ -146,7 +155,7 @@ def viewer(
         raise click.ClickException(f"{INSTALL_HINT} (missing: {', '.join(missing)})")
     users = None
     if users_path is not None:
-        from anjeon.viewer.auth import load_users
+        from anjeon.viewer.console.auth import load_users
 
         try:
             users = load_users(users_path)
@@ -162,8 +171,14 @@ def viewer(
         raise click.BadParameter(f"{config_path} does not exist", param_hint="--config")
     if (tls_cert is None) != (tls_key is None):
         raise click.UsageError("--tls-cert and --tls-key go together")
-    from anjeon.viewer.server import ViewerConfig, serve
-    from anjeon.viewer.state import Limits
+    from anjeon.viewer.console.guard import Proxies
+    from anjeon.viewer.console.server import ViewerConfig, serve
+    from anjeon.viewer.console.state import Limits
+
+    try:
+        Proxies(trusted_proxies)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--trusted-proxy") from None
 
     scheme = "https" if tls_cert else "http"
     click.echo(
@@ -190,6 +205,7 @@ def viewer(
                 behind_tls_proxy=behind_tls_proxy,
                 allowed_hosts=allowed_hosts,
                 snapshots=snapshots,
+                trusted_proxies=trusted_proxies,
             )
         )
     except RuntimeError as exc:
