@@ -132,7 +132,7 @@ def parse_source(spec: str, fps: float, loop: bool, options: StreamOptions | Non
     if not spec:
         raise SourceError("empty camera source")
     if spec == "synthetic" or spec.startswith("synthetic:"):
-        from .synthetic import SyntheticSource
+        from anjeon.protocol.synthetic import SyntheticSource
 
         return SyntheticSource(fps=fps)
     if spec.isdigit():

@@ -16,11 +16,11 @@ from typing import Any
 import cv2
 import zmq
 
-from anjeon.edge.synthetic import SyntheticSource
 from anjeon.protocol import security, wire
 from anjeon.protocol.endpoints import FRAMES_IN, BrokerAddress
 from anjeon.protocol.heartbeat import HeartbeatClient
 from anjeon.protocol.sockets import configure
+from anjeon.protocol.synthetic import SyntheticSource
 
 log = logging.getLogger("anjeon.loadtest")
 

@@ -15,10 +15,9 @@ from typing import Any
 
 import zmq
 
-from anjeon.protocol import messages, security, wire
-from anjeon.protocol.endpoints import RESULTS_OUT, BrokerAddress
-from anjeon.protocol.sockets import configure
-from anjeon.viewer.freshness import FreshnessGate
+from anjeon.protocol import client
+from anjeon.protocol.endpoints import BrokerAddress
+from anjeon.protocol.stats import DropCounter
 
 log = logging.getLogger("anjeon.loadtest")
 
@@ -54,8 +53,8 @@ class Collector:
     def __init__(self, broker: BrokerAddress, ctx: zmq.Context | None = None) -> None:
         self.broker = broker
         self.data = Collected()
+        self.drops = DropCounter(log)  # by reason; data.stale and data.malformed sum them up
         self._ctx = ctx or zmq.Context.instance()
-        self._gate = FreshnessGate()
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
@@ -75,38 +74,38 @@ class Collector:
         return self.data.statuses[-1][1] if self.data.statuses else {}
 
     def _run(self) -> None:
-        sub = configure(self._ctx.socket(zmq.SUB), rcvhwm=100_000)
-        security.connect(sub, self.broker.endpoint(RESULTS_OUT))
-        sub.setsockopt(zmq.SUBSCRIBE, wire.RESULT_PREFIX.encode())
-        sub.setsockopt(zmq.SUBSCRIBE, wire.STATUS_TOPIC)
+        # newest_only: the protocol's one freshness rule per camera; what it refuses counts as stale.
+        sub: client.Subscriber[client.Result | client.Status] = client.Subscriber(
+            self.broker,
+            [client.RESULTS, client.STATUS],
+            newest_only=True,
+            rcvhwm=100_000,
+            ctx=self._ctx,
+            drops=self.drops,
+        )
         self._ready.set()
-        try:
-            while not self._stop.is_set():
-                if not sub.poll(100, zmq.POLLIN):
-                    continue
-                for _ in range(10_000):
-                    try:
-                        frames = sub.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    self._handle(frames)
-        finally:
-            sub.close(0)
+        next_count = 0.0
+        with sub:
+            while not self._stop.is_set() and not sub.closed:
+                msg = sub.recv(0.1)  # one at a time: each result is timed when it arrives
+                if msg is not None:
+                    self._handle(msg)
+                if time.monotonic() >= next_count:  # the drop totals, ten times a second
+                    self._count()
+                    next_count = time.monotonic() + 0.1
+            self._count()
 
-    def _handle(self, frames: list[bytes]) -> None:
+    def _count(self) -> None:
+        drops = self.drops.snapshot()
+        self.data.stale = drops.get("stale", 0) + drops.get("implausible", 0)
+        self.data.malformed = sum(drops.values()) - self.data.stale
+
+    def _handle(self, msg: client.Result | client.Status) -> None:
         now_wall, now = time.time(), time.monotonic()
-        try:
-            if frames[0] == wire.STATUS_TOPIC:
-                self.data.statuses.append((now, messages.decode_status(frames[1])))
-                return
-            header = wire.unpack(frames[1], wire.RESULT)
-            frame = wire.FrameHeader.from_map(header)
-        except (wire.ProtocolError, IndexError):
-            self.data.malformed += 1
+        if isinstance(msg, client.Status):
+            self.data.statuses.append((now, msg.snapshot))
             return
-        if not self._gate.admit(frame):
-            self.data.stale += 1
-            return
+        frame = msg.frame
         ts = frame.ts
         stages = {}
         for name, (a, b) in STAGES.items():
@@ -114,11 +113,5 @@ class Collector:
             if a in ts and end is not None:
                 stages[name] = (end - ts[a]) * 1000.0
         self.data.rows.append(
-            Row(
-                now,
-                frame.camera,
-                str(header.get("worker", "")),
-                (now_wall - frame.t_capture) * 1000.0,
-                stages,
-            )
+            Row(now, frame.camera, msg.worker, (now_wall - frame.t_capture) * 1000.0, stages)
         )

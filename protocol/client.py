@@ -355,14 +355,19 @@ class Subscriber(_SubscriberBase[T]):
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.closed:
             try:
-                if not self.socket.poll(_ms(deadline)):
-                    return None
-                msg = self.decoder.decode(self.socket.recv_multipart(zmq.NOBLOCK))
+                frames = self.socket.recv_multipart(zmq.NOBLOCK)  # under load: no poll per message
             except zmq.Again:
+                try:
+                    if not self.socket.poll(_ms(deadline)):
+                        return None
+                except zmq.ZMQError as exc:
+                    self._error(exc)
+                    return None
                 continue
             except zmq.ZMQError as exc:
                 self._error(exc)
                 return None
+            msg = self.decoder.decode(frames)
             if msg is not None:
                 return msg
             if deadline is not None and time.monotonic() >= deadline:
@@ -430,14 +435,19 @@ class AsyncSubscriber(_SubscriberBase[T]):
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.closed:
             try:
-                if not await self._asock.poll(_ms(deadline)):
-                    return None
-                msg = self.decoder.decode(await self._asock.recv_multipart(zmq.NOBLOCK))
+                frames = await self._asock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
+                try:
+                    if not await self._asock.poll(_ms(deadline)):
+                        return None
+                except zmq.ZMQError as exc:
+                    self._error(exc)
+                    return None
                 continue
             except zmq.ZMQError as exc:
                 self._error(exc)
                 return None
+            msg = self.decoder.decode(frames)
             if msg is not None:
                 return msg
             if deadline is not None and time.monotonic() >= deadline:

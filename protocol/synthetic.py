@@ -1,6 +1,7 @@
-"""A camera that needs nothing on disk: real people moving across a plain yard.
+"""Synthetic camera frames: real people moving across a plain yard, needing nothing on disk.
 
-The people are ultralytics' bundled ``bus.jpg`` and ``zidane.jpg`` (present
+Used by the edge's ``synthetic`` source and by the load test's cameras (so
+both offer the same pictures). The people are ultralytics' bundled ``bus.jpg`` and ``zidane.jpg`` (present
 wherever the worker stack is installed), scaled and slid across a 1280x720
 canvas, so a real detector finds real people in it. Without them the scene is
 moving boxes, and the edge says that nothing in it will be detected.
@@ -8,16 +9,25 @@ moving boxes, and the edge says that nothing in it will be detected.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .sources import ultralytics_asset
-
 log = logging.getLogger("anjeon.edge")
 
 WIDTH, HEIGHT = 1280, 720
+
+
+def ultralytics_asset(name: str) -> Path | None:
+    """Path of an image bundled in the ultralytics wheel, without importing ultralytics."""
+    spec = importlib.util.find_spec("ultralytics")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "assets" / name
+    return path if path.exists() else None
 
 
 class SyntheticSource:
@@ -26,7 +36,7 @@ class SyntheticSource:
     def __init__(self, fps: float = 10.0) -> None:
         self.fps = fps
         self._sprites: list[np.ndarray] = []
-        self._background = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+        self._background: np.ndarray = np.zeros((HEIGHT, WIDTH, 3), np.uint8)  # BGR, height x width x 3
         self._t = 0
 
     def open(self) -> None:
