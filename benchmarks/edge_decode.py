@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from rtsp_helpers import RtspServer  # noqa: E402
 
-from anjeon.edge.capture import CameraConfig, Capture  # noqa: E402
+from anjeon.config.camera import CameraConfig  # noqa: E402
+from anjeon.edge.capture import Capture, stream_options  # noqa: E402
 from anjeon.edge.service import encode  # noqa: E402
 from anjeon.edge.sources import parse_source  # noqa: E402
 
@@ -187,7 +188,7 @@ class FFmpegPipeSource:
 def openers(url: str) -> dict[str, Callable]:
     config = CameraConfig("bench", url)
     return {
-        "opencv": lambda: parse_source(url, 25, False, config.stream_options()),
+        "opencv": lambda: parse_source(url, 25, False, stream_options(config)),
         "pyav": lambda: PyAVSource(url),
         "ffmpeg": lambda: FFmpegPipeSource(url),
     }

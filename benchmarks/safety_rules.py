@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from anjeon.safety.config import CameraRules, LineSpec, RuleSpec
+from anjeon.config.safety import CameraRules, LineSpec, RuleSpec
 from anjeon.safety.engine import CameraEngine
 from anjeon.safety.observation import Observation
 

@@ -46,7 +46,7 @@ from anjeon.loadtest.cameras import FramePool, SyntheticCameras, make_pool
 from anjeon.loadtest.measure import Collector
 from anjeon.protocol import wire
 from anjeon.protocol.endpoints import BrokerAddress
-from anjeon.supervisor import ServiceSpec, Supervisor
+from anjeon.runtime.supervisor import ServiceSpec, Supervisor
 
 from . import common
 

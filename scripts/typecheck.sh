@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 view=.cache/typecheck
 rm -rf "$view" && mkdir -p "$view/anjeon"
 for f in anjeon/*.py; do ln -s "../../../$f" "$view/anjeon/"; done
-for d in protocol edge broker inference viewer safety loadtest; do ln -s "../../../$d" "$view/anjeon/$d"; done
+for d in protocol edge broker inference viewer safety loadtest config runtime; do ln -s "../../../$d" "$view/anjeon/$d"; done
 exec "${MYPY:-.venv/bin/mypy}" --config-file pyproject.toml --cache-dir .cache/mypy "$@" "$view/anjeon"

@@ -396,7 +396,7 @@ def _configmap_files(docs: list[dict]) -> dict[str, str]:
 
 def test_the_site_config_given_to_the_services_loads(rendered, tmp_path):
     """The config a pod gets is the one `anjeon config validate` accepts, and safety's store is on its volume."""
-    from anjeon.siteconfig import load_site_config
+    from anjeon.config import load_site_config
 
     files = _configmap_files(rendered["cpu"])
     path = tmp_path / "site.yaml"

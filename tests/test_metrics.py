@@ -19,7 +19,7 @@ from prometheus_server import Prometheus, free_port, metric_names, samples, scra
 from safety_fixtures import write_config
 
 from anjeon.protocol import metrics, wire
-from anjeon.siteconfig import CameraSection, SiteConfig
+from anjeon.config import CameraConfig, SiteConfig
 from anjeon.upspec import assign_metrics_ports, build_specs
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "anjeon.json"
@@ -177,7 +177,7 @@ def test_totals_stay_monotonic_when_sources_reset_or_vanish():
 
 def test_up_gives_every_service_its_own_metrics_port():
     site = SiteConfig()
-    site.cameras = {"a": CameraSection(source="synthetic"), "b": CameraSection(source="synthetic")}
+    site.cameras = {"a": CameraConfig(source="synthetic"), "b": CameraConfig(source="synthetic")}
     specs = build_specs(site, cores=2, with_watch=True, viewer_port=8080)
     ports = assign_metrics_ports(specs, 9300)
     assert set(ports) == {s.name for s in specs if not s.foreground} and "watch" not in ports
