@@ -18,8 +18,8 @@ from conftest import ROOT, free_base_port, wait_for
 from prometheus_server import Prometheus, free_port, metric_names, samples, scrape, wait_scrapeable
 from safety_fixtures import write_config
 
-from anjeon.protocol import metrics, wire
 from anjeon.config import CameraConfig, SiteConfig
+from anjeon.protocol import metrics, wire
 from anjeon.upspec import assign_metrics_ports, build_specs
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "anjeon.json"
