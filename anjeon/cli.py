@@ -17,15 +17,19 @@ from anjeon import __version__
 from anjeon.config import SiteConfig
 from anjeon.config.camera import CameraConfig
 from anjeon.config.site import BrokerSection
-from anjeon.config.workers import parse_batch
+from anjeon.config.workers import WorkersSection
 from anjeon.protocol.endpoints import DEFAULT_BASE_PORT, BrokerAddress
 from anjeon.protocol.wire import DEFAULT_MAX_FRAME_BYTES, ProtocolError, check_camera_id
 from anjeon.runtime import available_cores, run_until_signal, setup_logging
 
+from .cli_keys import hand_keys_to_children, keys, use_process_keys
+from .cli_loadtest import loadtest
 from .cli_observe import metrics_options, start_metrics
 from .cli_options import (
     BROKER_FLAGS,
     CAMERA_FLAGS,
+    WORKER_DEVICE_FLAGS,
+    WORKER_RUN_FLAGS,
     broker_option,
     check_port,
     flag_options,
@@ -33,6 +37,9 @@ from .cli_options import (
     load_site,
     name_option,
 )
+from .cli_report import report
+from .cli_safety import ack, events, safety
+from .cli_viewer import viewer, viewer_available
 
 CONTEXT = {
     "auto_envvar_prefix": "ANJEON",
@@ -102,8 +109,6 @@ def main(ctx: click.Context, log_level: str, log_format: str, keys_dir: Path | N
                                anjeon watch --broker tcp://HOST    (anywhere)
     """
     setup_logging(log_level, log_format, ctx.invoked_subcommand or "")
-    from .cli_keys import use_process_keys
-
     use_process_keys(ctx.invoked_subcommand, keys_dir, key_name)
 
 
@@ -235,13 +240,6 @@ def _site_cameras(path: Path) -> list[CameraConfig]:
         raise click.ClickException("--config needs PyYAML on this host: pip install pyyaml") from None
 
 
-def _batch_value(_ctx: click.Context, _param: click.Parameter, value: Any) -> int | str:
-    try:
-        return parse_batch(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 @main.command()
 @broker_option()
 @click.option(
@@ -261,15 +259,7 @@ def _batch_value(_ctx: click.Context, _param: click.Parameter, value: Any) -> in
     help="Publish these model labels as this anjeon class (repeatable), e.g. person=Normal,Fall "
     "for a model of your own; safety's rules read the classes 'person' and 'head'.",
 )
-@click.option("--device", default="auto", help="auto (CUDA when present), cpu, cuda:0, ...")
-@click.option(
-    "--batch",
-    default="auto",
-    callback=_batch_value,
-    metavar="N|auto",
-    help="Largest batch: the worker takes the frames waiting for it, up to this many, without waiting "
-    "for more (auto: the measured default of the device, docs/benchmarks.md).",
-)
+@flag_options(WorkersSection, WORKER_DEVICE_FLAGS)
 @click.option(
     "--batch-wait-ms",
     default=0.0,
@@ -304,19 +294,7 @@ def _batch_value(_ctx: click.Context, _param: click.Parameter, value: Any) -> in
     help="Frames the broker may have in flight to this worker (0: the batch size). Raise it only "
     "when the network round trip is long next to one inference.",
 )
-@click.option(
-    "--max-age",
-    default=1.0,
-    type=click.FloatRange(0.01, 60),
-    help="Drop frames that waited longer than this (seconds) before decoding them.",
-)
-@click.option(
-    "--threads",
-    default=0,
-    type=click.IntRange(0, 256),
-    help="Torch CPU threads (0: all cores this process may use).",
-)
-@click.option("--render", is_flag=True, help="Also publish a JPEG with the boxes drawn (topic ann/CAMERA/).")
+@flag_options(WorkersSection, WORKER_RUN_FLAGS)
 @click.option(
     "--max-megapixels",
     type=click.FloatRange(0.01, 1000),
@@ -330,7 +308,7 @@ def worker(
     models: tuple[str, ...],
     class_map: tuple[str, ...],
     device: str,
-    batch,
+    batch: int | str,
     batch_wait_ms: float,
     engine: str,
     half: bool | None,
@@ -529,8 +507,6 @@ def up(
     from .upspec import build_specs
 
     site = load_site(config_path) if config_path else SiteConfig()
-    from .cli_keys import hand_keys_to_children
-
     hand_keys_to_children(site.security.keys, config_path)  # by environment, never argv
     for field_name, value in (
         ("count", workers),
@@ -548,8 +524,6 @@ def up(
         site.cameras[cam] = CameraConfig(cam, spec, loop=loop, **({"fps": fps} if fps else {}))
     if not site.cameras:
         click.echo("note: no cameras configured; add --camera NAME=SOURCE or a cameras: section", err=True)
-    from .cli_viewer import viewer_available
-
     if viewer_port and not viewer_available():
         click.echo(
             "note: not starting the web console: pip install 'anjeon[viewer]' (make venv) to get it", err=True
@@ -586,21 +560,6 @@ def config_validate(path: Path) -> None:
     click.echo(f"{path}: OK ({len(site.cameras)} camera(s), {site.workers.count} worker(s))")
 
 
-# Commands of later features live in their own modules.
-from .cli_loadtest import loadtest  # noqa: E402
-
-main.add_command(loadtest)
-from .cli_safety import ack, events, safety  # noqa: E402
-
-main.add_command(safety)
-main.add_command(events)
-main.add_command(ack)
-from .cli_report import report  # noqa: E402
-
-main.add_command(report)
-from .cli_keys import keys  # noqa: E402
-
-main.add_command(keys)
-from .cli_viewer import viewer  # noqa: E402
-
-main.add_command(viewer)
+# The other commands live in their own modules (they import nothing from this one).
+for command in (loadtest, safety, events, ack, report, keys, viewer):
+    main.add_command(command)

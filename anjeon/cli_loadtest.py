@@ -9,11 +9,10 @@ from pathlib import Path
 
 import click
 
-from anjeon.config.workers import parse_batch
 from anjeon.protocol.endpoints import BrokerAddress, free_base_port
 from anjeon.runtime import available_cores, run_until_signal
 
-from .cli_options import broker_option
+from .cli_options import broker_option, check_batch
 
 DETECTORS = {"null": "null", "yolo": "person"}
 
@@ -23,13 +22,6 @@ def _resolution(_ctx, _param, value: str) -> tuple[int, int]:
     if not m:
         raise click.BadParameter(f"'{value}' should be WIDTHxHEIGHT, e.g. 1280x720")
     return int(m[1]), int(m[2])
-
-
-def _batch(value: str) -> int | str:
-    try:
-        return parse_batch(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--batch") from None
 
 
 @click.command()
@@ -68,7 +60,7 @@ def _batch(value: str) -> int | str:
 @click.option(
     "--batch",
     default="auto",
-    callback=lambda _c, _p, v: _batch(v),
+    callback=check_batch,
     help="Worker batch size with --spawn (auto: the device's default).",
 )
 @click.option(

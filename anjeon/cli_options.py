@@ -19,6 +19,7 @@ import click
 
 from anjeon.config import ConfigError, SiteConfig, load_site_config
 from anjeon.config.schema import field_default
+from anjeon.config.workers import parse_batch
 from anjeon.protocol.endpoints import DEFAULT_BASE_PORT, AddressError, BrokerAddress, check_base_port
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,6 +40,13 @@ def check_port(_ctx: click.Context | None, _param: click.Parameter | None, value
     except AddressError as exc:
         raise click.BadParameter(str(exc)) from None
     return value
+
+
+def check_batch(_ctx: click.Context | None, _param: click.Parameter | None, value: Any) -> int | str:
+    try:
+        return parse_batch(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def broker_option(
@@ -76,6 +84,7 @@ class Flag:
     help: str
     invert: bool = False  # a flag that turns the (default true) setting off: --fast sets realtime false
     callback: Callable[[click.Context | None, click.Parameter | None, Any], Any] | None = None
+    metavar: str | None = None
 
     @property
     def param(self) -> str:
@@ -95,7 +104,7 @@ def flag_options(cls: type, flags: Iterable[Flag]) -> Callable[[F], F]:
         for flag in reversed(tuple(flags)):  # decorators apply bottom-up: keep the table's order in --help
             f = fields[flag.field]
             default, meta = field_default(f), f.metadata
-            extra: dict[str, Any] = {}
+            extra: dict[str, Any] = {"metavar": flag.metavar} if flag.metavar else {}
             if flag.callback is not None:
                 extra["callback"] = flag.callback
             elif isinstance(default, bool):
@@ -172,4 +181,24 @@ BROKER_FLAGS = (
         ("--max-age",),
         "Seconds a frame may wait in the broker for a free worker before it is dropped.",
     ),
+)
+
+# `anjeon worker`'s options that are also settings of the site config's workers: section (two groups in --help).
+WORKER_DEVICE_FLAGS = (
+    Flag("device", ("--device",), "auto (CUDA when present), cpu, cuda:0, ..."),
+    Flag(
+        "batch",
+        ("--batch",),
+        "Largest batch: the worker takes the frames waiting for it, up to this many, without waiting "
+        "for more (auto: the measured default of the device, docs/benchmarks.md).",
+        callback=check_batch,
+        metavar="N|auto",
+    ),
+)
+WORKER_RUN_FLAGS = (
+    Flag(
+        "max_age", ("--max-age",), "Drop frames that waited longer than this (seconds) before decoding them."
+    ),
+    Flag("threads", ("--threads",), "Torch CPU threads (0: all cores this process may use)."),
+    Flag("render", ("--render",), "Also publish a JPEG with the boxes drawn (topic ann/CAMERA/)."),
 )

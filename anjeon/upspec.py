@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 
 from anjeon.config import SiteConfig
 from anjeon.protocol.secrets import ENV_PREFIX
 from anjeon.runtime.supervisor import ServiceSpec
 
-from .cli_options import BROKER_FLAGS, CAMERA_FLAGS, flag_argv
+from .cli_options import BROKER_FLAGS, CAMERA_FLAGS, WORKER_DEVICE_FLAGS, WORKER_RUN_FLAGS, flag_argv
 
 SOURCE_ENV = "ANJEON_CAMERA_SOURCE"  # an edge child's camera source (see protocol/secrets.resolve_source)
 
@@ -33,19 +34,12 @@ def build_specs(
             "--broker",
             address,
             *_repeated("--model", w.model),
-            "--device",
-            w.device,
-            "--batch",
-            str(w.batch),
-            "--threads",
-            str(threads),
-            "--max-age",
-            str(w.max_age),
+            *flag_argv(replace(w, threads=threads), WORKER_DEVICE_FLAGS + WORKER_RUN_FLAGS),
             "--name",
             f"worker-{i + 1}",
             *_repeated("--class-map", [f"{cls}={','.join(labels)}" for cls, labels in w.classes.items()]),
         ]
-        specs.append(ServiceSpec(f"worker-{i + 1}", argv + (["--render"] if w.render else [])))
+        specs.append(ServiceSpec(f"worker-{i + 1}", argv))
     # One edge process per camera: a camera that hangs its decoder cannot stall the others.
     for cam_id, cam in site.cameras.items():
         # The source goes by environment: an RTSP URL carries a password, and argv is public (ps, /proc).
