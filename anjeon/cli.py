@@ -451,7 +451,7 @@ def watch(
     "--model", "models", multiple=True, help="Model for the workers, repeatable [config or person]."
 )
 @click.option("--device", help="Device for the workers [config or auto].")
-@click.option("--batch", type=click.IntRange(1, 256), help="Micro-batch size [config or 1].")
+@click.option("--batch", type=click.IntRange(1, 256), help="Largest batch of the workers [config or auto].")
 @click.option("--base-port", type=int, help=f"Broker base port [config or {DEFAULT_BASE_PORT}].")
 @click.option("--bind", help="Broker bind address [config or *].")
 @click.option(
