@@ -1,9 +1,11 @@
 """Which frame goes to which worker: newest-only slots and fair, bounded, credit-based dispatch.
 
 Pure logic, no sockets, so it can be tested frame by frame. The broker keeps
-at most one pending frame per camera (a newer frame replaces it), serves
-cameras in round robin, and sends only to workers that have credit: the
-zguide's load-balancing broker with a freshness slot in front of it.
+at most one pending frame per camera (a newer frame replaces it; the slot is
+``CameraState.pending``, see state.py), serves cameras in round robin, and
+sends only to workers that have credit: the zguide's load-balancing broker
+with a freshness slot in front of it. Whether a worker is alive is judged in
+state.py (``BrokerState.worker_alive``), not here.
 
 Everything here is bounded against a hostile peer:
 
@@ -39,6 +41,8 @@ from typing import Any
 
 from anjeon.protocol.wire import FrameHeader
 
+from .state import Cameras
+
 DEFAULT_MAX_CREDIT = 16  # a batch of 8 twice over; GPU workers with bigger batches: raise --max-credit
 DEFAULT_MAX_PENDING = 4096
 DEFAULT_MAX_WORKERS = 256
@@ -63,9 +67,8 @@ class WorkerSlot:
     ident: bytes  # ROUTER routing id of the worker's DEALER: the only connection that speaks for proc
     capacity: int
     grant: str  # echoed in credits; a new one with every accepted ready
-    last_heard: float  # any sign of life, heartbeats included
     announced: float  # when it last announced itself (ready)
-    last_spoke: float = 0.0  # its connection's last ready or credit
+    last_spoke: float = 0.0  # its connection's last ready or credit (ownership of proc; liveness)
     batch: int = 1
     dispatched: int = 0
     served: int = 0  # dispatch counter value when it last got a frame (fairness tie-break)
@@ -122,11 +125,12 @@ class FrameScheduler:
         ready_interval: float = READY_INTERVAL,
         lost_after: float = LOST_AFTER,
         takeover_after: float = TAKEOVER_AFTER,
+        cameras: Cameras | None = None,
     ) -> None:
         self._run, self.max_age, self._clock = run, max_age, clock
         self.max_credit, self.max_pending, self.max_workers = max_credit, max_pending, max_workers
         self.ready_interval, self.lost_after, self.takeover_after = ready_interval, lost_after, takeover_after
-        self._pending: dict[str, Pending] = {}
+        self.cameras = cameras if cameras is not None else Cameras(max_cameras=max_pending)
         self._turns: deque[str] = deque()  # claimed cameras with a pending frame, in serving order
         self._unclaimed: deque[str] = deque()  # the same for cameras no online edge reports
         self._workers: dict[str, WorkerSlot] = {}
@@ -136,31 +140,54 @@ class FrameScheduler:
     # -- frames ---------------------------------------------------------------
     def offer(self, camera: str, frame: Pending) -> tuple[str, Pending | None]:
         """Hold ``frame`` as the newest of its camera: (outcome, the frame it replaced or pushed out)."""
-        replaced = self._pending.get(camera)
+        state = self.cameras.entry(camera)
+        replaced = state.pending
         if replaced is not None:
-            self._pending[camera] = frame
+            state.pending = frame
             return OfferOutcome.REPLACED, replaced
         pushed_out = None
-        if len(self._pending) >= self.max_pending:
+        if self.pending_count() >= self.max_pending:
             if not frame.claimed or not self._unclaimed:
+                self.cameras.release(state)
                 return OfferOutcome.FULL, None
-            pushed_out = self._pending.pop(self._unclaimed.popleft())
-        self._pending[camera] = frame
+            pushed_out = self._take(self._unclaimed.popleft())
+        state.pending = frame
         (self._turns if frame.claimed else self._unclaimed).append(camera)
         return OfferOutcome.NEW, pushed_out
 
     def expire(self) -> list[Pending]:
         """Remove pending frames that waited longer than max_age (no worker free)."""
         now = self._clock()
-        old = [cam for cam, p in self._pending.items() if now - p.arrived > self.max_age]
-        expired = [self._pending.pop(cam) for cam in old]
-        if old:
-            self._turns = deque(cam for cam in self._turns if cam in self._pending)
-            self._unclaimed = deque(cam for cam in self._unclaimed if cam in self._pending)
+        expired: list[Pending] = []
+        queues = []
+        for turns in (self._turns, self._unclaimed):
+            kept: deque[str] = deque()
+            for cam in turns:
+                state = self.cameras.get(cam)
+                if (
+                    state is not None
+                    and state.pending is not None
+                    and now - state.pending.arrived > self.max_age
+                ):
+                    expired.append(self._take(cam))
+                else:
+                    kept.append(cam)
+            queues.append(kept)
+        self._turns, self._unclaimed = queues
         return expired
 
     def pending_count(self) -> int:
-        return len(self._pending)
+        return len(self._turns) + len(self._unclaimed)
+
+    def _take(self, camera: str) -> Pending:
+        """Take the camera's pending frame out of its slot (the camera is in a turn queue: it has one)."""
+        state = self.cameras.entry(camera)
+        frame = state.pending
+        if frame is None:  # never: a camera is in a turn queue exactly while it has a frame pending
+            raise KeyError(camera)
+        state.pending = None
+        self.cameras.release(state)
+        return frame
 
     # -- workers --------------------------------------------------------------
     def ready(self, proc: str, ident: bytes, credit: int, batch: int = 1) -> tuple[str, WorkerSlot | None]:
@@ -173,7 +200,7 @@ class FrameScheduler:
             del self._workers[proc]  # its connection went quiet: the worker reconnected (new routing id)
             old = None
         if old is not None:
-            old.last_heard = old.last_spoke = now
+            old.last_spoke = now
             if now - old.announced < self.ready_interval:
                 return ReadyOutcome.TOO_SOON, old
         elif len(self._workers) >= self.max_workers:
@@ -188,7 +215,6 @@ class FrameScheduler:
             ident=ident,
             capacity=capacity,
             grant=grant,
-            last_heard=now,
             announced=now,
             last_spoke=now,
             batch=batch,
@@ -201,24 +227,14 @@ class FrameScheduler:
             return CreditOutcome.UNKNOWN
         if slot.ident != ident:
             return CreditOutcome.CONFLICT
-        slot.last_heard = slot.last_spoke = self._clock()
+        slot.last_spoke = self._clock()
         if not grant.startswith(self._run + "."):
             return CreditOutcome.STALE
         slot.release(n)  # any grant of this broker: the frames it names are done, whenever they were sent
         return CreditOutcome.OK
 
-    def touch(self, proc: str) -> None:
-        """Any sign of life from a worker (its heartbeat) keeps its credit."""
-        slot = self._workers.get(proc)
-        if slot is not None:
-            slot.last_heard = self._clock()
-
     def forget(self, proc: str) -> WorkerSlot | None:
         return self._workers.pop(proc, None)
-
-    def silent_workers(self, timeout: float) -> list[str]:
-        now = self._clock()
-        return [p for p, s in self._workers.items() if now - s.last_heard > timeout]
 
     def workers(self) -> dict[str, WorkerSlot]:
         return self._workers
@@ -244,7 +260,7 @@ class FrameScheduler:
                 slot = s
         if slot is None:
             return None
-        frame = self._pending.pop(turns.popleft())
+        frame = self._take(turns.popleft())
         slot.held.append(now)
         slot.dispatched += 1
         slot.served = next(self._served)

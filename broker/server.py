@@ -8,6 +8,8 @@ Sockets (ports relative to --base-port, see anjeon.protocol.endpoints):
   control     ROUTER  heartbeats in, acks out
 
 A single thread owns all five sockets, so no state is shared across threads.
+What the broker knows (cameras, processes, worker credit) is in one
+``BrokerState`` (state.py); this module moves messages in and out of it.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import zmq
 
@@ -30,11 +32,10 @@ from anjeon.protocol.endpoints import (
     RESULTS_OUT,
     bind_endpoint,
 )
-from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL, HEARTBEAT_LIVENESS
 from anjeon.protocol.sockets import configure
 from anjeon.protocol.stats import DropCounter, ProcessMeter
 
-from .registry import DEFAULT_MAX_PEERS, FORGET_AFTER, BeatOutcome, Registry
+from .registry import DEFAULT_MAX_PEERS, BeatOutcome, Registry
 from .scheduler import (
     DEFAULT_MAX_CREDIT,
     DEFAULT_MAX_PENDING,
@@ -45,7 +46,8 @@ from .scheduler import (
     Pending,
     ReadyOutcome,
 )
-from .status import CameraFlow, build_snapshot, edge_cameras
+from .state import BrokerState, CameraState
+from .status import build_snapshot
 
 log = logging.getLogger("anjeon.broker")
 
@@ -98,16 +100,16 @@ class Broker:
         self.config = config
         self.run_id = wire.new_id()
         self._ctx = ctx or zmq.Context.instance()
-        self.scheduler = FrameScheduler(
+        self.state = BrokerState(
             self.run_id,
-            config.max_age,
+            max_age=config.max_age,
+            max_cameras=config.max_cameras,
+            camera_idle=config.camera_idle,
+            max_peers=config.max_peers,
             max_credit=config.max_credit,
             max_pending=config.max_pending,
             max_workers=config.max_workers,
         )
-        self.registry = Registry(max_peers=config.max_peers)
-        self.flows: OrderedDict[str, CameraFlow] = OrderedDict()  # least recently seen first
-        self._claimed: set[str] = set()  # cameras an online edge reports in its heartbeat
         self._status_now = False  # publish the status on this loop turn (something went offline)
         self._unclaimed_tokens, self._unclaimed_at = config.unclaimed_fps, time.monotonic()
         self.drops = DropCounter(log)
@@ -115,6 +117,20 @@ class Broker:
         self._meter = ProcessMeter()
         self._socks: dict[str, zmq.Socket] = {}
         self.guard: security.Guard | None = None  # CURVE + rights per role (plaintext without keys)
+
+    # The parts of ``state``, by the names the metrics collector (protocol/metrics.py) reads.
+    @property
+    def scheduler(self) -> FrameScheduler:
+        return self.state.scheduler
+
+    @property
+    def registry(self) -> Registry:
+        return self.state.registry
+
+    @property
+    def flows(self) -> dict[str, CameraState]:
+        """The cameras the broker has had frames from, least recently seen first."""
+        return self.state.cameras.flowing
 
     # -- life cycle -------------------------------------------------------------
     def bind(self) -> None:
@@ -175,8 +191,8 @@ class Broker:
                 if now >= next_tick:
                     # Expiring on the tick, not every loop turn: the scan is over all cameras, and a frame
                     # that slips past by < TICK is still dropped by the worker's own --max-age.
-                    for frame in self.scheduler.expire():
-                        self._camera_drop(frame.header.camera, "expired")
+                    for frame in self.state.scheduler.expire():
+                        self.state.cameras.drop(frame.header.camera, "expired")
                     if self._sweep():
                         next_status = now  # tell subscribers at once when something went offline
                     # A revoked key must stop receiving too: drop results-out's connections (they reconnect).
@@ -233,7 +249,9 @@ class Broker:
             self.drops.drop("not_jpeg", f"camera {header.camera}: payload does not start with a JPEG marker")
             return
         now = time.monotonic()
-        claimed = header.camera in self._claimed
+        cameras = self.state.cameras
+        known = cameras.get(header.camera)
+        claimed = known is not None and known.claimed
         if not claimed and not self._unclaimed_token(now):
             self.drops.drop(
                 "unclaimed_rate",
@@ -241,7 +259,7 @@ class Broker:
                 f"cameras are over {self.config.unclaimed_fps:.0f}/s",
             )
             return
-        flow = self._flow(header.camera, now)
+        flow = cameras.admit(header.camera, now)
         if flow is None:
             self.drops.drop(
                 "camera_cap",
@@ -249,8 +267,8 @@ class Broker:
             )
             return
         flow.frames_in.add()
-        flow.edge, flow.last_frame = header.edge, now
-        outcome, other = self.scheduler.offer(
+        flow.edge = header.edge
+        outcome, other = self.state.scheduler.offer(
             header.camera, Pending(header, jpeg, now, raw=frames[0], t_in=time.time(), claimed=claimed)
         )
         if outcome == OfferOutcome.REPLACED:
@@ -258,7 +276,7 @@ class Broker:
         elif outcome == OfferOutcome.FULL:
             flow.drops["pending_cap"] += 1
         elif other is not None:  # NEW, and an unclaimed camera's frame made room for it
-            self._camera_drop(other.header.camera, "pending_cap")
+            cameras.drop(other.header.camera, "pending_cap")
 
     def _unclaimed_token(self, now: float) -> bool:
         """A token bucket (one second's worth) for frames of unclaimed cameras."""
@@ -269,25 +287,6 @@ class Broker:
             return False
         self._unclaimed_tokens -= 1.0
         return True
-
-    def _flow(self, camera: str, now: float) -> CameraFlow | None:
-        """The camera's flow; a new camera takes the place of the one silent longest, if that one is idle."""
-        flow = self.flows.get(camera)
-        if flow is not None:
-            self.flows.move_to_end(camera)
-            return flow
-        if len(self.flows) >= self.config.max_cameras:
-            oldest, oldest_flow = next(iter(self.flows.items()))
-            if now - oldest_flow.last_frame < self.config.camera_idle:
-                return None
-            del self.flows[oldest]
-        flow = self.flows[camera] = CameraFlow()
-        return flow
-
-    def _camera_drop(self, camera: str, reason: str) -> None:
-        flow = self.flows.get(camera)
-        if flow is not None:
-            flow.drops[reason] += 1
 
     # -- workers -------------------------------------------------------------------
     def _on_workers(self, sock: zmq.Socket) -> None:
@@ -312,7 +311,7 @@ class Broker:
             if isinstance(msg, messages.Ready):
                 self._on_ready(ident, msg)
             else:
-                outcome = self.scheduler.credit(msg.proc, ident, msg.grant, msg.n)
+                outcome = self.state.scheduler.credit(msg.proc, ident, msg.grant, msg.n)
                 if outcome == CreditOutcome.UNKNOWN:
                     self._send_unknown(sock, ident)
                 elif outcome == CreditOutcome.CONFLICT:
@@ -321,7 +320,7 @@ class Broker:
                     )
 
     def _on_ready(self, ident: bytes, msg: messages.Ready) -> None:
-        outcome, slot = self.scheduler.ready(msg.proc, ident, msg.credit, msg.batch)
+        outcome, slot = self.state.scheduler.ready(msg.proc, ident, msg.credit, msg.batch)
         if outcome == ReadyOutcome.NEW and slot is not None:
             log.info("worker %s ready with credit %d (announced %d)", msg.proc, slot.capacity, msg.credit)
         elif outcome in (ReadyOutcome.CONFLICT, ReadyOutcome.FULL):
@@ -338,7 +337,7 @@ class Broker:
 
     def _dispatch(self) -> None:
         sock = self._socks[FRAMES_OUT]
-        while (picked := self.scheduler.next()) is not None:
+        while (picked := self.state.scheduler.next()) is not None:
             slot, frame = picked
             h = frame.header
             # The edge's header goes on as received; what the broker adds travels in a small trailer
@@ -352,8 +351,8 @@ class Broker:
                 # EHOSTUNREACH: the worker is gone. EAGAIN: its pipe is full. Either way it has no
                 # real credit; forget it until it announces itself again. The frame is not re-sent:
                 # by the time we noticed, a newer one is on its way.
-                self.scheduler.forget(slot.proc)
-                self._camera_drop(h.camera, "worker_gone")
+                self.state.scheduler.forget(slot.proc)
+                self.state.cameras.drop(h.camera, "worker_gone")
                 log.warning("worker %s unreachable (%s); forgetting its credit", slot.proc, exc.strerror)
 
     # -- results bus --------------------------------------------------------------------
@@ -374,9 +373,9 @@ class Broker:
                 self.drops.drop("forged_status", "a publisher sent on the broker's status/ topic")
                 continue
             if topic.startswith(wire.RESULT_PREFIX.encode()):
-                cam = wire.camera_of_topic(topic)
-                if cam in self.flows:
-                    self.flows[cam].results_out.add()
+                flow = self.state.cameras.flowing.get(wire.camera_of_topic(topic))
+                if flow is not None:
+                    flow.results_out.add()
             try:
                 out.send_multipart(frames, zmq.NOBLOCK, copy=False)
             except zmq.Again:
@@ -425,53 +424,46 @@ class Broker:
                     f"more than --max-cameras {self.config.max_cameras}",
                 )
                 continue
-            outcome = self.registry.beat(msg.proc, msg.role, msg.name, msg.info, ident)
+            outcome = self.state.registry.beat(msg.proc, msg.role, msg.name, msg.info, ident)
             if outcome == BeatOutcome.NEW:
                 log.info("%s %s online", msg.role, msg.name)
             elif outcome != BeatOutcome.OK:
                 self.drops.drop(outcome, f"heartbeat of {msg.role} {msg.proc} refused")
                 continue
-            if msg.role == "worker":
-                self.scheduler.touch(msg.proc)
             try:
                 sock.send_multipart([ident, ack], zmq.NOBLOCK)
             except zmq.ZMQError:
                 pass
 
     def _on_goodbye(self, msg: messages.Goodbye, ident: bytes) -> None:
-        peer = self.registry.goodbye(msg.proc, ident)
+        peer, slot = self.state.goodbye(msg.proc, ident)
         if peer is None:
             self.drops.drop("bad_goodbye", f"goodbye for {msg.proc}, unknown or from another connection")
             return
         log.info("%s %s stopped", peer.role, peer.name)
-        if self.scheduler.forget(peer.proc) is not None:
+        if slot is not None:
             log.info("forgot the credit of worker %s", peer.name)
         self._status_now = True
 
     def _sweep(self) -> bool:
-        gone = self.registry.sweep()
+        """The one liveness sweep (state.py); True when some process went offline."""
+        gone, dead = self.state.sweep()
+        registry = self.state.registry
         for peer in gone:
             log.warning(
-                "%s %s offline (no heartbeat for %.0f s)", peer.role, peer.name, self.registry.silence(peer)
+                "%s %s offline (no heartbeat for %.0f s)", peer.role, peer.name, registry.silence(peer)
             )
-            if self.scheduler.forget(peer.proc) is not None:
-                log.info("forgot the credit of worker %s", peer.name)
-        for proc in self.scheduler.silent_workers(HEARTBEAT_INTERVAL * HEARTBEAT_LIVENESS):
-            self.scheduler.forget(proc)
-        self._claimed = {cam for cam, (peer, _) in edge_cameras(self.registry).items() if peer.online}
-        # Cameras silent for long are forgotten too, so a client inventing camera ids cannot grow memory.
-        now = time.monotonic()
-        for cam in [c for c, f in self.flows.items() if now - f.last_frame > FORGET_AFTER]:
-            del self.flows[cam]
+        for slot in dead:
+            worker = registry.peers.get(slot.proc)
+            log.info("forgot the credit of worker %s", worker.name if worker is not None else slot.proc)
         return bool(gone)
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
+        self.state.cameras.report(self.state.registry.by_role("edge"))  # heartbeats since the last sweep
         snap = build_snapshot(
+            self.state,
             run=self.run_id,
             started=self._started,
-            flows=self.flows,
-            registry=self.registry,
-            scheduler=self.scheduler,
             broker_drops=self.drops.snapshot(),
             process=self._meter.sample(),
             now=time.monotonic(),

@@ -1,8 +1,9 @@
 """The status snapshot the broker publishes on results-out once a second.
 
-It joins three views: what the broker saw flow (frames in, results out, its
-own drops), what each process said in its heartbeats (edges' cameras,
-workers' models and drops, subscribers' drops) and the scheduler's credit.
+It reads the broker's state (state.py): per camera what the broker saw flow
+(frames in, results out, its own drops) and what its edge reports; per
+process what it said in its heartbeats (workers' models and drops,
+subscribers' drops); and the scheduler's credit.
 The schema is documented in docs/protocol.md ("Status snapshot").
 """
 
@@ -10,52 +11,20 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
-from anjeon.protocol.stats import RateMeter
 from anjeon.protocol.wire import STATUS, VERSION
 
-from .registry import Peer, Registry
-from .scheduler import FrameScheduler
-
-
-@dataclass
-class CameraFlow:
-    """What the broker itself sees of one camera."""
-
-    frames_in: RateMeter = field(default_factory=RateMeter)
-    results_out: RateMeter = field(default_factory=RateMeter)
-    drops: Counter[str] = field(default_factory=Counter)
-    edge: str = ""
-    last_frame: float = 0.0  # broker monotonic time of the newest frame
+from .registry import Peer
+from .state import BrokerState, CameraState
 
 
 def _round(x: float) -> float:
     return round(x, 2)
 
 
-def edge_cameras(registry: Registry) -> dict[str, tuple[Peer, dict[str, Any]]]:
-    """Camera -> (the edge reporting it, its info); an online edge wins over an offline one."""
-    found: dict[str, tuple[Peer, dict[str, Any]]] = {}
-    for peer in registry.by_role("edge"):
-        for cam, info in peer.info.get("cameras", {}).items():
-            if cam not in found or peer.online:
-                found[cam] = (peer, info)
-    return found
-
-
-def _worker_camera_drops(registry: Registry) -> dict[str, Counter[str]]:
-    drops: dict[str, Counter[str]] = {}
-    for peer in registry.by_role("worker"):
-        for cam, reasons in peer.info.get("camera_drops", {}).items():
-            drops.setdefault(cam, Counter()).update(reasons)
-    return drops
-
-
-def _camera(
-    flow: CameraFlow, peer: Peer | None, info: dict[str, Any], worker_drops: Counter[str] | None, now: float
-) -> dict[str, Any]:
+def _camera(cam: CameraState, worker_drops: Counter[str] | None, now: float) -> dict[str, Any]:
+    peer, info = cam.reporter, cam.report
     live = peer is not None and peer.online
     state = (
         str(info.get("state", "unknown"))
@@ -72,14 +41,14 @@ def _camera(
         "capture_fps": _round(info.get("capture_fps", 0.0)) if live else 0.0,
         "reconnects": info.get("reconnects", 0),
         "bytes_per_s": round(info.get("bytes_per_s", 0.0)) if live else 0,
-        "fps_in": _round(flow.frames_in.sample(now)),
-        "fps_out": _round(flow.results_out.sample(now)),
-        "frames_in": flow.frames_in.count,
-        "results_out": flow.results_out.count,
-        "last_frame_s": _round(now - flow.last_frame) if flow.last_frame else None,
+        "fps_in": _round(cam.frames_in.sample(now)),
+        "fps_out": _round(cam.results_out.sample(now)),
+        "frames_in": cam.frames_in.count,
+        "results_out": cam.results_out.count,
+        "last_frame_s": _round(now - cam.last_frame) if cam.last_frame else None,
         "drops": {
             "edge": dict(info.get("drops", {})),
-            "broker": dict(flow.drops),
+            "broker": dict(cam.drops),
             "worker": dict(worker_drops or {}),
         },
     }
@@ -90,24 +59,18 @@ def _process(peer: Peer) -> dict[str, float]:
 
 
 def build_snapshot(
+    state: BrokerState,
     *,
     run: str,
     started: float,
-    flows: dict[str, CameraFlow],
-    registry: Registry,
-    scheduler: FrameScheduler,
     broker_drops: dict[str, int],
     process: dict[str, float],
     now: float,
     limits: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    edges = edge_cameras(registry)
-    worker_drops = _worker_camera_drops(registry)
-    empty = CameraFlow()
-    cameras = {
-        cam: _camera(flows.get(cam) or empty, *edges.get(cam, (None, {})), worker_drops.get(cam), now)
-        for cam in sorted(set(flows) | set(edges))
-    }
+    registry, scheduler = state.registry, state.scheduler
+    worker_drops = state.worker_camera_drops()
+    cameras = {cam.name: _camera(cam, worker_drops.get(cam.name), now) for cam in state.cameras.listed()}
     slots = scheduler.workers()
     workers = {}
     for peer in registry.by_role("worker"):

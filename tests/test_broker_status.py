@@ -9,7 +9,6 @@ import msgpack
 import zmq
 
 from anjeon.broker.server import Broker, BrokerConfig
-from anjeon.broker.status import CameraFlow
 from anjeon.protocol import messages, wire
 
 JPEG = b"\xff\xd8" + b"\x00" * 200
@@ -103,14 +102,16 @@ def test_a_real_broker_reports_1000_cameras_in_one_status(system):
 def test_the_snapshot_of_2500_cameras_and_200_workers_fits_and_decodes():
     broker = Broker(BrokerConfig(bind="127.0.0.1"))
     cams = [f"cam{i:04d}" for i in range(2500)]
-    broker.registry.beat("edge1", "edge", "edge", messages.EDGE_INFO.check(edge_info(cams), "info"), b"e")
+    broker.state.registry.beat(
+        "edge1", "edge", "edge", messages.EDGE_INFO.check(edge_info(cams), "info"), b"e"
+    )
     for i in range(200):
         info = messages.WORKER_INFO.check(
             {"model": "m", "batch": 8, "camera_drops": {c: {"too_old": 1} for c in cams[:20]}}, "info"
         )
-        broker.registry.beat(f"w{i}", "worker", f"worker-{i}", info, b"w%d" % i)
+        broker.state.registry.beat(f"w{i}", "worker", f"worker-{i}", info, b"w%d" % i)
     for cam in cams:
-        broker.flows[cam] = CameraFlow(last_frame=time.monotonic())
+        broker.state.cameras.admit(cam, time.monotonic())
     raw = wire.pack(broker.snapshot())
     status = messages.decode_status(raw)
     assert len(status["cameras"]) == 2500 and len(status["workers"]) == 200

@@ -1,6 +1,7 @@
 """The broker's scheduling, frame by frame: newest-only slots, round robin, credit accounting."""
 
 from anjeon.broker.scheduler import CreditOutcome, FrameScheduler, OfferOutcome, Pending, ReadyOutcome
+from anjeon.broker.state import BrokerState
 from anjeon.protocol.wire import FrameHeader
 
 
@@ -193,11 +194,39 @@ def test_frames_expire_when_no_worker_is_free():
 
 
 def test_silent_workers():
+    # Liveness is judged once (BrokerState.sweep): heartbeats (the registry) or the worker's own
+    # frames-out connection (ready/credit) within the timeout keep its credit.
     clock = Clock()
-    s = FrameScheduler("b", max_age=1.0, clock=clock)
+    state = BrokerState("b", max_age=1.0, clock=clock)
+    s = state.scheduler
     ready(s, "w1", b"1", 1)
     ready(s, "w2", b"2", 1)
+    w3 = ready(s, "w3", b"3", 1)
     clock.t += 2
-    s.touch("w2")
+    state.registry.beat("w2", "worker", "worker-2", {}, b"control-2")
+    assert s.credit("w3", b"3", w3.grant, 1) == CreditOutcome.OK
     clock.t += 2
-    assert s.silent_workers(3.0) == ["w1"]
+    gone, dead = state.sweep()
+    assert [slot.proc for slot in dead] == ["w1"]
+    assert sorted(s.workers()) == ["w2", "w3"]
+
+
+def test_one_state_per_camera_flow_pending_and_report():
+    clock = Clock()
+    state = BrokerState("b", max_age=10.0, clock=clock, max_cameras=2, camera_idle=5.0)
+    cams = state.cameras
+    a = cams.admit("a", clock())
+    assert a is not None and cams.admit("b", clock()) is not None
+    assert cams.admit("c", clock()) is None  # two cameras streaming, neither idle: no room
+    state.scheduler.offer("a", pending("a", 1, clock))
+    assert cams.get("a") is a and a.pending is not None and state.scheduler.pending_count() == 1
+    state.registry.beat("e1", "edge", "edge-1", {"cameras": {"a": {"state": "streaming"}, "z": {}}}, b"e")
+    state.sweep()
+    assert a.claimed and a.reporter is not None and a.reporter.name == "edge-1"
+    assert [c.name for c in cams.listed()] == ["a", "b", "z"]  # z: reported by its edge, no frame yet
+    clock.t += 6
+    assert cams.admit("a", clock()) is a  # a streams on
+    assert cams.admit("c", clock()) is not None  # b was silent long enough: c takes its place
+    assert [c.name for c in cams.listed()] == ["a", "c", "z"]
+    assert ready(s := state.scheduler, "w1", b"1", 1) is not None and s.next()[1].header.camera == "a"
+    assert a.pending is None and s.pending_count() == 0
