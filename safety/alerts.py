@@ -18,10 +18,9 @@ import urllib.error
 import urllib.request
 from typing import Any, Protocol
 
+from anjeon.config.safety import AlertSpec
 from anjeon.protocol.secrets import redact_url
 from anjeon.protocol.stats import DropCounter
-
-from .config import AlertSpec
 
 log = logging.getLogger("anjeon.safety.alerts")
 

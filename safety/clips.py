@@ -29,21 +29,26 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
-from .config import CameraRules
-from .evidence_config import ClipSpec
+from anjeon.config.evidence import ClipSpec
+from anjeon.config.safety import CameraRules
+
 from .geometry import Line, Zone
 from .incident import Event, Transition
 from .observation import Observation
 from .snapshot import OFFENDER_COLOUR, ZONE_COLOUR
 from .store import ClipRecord, EventStore
+
+if TYPE_CHECKING:  # PyAV is imported when the first clip is encoded, not at start-up
+    from av.container import OutputContainer
+    from av.video.stream import VideoStream
 
 log = logging.getLogger("anjeon.safety.clips")
 
@@ -152,7 +157,8 @@ class _Encoder:
 
     def __init__(self, path: Path) -> None:
         self.path, self.part = path, path.with_suffix(".mp4.part")
-        self._out = self._stream = None
+        self._out: OutputContainer | None = None
+        self._stream: VideoStream | None = None
         self._t0 = 0.0
         self._last_pts = -1
         self.size = (0, 0)
@@ -160,18 +166,18 @@ class _Encoder:
     def write(self, image: np.ndarray, t: float) -> None:
         import av
 
-        if self._out is None:
+        if self._out is None or self._stream is None:
             h, w = image.shape[:2]
             self.size = (w - w % 2, h - h % 2)  # yuv420p needs even sizes
             self.part.parent.mkdir(parents=True, exist_ok=True)
             self._out = av.open(str(self.part), "w", format="mp4", options={"movflags": "+faststart"})
-            self._stream = self._out.add_stream("libx264", rate=30)
-            self._stream.width, self._stream.height = self.size
-            self._stream.pix_fmt = "yuv420p"
-            self._stream.time_base = Fraction(1, 1000)
-            self._stream.codec_context.time_base = Fraction(1, 1000)
-            self._stream.options = {"preset": "veryfast", "crf": "28"}
-            self._stream.codec_context.thread_count = 1  # the rules and the model need the cores more
+            self._stream = stream = self._out.add_stream("libx264", rate=30)
+            stream.width, stream.height = self.size
+            stream.pix_fmt = "yuv420p"
+            stream.time_base = Fraction(1, 1000)
+            stream.codec_context.time_base = Fraction(1, 1000)
+            stream.options = {"preset": "veryfast", "crf": "28"}
+            stream.codec_context.thread_count = 1  # the rules and the model need the cores more
             self._t0 = t
         if image.shape[1] != self.size[0] or image.shape[0] != self.size[1]:
             image = cv2.resize(image, self.size)
@@ -186,7 +192,7 @@ class _Encoder:
 
     def close(self) -> int:
         """Flush and rename into place; the file's size (0 when nothing was written)."""
-        if self._out is None:
+        if self._out is None or self._stream is None:
             return 0
         for packet in self._stream.encode():
             self._out.mux(packet)
@@ -207,16 +213,11 @@ class _Encoder:
 class ClipStats:
     ready: int = 0
     failed: int = 0
-    dropped_frames: int = 0
     recording: int = 0
+    dropped_frames: int = 0
 
     def to_dict(self) -> dict[str, int]:
-        return {
-            "ready": self.ready,
-            "failed": self.failed,
-            "recording": self.recording,
-            "dropped_frames": self.dropped_frames,
-        }
+        return asdict(self)
 
 
 class ClipRecorder:
@@ -313,12 +314,12 @@ class ClipRecorder:
                 self.stats.recording = len(self._pending)
             self._record(store, ClipRecord(ev.id, "recording", str(rec.path), rec.start))
             self._wake.set()
-        rec = self._by_event.pop(ev.id, None) if tr.kind == "end" else self._by_event.get(ev.id)
-        if rec is None:  # an event resumed after a restart has no clip
+        found = self._by_event.pop(ev.id, None) if tr.kind == "end" else self._by_event.get(ev.id)
+        if found is None:  # an event resumed after a restart has no clip
             return None
         if tr.kind == "end":
-            rec.finish((ev.ended or ev.updated) + rec.spec.post)
-        return {"state": rec.state, "path": str(rec.path)}
+            found.finish((ev.ended or ev.updated) + found.spec.post)
+        return {"state": found.state, "path": str(found.path)}
 
     def _record(self, store: EventStore, clip: ClipRecord) -> None:
         try:

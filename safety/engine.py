@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .config import CameraRules, RuleSpec
+from anjeon.config.safety import CameraRules, RuleSpec
+
 from .debounce import Debouncer
 from .geometry import Zone, anchors
 from .incident import Event, Incident, Transition

@@ -13,36 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-Point = tuple[float, float]
-
-
-def polygon_area(points: tuple[Point, ...]) -> float:
-    xs, ys = np.array([p[0] for p in points]), np.array([p[1] for p in points])
-    return float(abs(np.dot(xs, np.roll(ys, -1)) - np.dot(ys, np.roll(xs, -1))) / 2.0)
-
-
-def _cross(o: Point, a: Point, b: Point) -> float:
-    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-
-
-def _segments_cross(p1: Point, p2: Point, q1: Point, q2: Point) -> bool:
-    """Proper crossing only (touching at an end does not count)."""
-    d1, d2 = _cross(q1, q2, p1), _cross(q1, q2, p2)
-    d3, d4 = _cross(p1, p2, q1), _cross(p1, p2, q2)
-    return d1 * d2 < 0 and d3 * d4 < 0
-
-
-def is_simple_polygon(points: tuple[Point, ...]) -> bool:
-    """No two non-adjacent edges cross (a bow-tie zone has no clear inside)."""
-    n = len(points)
-    edges = [(points[i], points[(i + 1) % n]) for i in range(n)]
-    for i in range(n):
-        for j in range(i + 2, n):
-            if i == 0 and j == n - 1:
-                continue  # adjacent through the closing edge
-            if _segments_cross(*edges[i], *edges[j]):
-                return False
-    return True
+from anjeon.config.geometry import Point
 
 
 def anchors(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -76,7 +47,8 @@ class Zone:
         with np.errstate(divide="ignore", invalid="ignore"):
             x_at = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
         hits = straddles & (x < x_at)
-        return hits.sum(axis=1) % 2 == 1
+        odd: np.ndarray = hits.sum(axis=1) % 2 == 1  # an odd number of edges to the right: inside
+        return odd
 
     def pixels(self, width: int, height: int) -> np.ndarray:
         return np.array([[round(x * width), round(y * height)] for x, y in self.points], np.int32)
@@ -100,14 +72,16 @@ class Line:
             return np.zeros(0, int)
         (ax, ay), (bx, by) = self.a, self.b
         cross = (bx - ax) * (pts[:, 1] - ay) - (by - ay) * (pts[:, 0] - ax)
-        return np.sign(cross).astype(int)  # > 0: right in image coordinates (y down)
+        sides: np.ndarray = np.sign(cross).astype(int)  # > 0: right in image coordinates (y down)
+        return sides
 
     def within_span(self, pts: np.ndarray) -> np.ndarray:
         """Whether each point projects onto the segment (a crossing beyond its ends is no crossing)."""
         a, b = np.asarray(self.a), np.asarray(self.b)
         d = b - a
         t = ((pts - a) @ d) / float(d @ d)
-        return (t >= 0.0) & (t <= 1.0)
+        on_segment: np.ndarray = (t >= 0.0) & (t <= 1.0)
+        return on_segment
 
     @property
     def restricted_sign(self) -> int:

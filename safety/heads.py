@@ -22,12 +22,13 @@ def upper_region_mask(people: np.ndarray, points: np.ndarray) -> np.ndarray:
     x1, y1, x2, y2 = (people[:, k : k + 1] for k in range(4))
     margin = (x2 - x1) * SIDE_MARGIN
     px, py = points[:, 0][None, :], points[:, 1][None, :]
-    return (
+    inside: np.ndarray = (
         (px >= x1 - margin)
         & (px <= x2 + margin)
         & (py >= y1 - (y2 - y1) * 0.05)
         & (py <= y1 + (y2 - y1) * UPPER_FRACTION)
     )
+    return inside
 
 
 def match_heads(people: np.ndarray, heads: np.ndarray) -> dict[int, int]:

@@ -24,7 +24,7 @@ import msgpack
 import zmq
 
 from anjeon.protocol import wire
-from anjeon.protocol.sockets import configure
+from anjeon.protocol.sockets import configure, count_error
 from anjeon.protocol.stats import DropCounter
 
 from . import bus
@@ -42,7 +42,7 @@ MAX_REPORT_DAYS = 400
 
 def fit_event(event: dict[str, Any]) -> bytes:
     """The packed event, its track list cut if the event alone would not fit a page."""
-    packed = msgpack.packb(event, use_bin_type=True)
+    packed: bytes = msgpack.packb(event, use_bin_type=True)
     if len(packed) > PAGE_BUDGET // 4:
         event = {**event, "tracks": event.get("tracks", [])[:MAX_TRACKS_SENT], "tracks_truncated": True}
         for key in ("note", "reason"):  # bounded at 500 characters when stored; cut again only if still huge
@@ -139,11 +139,15 @@ class HistoryServer:
         try:
             while not self._stop.is_set():
                 self._finish_reports()
-                if not self._sock.poll(POLL_MS):
-                    continue
                 try:
+                    if not self._sock.poll(POLL_MS):
+                        continue
                     frames = self._sock.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
+                    continue
+                except zmq.ZMQError as exc:
+                    if count_error(self._drops, exc, "history socket"):
+                        return  # the context was terminated: a clean exit
                     continue
                 envelope, body = frames[:-1], frames[-1]
                 if not envelope:
@@ -151,11 +155,7 @@ class HistoryServer:
                 if _kind(body) == bus.REPORT_QUERY:
                     self._start_report(envelope, body)
                     continue
-                reply = self._handle(body, reader)
-                try:
-                    self._sock.send_multipart([*envelope, *reply], zmq.NOBLOCK)
-                except zmq.ZMQError as exc:  # the asker is gone or its queue is full
-                    self._drops.drop("history_unsent", f"history answer not sent: {exc}")
+                self._send(envelope, self._handle(body, reader))
         finally:
             self._reports.shutdown(wait=False, cancel_futures=True)
             reader.close()
@@ -234,7 +234,7 @@ class HistoryServer:
     def _send(self, envelope: list[bytes], reply: list[bytes]) -> None:
         try:
             self._sock.send_multipart([*envelope, *reply], zmq.NOBLOCK)
-        except zmq.ZMQError as exc:
+        except zmq.ZMQError as exc:  # the asker is gone or its queue is full: counted, the socket goes on
             self._drops.drop("history_unsent", f"history answer not sent: {exc}")
 
     def _clip(self, reader: EventStore, request: dict[str, Any]) -> list[bytes]:

@@ -23,7 +23,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from .config import RuleSpec
+from anjeon.config.safety import RuleSpec
+
 from .debounce import absent_long_enough
 
 Kind = Literal["start", "update", "end"]
@@ -99,6 +100,7 @@ class Incident:
 
     def _end(self, last_active: float) -> Transition:
         ev = self.event
+        assert ev is not None, "only an open incident ends"
         ev.ended = ev.updated = max(last_active, ev.started)
         self.event, self._last_end = None, ev.ended
         return Transition("end", ev)

@@ -64,7 +64,7 @@ class Reorderer(Generic[T]):
             return verdict
         start = self._run_start.setdefault(run, t_capture)
         if len(self._run_start) > 16:  # only a few runs are ever in flight at once
-            for old in sorted(self._run_start, key=self._run_start.get)[:-8]:
+            for old in sorted(self._run_start, key=self._run_start.__getitem__)[:-8]:
                 if old != run:
                     del self._run_start[old]
         heapq.heappush(self._heap, _Pending((start, seq, next(self._tie)), now, run, seq, t_capture, item))

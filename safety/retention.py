@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .evidence_config import RetentionSpec
+from anjeon.config.evidence import RetentionSpec
+
 from .store import ClipRecord, EventStore
 
 log = logging.getLogger("anjeon.safety.retention")
@@ -98,7 +99,7 @@ class Retention:
         self._thread: threading.Thread | None = None
 
     # ---- failures reported by the writers (any thread) -----------------------------------------
-    def write_failed(self, what: str, exc: BaseException) -> None:
+    def write_failed(self, what: str, exc: BaseException | str) -> None:
         with self._lock:
             self._report.write_errors += 1
             self._report.last_error = f"{what}: {exc}"[:300]

@@ -14,7 +14,8 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
-from .config import LineSpec, RuleSpec
+from anjeon.config.safety import LineSpec, RuleSpec
+
 from .debounce import START_RESULTS
 from .geometry import Line, Zone, anchors
 from .heads import match_heads
@@ -41,7 +42,7 @@ class Rule(Protocol):
     # Results that must show the condition before it counts (debounce.py): 2, so that no single noisy
     # result starts an event; 1 where the condition itself already spans results (a line crossing is a
     # confirmed track seen on both sides).
-    evidence_results: int
+    evidence_results: ClassVar[int]
 
     def candidates(self, obs: Observation) -> dict[Hashable, Candidate]: ...
 
@@ -58,24 +59,25 @@ def _in_zone(zone: Zone | None, obs: Observation) -> np.ndarray:
 
 
 @dataclass
-class ZonePresence:
-    """intrusion and dwell: a person (confirmed track) stands in the zone; the debouncer adds 'for N s'."""
+class _ZoneRule:
+    """A rule about the people in one zone (``zone`` None: the whole picture)."""
 
     spec: RuleSpec
+    zone: Zone | None
     evidence_results: ClassVar[int] = START_RESULTS
-    zone: Zone
+
+
+@dataclass
+class ZonePresence(_ZoneRule):
+    """intrusion and dwell: a person (confirmed track) stands in the zone; the debouncer adds 'for N s'."""
 
     def candidates(self, obs: Observation) -> dict[Hashable, Candidate]:
         return _per_track(obs, _in_zone(self.zone, obs))
 
 
 @dataclass
-class Crowding:
+class Crowding(_ZoneRule):
     """More than max_people people in the zone; counts unconfirmed detections too (a count needs no identity)."""
-
-    spec: RuleSpec
-    evidence_results: ClassVar[int] = START_RESULTS
-    zone: Zone
 
     def candidates(self, obs: Observation) -> dict[Hashable, Candidate]:
         rows = np.flatnonzero(_in_zone(self.zone, obs))
@@ -87,12 +89,8 @@ class Crowding:
 
 
 @dataclass
-class Helmet:
+class Helmet(_ZoneRule):
     """A person in the zone whose head (matched one to one) is bare."""
-
-    spec: RuleSpec
-    evidence_results: ClassVar[int] = START_RESULTS
-    zone: Zone
 
     def candidates(self, obs: Observation) -> dict[Hashable, Candidate]:
         bare = np.zeros(len(obs.boxes), bool)
@@ -109,7 +107,7 @@ class _Posture:
 
 
 @dataclass
-class Fall:
+class Fall(_ZoneRule):
     """A track first seen upright and moving that is now down (Fall label or a lying box).
 
     The default model's Fall label alone fires on static objects (a yellow
@@ -117,9 +115,6 @@ class Fall:
     upright person, so it never qualifies. The debouncer adds 'stays down N s'.
     """
 
-    spec: RuleSpec
-    evidence_results: ClassVar[int] = START_RESULTS
-    zone: Zone | None
     _tracks: dict[int, _Posture] = field(default_factory=dict)
 
     def candidates(self, obs: Observation) -> dict[Hashable, Candidate]:

@@ -1,9 +1,10 @@
 """`anjeon safety`: subscribe to pictures and detections, run the rules, store, publish and alert.
 
-Sockets:
-  SUB    <- broker results-out: img/CAM/ for each configured camera (detections + the exact JPEG,
-            which becomes the event's snapshot).
-  PUB    -> broker results-in: evt/CAM/ event transitions (see bus.py).
+Sockets (the protocol's client library, anjeon.protocol.client):
+  SUB    <- broker results-out: img/CAM/ for each configured camera (``client.Subscriber`` of
+            PICTURES: detections + the exact JPEG, which becomes the event's snapshot).
+  PUB    -> broker results-in: evt/CAM/ event transitions (see bus.py) and trk/CAM/ track state
+            (``client.Publisher``).
   ROUTER    bound on --history-bind (loopback by default): history, acks, clips, on its own thread
             (safety/history.py) with its own SQLite connections, never on the rules' thread.
   DEALER -> broker control: heartbeats (role "safety"), like every process.
@@ -25,19 +26,19 @@ from typing import Any
 
 import zmq
 
-from anjeon.protocol import metrics, security, wire
-from anjeon.protocol.endpoints import RESULTS_IN, RESULTS_OUT, BrokerAddress
+from anjeon.config import ConfigError, load_site_config
+from anjeon.config.evidence import RetentionSpec, camera_clip_specs
+from anjeon.config.safety import SafetyConfig
+from anjeon.protocol import client, metrics, security, wire
+from anjeon.protocol.endpoints import BrokerAddress
 from anjeon.protocol.heartbeat import HeartbeatClient, default_name
 from anjeon.protocol.logs import fields
-from anjeon.protocol.sockets import configure
 from anjeon.protocol.stats import DropCounter, RateMeter
 
 from . import bus
 from .alerts import Alerts
 from .clips import ClipRecorder, fail_unfinished
-from .config import SafetyConfig
 from .engine import CameraEngine
-from .evidence_config import RetentionSpec, camera_clip_specs
 from .history import HistoryServer
 from .incident import Transition
 from .observation import Observation
@@ -118,8 +119,8 @@ class SafetyService:
             self._info,
             log,
         )
-        self._pub: zmq.Socket | None = None
-        self._sub: zmq.Socket | None = None
+        self._pub: client.Publisher | None = None
+        self._sub: client.Subscriber[client.Picture] | None = None
         self._config_mtime = self._mtime()
         self.retention = Retention(
             config.safety.retention or RetentionSpec(), self.store.path, config.snapshot_dir, config.clip_dir
@@ -177,14 +178,35 @@ class SafetyService:
         if resumed:
             log.info("resumed %d open event(s) from %s", resumed, self.store.path)
 
+    def _follow_cameras(self) -> None:
+        """Subscribe to the pictures of exactly the configured cameras. With none there is no subscriber:
+        to the client an empty camera list means every camera."""
+        want = set(self.cameras)
+        sub = self._sub
+        if sub is not None:
+            have = set(sub.cameras)
+            if want and have:
+                for cam in sorted(want - have):  # added first, so the list is never empty in between
+                    sub.add_camera(cam)
+                for cam in sorted(have - want):
+                    sub.remove_camera(cam)
+                return
+            sub.close()
+            self._sub = None
+        if want:
+            self._sub = client.Subscriber(
+                self.config.broker,
+                [client.PICTURES],
+                cameras=sorted(want),
+                rcvhwm=200,
+                ctx=self._ctx,
+                drops=self.drops,
+            )
+
     def serve(self, stop: threading.Event) -> None:
         cfg = self.config
-        sub = self._sub = configure(self._ctx.socket(zmq.SUB), rcvhwm=200)
-        security.connect(sub, cfg.broker.endpoint(RESULTS_OUT))
-        for cam in self.cameras:
-            sub.setsockopt(zmq.SUBSCRIBE, wire.topic(wire.IMAGE_PREFIX, cam))
-        self._pub = configure(self._ctx.socket(zmq.PUB), sndhwm=1000)
-        security.connect(self._pub, cfg.broker.endpoint(RESULTS_IN))
+        self._follow_cameras()
+        self._pub = client.Publisher(cfg.broker, sndhwm=1000, ctx=self._ctx, drops=self.drops)
         # CURVE server on the history socket when keys are set (same context as the socket it guards).
         self._guard = security.guard(
             self._ctx, security.host_of(cfg.history_endpoint), "the safety history socket"
@@ -196,8 +218,6 @@ class SafetyService:
         if self.reports is not None:
             self.reports.start()
         self.heartbeat.start()
-        poller = zmq.Poller()
-        poller.register(sub, zmq.POLLIN)
         log.info(
             "safety %s: %d camera(s), %d rule(s), store %s, history on %s",
             self.proc,
@@ -209,13 +229,13 @@ class SafetyService:
         next_idle = time.monotonic() + IDLE_CHECK
         try:
             while not stop.is_set():
-                ready = dict(poller.poll(100))
-                if sub in ready:
-                    for _ in range(200):  # drain a burst, then look at the rest
-                        try:
-                            self._receive(sub.recv_multipart(zmq.NOBLOCK))
-                        except zmq.Again:
-                            break
+                if self._sub is not None:
+                    for picture in self._sub.drain(0.1, 200):  # a burst at most, then look at the rest
+                        self._receive(picture)
+                    if self._sub.closed:  # the context was terminated under us: a clean exit
+                        break
+                else:
+                    stop.wait(0.1)  # no camera configured (yet): only the config is watched
                 self._release(time.monotonic())
                 if time.monotonic() >= next_idle:
                     self._end_quiet_cameras()
@@ -230,28 +250,24 @@ class SafetyService:
             if self.reports is not None:
                 self.reports.stop()
             self._guard.stop()
-            for sock in (sub, self._pub):
-                sock.close(0)
+            if self._sub is not None:
+                self._sub.close()
+            self._pub.close()
             self.store.close()
             log.info("safety stopped after %d results, %d event transitions", self.results.count, self.events)
 
-    def _receive(self, frames: list[bytes]) -> None:
-        try:
-            if len(frames) != 3:
-                raise wire.ProtocolError(
-                    "malformed", f"{len(frames)} part(s) where [topic, result, jpeg] was expected"
-                )
-            result = wire.Result.from_wire(frames[1])
-        except wire.ProtocolError as exc:
-            self.drops.drop(exc.reason, str(exc))
-            return
-        cam = self.cameras.get(result.frame.camera)
+    def _receive(self, picture: client.Picture) -> None:
+        cam = self.cameras.get(picture.camera)
         if cam is None:
             return
-        f = result.frame
+        f = picture.frame
         metrics.observe_latency(f.camera, f.t_capture, f.ts)
         verdict = cam.reorder.push(
-            f.run, f.seq, f.t_capture, (Observation.from_result(result), frames[2]), time.monotonic()
+            f.run,
+            f.seq,
+            f.t_capture,
+            (Observation.from_result(picture.result), picture.jpeg),
+            time.monotonic(),
         )
         if verdict == "stale":
             self.drops.drop(
@@ -275,11 +291,18 @@ class SafetyService:
                 for tr in transitions:
                     self._emit(tr, tracked, jpeg, cam.engine)
 
+    def _publish(self, frames: list[bytes], reason: str, detail: str) -> None:
+        """Send on the results bus without blocking; a full queue drops the message (counted as ``reason``)."""
+        if self._pub is None:
+            raise RuntimeError("the safety service publishes only while it serves")
+        self._pub.send(frames)  # INTERIM: reason/detail once client.Publisher.send takes them (HA)
+
     def _publish_tracks(self, obs: Observation, engine: CameraEngine) -> None:
-        try:
-            self._pub.send_multipart(tracks_message(obs, engine.view), zmq.NOBLOCK)
-        except zmq.Again:
-            self.drops.drop("tracks_backpressure", "the results bus is not taking track state")
+        self._publish(
+            tracks_message(obs, engine.view),
+            "tracks_backpressure",
+            "the results bus is not taking track state",
+        )
 
     def _mtime(self) -> int:
         try:
@@ -291,20 +314,17 @@ class SafetyService:
         """Apply an edited site config without a restart: only cameras whose zones/rules changed get new
         engines; their open events carry over to rules of the same name (like a restart, docs/safety.md).
         A config that does not validate is refused with its error and the running rules stay."""
-        mtime = self._mtime()
-        if not mtime or mtime == self._config_mtime:
+        mtime, path = self._mtime(), self.config.config_path
+        if path is None or not mtime or mtime == self._config_mtime:
             return
         self._config_mtime = mtime
-        from anjeon.siteconfig import ConfigError, load_site_config
-
         try:
-            site = load_site_config(self.config.config_path)
+            site = load_site_config(path)
         except ConfigError as exc:
             log.warning("config changed but is invalid, keeping the running rules: %s", exc)
             return
         new = site.safety.cameras if site.safety is not None else {}
         for cam in set(self.cameras) - set(new):
-            self._sub.setsockopt(zmq.UNSUBSCRIBE, wire.topic(wire.IMAGE_PREFIX, cam))
             del self.cameras[cam]
         for cam, rules in new.items():
             old = self.cameras.get(cam)
@@ -312,13 +332,13 @@ class SafetyService:
                 continue
             engine = CameraEngine(cam, rules, PersonTracker().update)
             if old is None:
-                self._sub.setsockopt(zmq.SUBSCRIBE, wire.topic(wire.IMAGE_PREFIX, cam))
                 self.cameras[cam] = _Camera(engine)
             else:
                 engine.resume(old.engine.open_events())
                 engine.rate = old.engine.rate  # same camera, same measured result rate
                 old.engine = engine
         self.config.safety.cameras = dict(new)
+        self._follow_cameras()
         if site.safety is not None:  # clip settings as edited (per camera; a new camera starts its ring)
             self.config.safety.clips, self.config.safety.camera_clips = (
                 site.safety.clips,
@@ -373,8 +393,7 @@ class SafetyService:
             ev.peak,
             extra=fields(camera=ev.camera, event=ev.id, rule=ev.rule, transition=tr.kind),
         )
-        try:
-            self._pub.send_multipart(bus.event_message(tr.kind, data), zmq.NOBLOCK)
-        except zmq.Again:
-            self.drops.drop("event_backpressure", "the results bus is not taking events")
+        self._publish(
+            bus.event_message(tr.kind, data), "event_backpressure", "the results bus is not taking events"
+        )
         self.alerts.send(tr.kind, data)

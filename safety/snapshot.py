@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .config import CameraRules
+from anjeon.config.safety import CameraRules
+
 from .engine import TrackView
 from .geometry import Line, Zone
 from .incident import Event
@@ -47,7 +48,7 @@ def annotate(
     image: np.ndarray, rows: tuple[int, ...], event: Event, rules: CameraRules, view: list[TrackView]
 ) -> np.ndarray:
     h, w = image.shape[:2]
-    out = image.copy()
+    out: np.ndarray = image.copy()
     if event.zone:
         cv2.polylines(out, [Zone(event.zone, rules.zones[event.zone]).pixels(w, h)], True, ZONE_COLOUR, 2)
     if event.line:

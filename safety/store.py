@@ -165,19 +165,25 @@ class Query:
 
     def where(self) -> tuple[str, list[Any]]:
         """The filter (without the cursor) as SQL over `events e`."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
+
+        def add(clause: str, *values: Any) -> None:
+            where.append(clause)
+            args.extend(values)
+
         if self.camera:
-            where.append("e.camera = ?"), args.append(self.camera)
+            add("e.camera = ?", self.camera)
         if self.rule:
-            where.append("(e.rule = ? OR e.type = ?)"), args.extend([self.rule, self.rule])
+            add("(e.rule = ? OR e.type = ?)", self.rule, self.rule)
         if self.id:
-            where.append("e.id = ?"), args.append(self.id)
+            add("e.id = ?", self.id)
         if self.since is not None:
-            where.append("COALESCE(e.ended, e.updated) >= ?"), args.append(self.since)
+            add("COALESCE(e.ended, e.updated) >= ?", self.since)
         if self.until is not None:
-            where.append("e.started <= ?"), args.append(self.until)
+            add("e.started <= ?", self.until)
         if self.state:
-            where.append("e.state = ?"), args.append(self.state)
+            add("e.state = ?", self.state)
         return " AND ".join(where), args
 
 

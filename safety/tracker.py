@@ -93,7 +93,8 @@ def _motion_similarity_class():
             reach = length * (REACH_BASE + WALK_LENGTHS_PER_S * max(self.gap, 0.0))
             distance = np.linalg.norm(ct[:, None, :] - cd[None, :, :], axis=2)
             proximity = np.clip(1.0 - distance / reach, 0.0, 1.0) * np.sqrt(alike)
-            return np.maximum(iou, proximity)
+            similarity: np.ndarray = np.maximum(iou, proximity)
+            return similarity
 
     return MotionSimilarity
 

@@ -11,28 +11,13 @@ so the operator sees people as the rules do. docs/protocol.md has the fields.
 
 from __future__ import annotations
 
-from anjeon.protocol import wire
+from anjeon.protocol.messages import encode_tracks
 
 from .engine import TrackView
 from .observation import Observation
 
-TRACKS_PREFIX = "trk/"
-TRACKS = "tracks"
 MAX_TRACKS = 500  # a header stays far below the bus's 64 KiB limit (about 90 bytes a track)
 
 
 def tracks_message(obs: Observation, view: list[TrackView]) -> list[bytes]:
-    return [
-        wire.topic(TRACKS_PREFIX, obs.camera),
-        wire.pack(
-            {
-                "kind": TRACKS,
-                "v": wire.VERSION,
-                "camera": obs.camera,
-                "run": obs.run,
-                "seq": obs.seq,
-                "t_capture": obs.t,
-                "tracks": [t.to_dict() for t in view[:MAX_TRACKS]],
-            }
-        ),
-    ]
+    return encode_tracks(obs.camera, obs.run, obs.seq, obs.t, [t.to_dict() for t in view[:MAX_TRACKS]])

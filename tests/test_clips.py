@@ -23,9 +23,9 @@ from conftest import ROOT, wait_for
 from evidence_fixtures import scripted_camera
 from safety_fixtures import start_safety, stored_events, write_config
 
+from anjeon.config.evidence import ClipSpec
+from anjeon.config.safety import CameraRules
 from anjeon.safety.clips import ClipFrame, Recording
-from anjeon.safety.config import CameraRules
-from anjeon.safety.evidence_config import ClipSpec
 from anjeon.safety.incident import Event
 
 PRE, POST, FPS = 3.0, 3.0, 5.0

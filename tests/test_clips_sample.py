@@ -43,7 +43,7 @@ def clips(db) -> dict[str, dict]:
 def test_every_ended_event_on_the_sample_video_has_a_clip_from_pre_to_post_roll(system, tmp_path):
     import av
 
-    assert SAMPLE.exists(), f"the sample video {SAMPLE} is missing (see DESIGN.md: Sample video)"
+    assert SAMPLE.exists(), f"the sample video {SAMPLE} is missing (see README.md)"
     db = tmp_path / "events.db"
     config = write_config(tmp_path / "site.yaml", "walk", RULES, db)
     with open(config, "a") as f:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, free_base_port, wait_for
 
-from anjeon.safety.evidence_config import ReportSpec
+from anjeon.config.evidence import ReportSpec
 from anjeon.safety.incident import Event
 from anjeon.safety.report.deliver import next_due
 from anjeon.safety.store import EventStore

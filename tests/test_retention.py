@@ -23,7 +23,7 @@ from conftest import free_base_port, wait_for
 from evidence_fixtures import scripted_camera
 from safety_fixtures import start_safety, stored_events, write_config
 
-from anjeon.safety.evidence_config import RetentionSpec
+from anjeon.config.evidence import RetentionSpec
 from anjeon.safety.incident import Event
 from anjeon.safety.retention import Retention
 from anjeon.safety.store import ClipRecord, EventStore
@@ -152,9 +152,13 @@ def fill(folder: Path) -> Path:
 
 
 def storage(system, port: int) -> dict:
-    from anjeon.safety.bus import query_storage
+    from anjeon.protocol import client
+    from anjeon.safety.bus import STORAGE, STORAGE_QUERY
 
-    return query_storage(system.ctx, f"tcp://127.0.0.1:{port}", timeout=10)
+    reply, _ = client.History(f"tcp://127.0.0.1:{port}", ctx=system.ctx, timeout=10).request(
+        STORAGE_QUERY, {}, STORAGE
+    )
+    return reply
 
 
 def write_errors_metric(port: int) -> float:

@@ -7,15 +7,16 @@ import random
 import numpy as np
 import pytest
 
-from anjeon.safety.config import CameraRules, Hours, LineSpec, RuleSpec
+from anjeon.config import ConfigError, parse_site_config
+from anjeon.config.geometry import is_simple_polygon
+from anjeon.config.safety import CameraRules, Hours, LineSpec, RuleSpec
 from anjeon.safety.debounce import Debouncer, start_slack
 from anjeon.safety.engine import CameraEngine
-from anjeon.safety.geometry import Line, Zone, anchors, is_simple_polygon
+from anjeon.safety.geometry import Line, Zone, anchors
 from anjeon.safety.heads import match_heads
 from anjeon.safety.incident import Incident
 from anjeon.safety.observation import Observation
 from anjeon.safety.reorder import Reorderer
-from anjeon.siteconfig import ConfigError, parse_site_config
 
 W, H = 1000, 1000
 SQUARE = ((0.2, 0.2), (0.6, 0.2), (0.6, 0.6), (0.2, 0.6))

@@ -28,7 +28,7 @@ rules:
 @pytest.mark.model
 @pytest.mark.timeout(900)
 def test_intrusion_on_sample_video_no_falls_snapshots_bus_history_restart(system, tmp_path):
-    assert SAMPLE.exists(), f"the sample video {SAMPLE} is missing (see DESIGN.md: Sample video)"
+    assert SAMPLE.exists(), f"the sample video {SAMPLE} is missing (see README.md)"
     db = tmp_path / "events.db"
     config = write_config(tmp_path / "site.yaml", "walk", RULES, db)
     system.broker()
@@ -67,12 +67,12 @@ def test_intrusion_on_sample_video_no_falls_snapshots_bus_history_restart(system
     assert ("start", ended["id"]) in kinds and ("end", ended["id"]) in kinds, live
 
     # History over ZeroMQ and the CLI, JSON and CSV.
-    from anjeon.safety.bus import query_history
+    from anjeon.protocol import client
 
-    remote = query_history(
-        system.ctx, f"tcp://127.0.0.1:{history_port}", {"camera": "walk", "rule": "intrusion"}
+    remote = client.History(f"tcp://127.0.0.1:{history_port}", ctx=system.ctx).events(
+        {"camera": "walk", "rule": "intrusion"}
     )
-    assert ended["id"] in {e["id"] for e in remote}
+    assert ended["id"] in {e.id for e in remote}
     as_json = json_lines(events_cli("--db", str(db), "--camera", "walk", "--json").stdout)
     assert ended["id"] in {e["id"] for e in as_json}
     as_csv = events_cli("--db", str(db), "--rule", "intrusion", "--csv").stdout.splitlines()

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from anjeon.safety.config import CameraRules, LineSpec, RuleSpec
+from anjeon.config.safety import CameraRules, LineSpec, RuleSpec
 from anjeon.safety.engine import CameraEngine
 from anjeon.safety.observation import Observation
 from anjeon.safety.rate import CaptureClock, ResultRate

@@ -26,7 +26,7 @@ from conftest import SAMPLE, wait_for
 from safety_fixtures import start_safety, stored_events
 
 pytestmark = pytest.mark.skipif(
-    not SAMPLE.exists(), reason=f"the sample video {SAMPLE} is missing (DESIGN.md)"
+    not SAMPLE.exists(), reason=f"the sample video {SAMPLE} is missing (see README.md)"
 )
 
 

@@ -73,7 +73,8 @@ def _day(t: float) -> str:
 
 
 def _days(since: float, until: float) -> list[str]:
-    out, t = [], since
+    out: list[str] = []
+    t = since
     while t < until and len(out) < 3700:
         d = _day(t)
         if not out or out[-1] != d:
@@ -88,7 +89,8 @@ def collect(store_path: str | Path, since: float, until: float, cameras: tuple[s
     con.row_factory = sqlite3.Row
     try:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        where, args = "e.started >= ? AND e.started < ?", [since, until]
+        where = "e.started >= ? AND e.started < ?"
+        args: list[float | str] = [since, until]
         if cameras:
             where += f" AND e.camera IN ({','.join('?' * len(cameras))})"
             args += list(cameras)

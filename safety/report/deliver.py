@@ -20,13 +20,15 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from ..evidence_config import WEEKDAYS, EmailSpec, ReportSpec
+from anjeon.config.evidence import WEEKDAYS, EmailSpec, ReportSpec
+
 from . import make_report
 from .words import words
 
@@ -136,7 +138,7 @@ class DeliveryStats:
     next: dict[str, float] = field(default_factory=dict)
 
 
-def _retry(what: str, fn: Any, stop: threading.Event | None) -> str:
+def _retry(what: str, fn: Callable[[], object], stop: threading.Event | None) -> str:
     """'' on success, else the last error after ATTEMPTS tries."""
     delay, last = BACKOFF, ""
     for attempt in range(ATTEMPTS):
@@ -146,8 +148,12 @@ def _retry(what: str, fn: Any, stop: threading.Event | None) -> str:
         except Exception as exc:  # any failure of a delivery is retried and reported, never raised
             last = f"{what}: {type(exc).__name__}: {exc}"
             log.warning("report delivery failed (attempt %d of %d): %s", attempt + 1, ATTEMPTS, last)
-        if attempt + 1 < ATTEMPTS and (stop.wait(delay) if stop else time.sleep(delay)):
-            break
+        if attempt + 1 < ATTEMPTS:
+            if stop is not None:
+                if stop.wait(delay):
+                    break
+            else:
+                time.sleep(delay)
         delay *= 2
     return last
 
@@ -174,10 +180,11 @@ def deliver(
         f"{subject}\n\n{words(spec.lang)['total']}: {data.total}\n"
         f"{words(spec.lang)['response_mean']}: {figures['response_mean'] or '-'}\n"
     )
-    errors = []
-    targets = []
+    errors: list[str] = []
+    targets: list[tuple[str, Callable[[], object]]] = []
     if spec.email is not None:
-        targets.append(("e-mail", lambda: send_email(spec.email, subject, text, pdf)))
+        email = spec.email
+        targets.append(("e-mail", lambda: send_email(email, subject, text, pdf)))
     if spec.webhook:
         targets.append(("webhook", lambda: send_webhook(spec.webhook, {"kind": kind, **figures}, pdf)))
     for what, fn in targets:

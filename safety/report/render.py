@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import ReportData
-from .words import words
+from .words import Words, words
 
 FONT_DIR = Path("/usr/share/fonts/truetype/nanum")  # Debian's fonts-nanum
 FONT = "NanumGothic"
@@ -63,7 +63,7 @@ def _secs(v: float | None) -> str:
 
 
 # ---- charts (shared by both formats) ----------------------------------------------------------------------
-def chart_days(plt: Any, data: ReportData, w: dict, ax: Any) -> None:
+def chart_days(plt: Any, data: ReportData, w: Words, ax: Any) -> None:
     days = list(data.per_day)
     bottom = [0] * len(days)
     for kind, counts in data.per_day_rule.items():
@@ -78,7 +78,7 @@ def chart_days(plt: Any, data: ReportData, w: dict, ax: Any) -> None:
         ax.legend(fontsize=7)
 
 
-def chart_hours(plt: Any, data: ReportData, w: dict, ax: Any) -> None:
+def chart_hours(plt: Any, data: ReportData, w: Words, ax: Any) -> None:
     ax.bar(range(24), data.per_hour, color="#c0392b")
     ax.set_xticks(range(0, 24, 2))
     ax.set_title(w["per_hour"])
@@ -86,7 +86,7 @@ def chart_hours(plt: Any, data: ReportData, w: dict, ax: Any) -> None:
     ax.set_ylabel(w["incidents"])
 
 
-def chart_rules(plt: Any, data: ReportData, w: dict, ax: Any) -> None:
+def chart_rules(plt: Any, data: ReportData, w: Words, ax: Any) -> None:
     labels = [f"{f.camera} · {f.rule}" for f in data.rules][:15]
     ax.barh(range(len(labels)), [f.incidents for f in data.rules][:15], color="#2e86c1")
     ax.set_yticks(range(len(labels)), labels)
@@ -95,7 +95,7 @@ def chart_rules(plt: Any, data: ReportData, w: dict, ax: Any) -> None:
     ax.set_xlabel(w["incidents"])
 
 
-def heatmap(plt: Any, data: ReportData, camera: str, w: dict, ax: Any) -> None:
+def heatmap(plt: Any, data: ReportData, camera: str, w: Words, ax: Any) -> None:
     import numpy as np
 
     pts = data.points.get(camera, [])
@@ -129,7 +129,7 @@ def _png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _summary_rows(data: ReportData, w: dict) -> list[tuple[str, str]]:
+def _summary_rows(data: ReportData, w: Words) -> list[tuple[str, str]]:
     return [
         (w["period"], f"{_when(data.since)} – {_when(data.until - 60)}"),  # the end is exclusive
         (w["cameras"], ", ".join(data.cameras) or w["all"]),
@@ -140,7 +140,7 @@ def _summary_rows(data: ReportData, w: dict) -> list[tuple[str, str]]:
     ]
 
 
-def _rule_rows(data: ReportData, w: dict) -> list[list[str]]:
+def _rule_rows(data: ReportData, w: Words) -> list[list[str]]:
     return [
         [
             f.camera,
@@ -156,7 +156,7 @@ def _rule_rows(data: ReportData, w: dict) -> list[list[str]]:
     ]
 
 
-def _longest_rows(data: ReportData, w: dict) -> list[list[str]]:
+def _longest_rows(data: ReportData, w: Words) -> list[list[str]]:
     return [
         [
             _when(e["started"]),

@@ -2,7 +2,49 @@
 
 from __future__ import annotations
 
-WORDS = {
+from typing import TypedDict
+
+
+class Words(TypedDict):
+    """Every phrase of the report: both languages must give all of them (the type checker says which is missing)."""
+
+    title: str
+    made: str
+    period: str
+    cameras: str
+    all: str
+    total: str
+    response_mean: str
+    response_worst: str
+    acknowledged: str
+    per_day: str
+    per_hour: str
+    hour: str
+    incidents: str
+    per_rule: str
+    heatmap: str
+    points: str
+    longest: str
+    started: str
+    duration: str
+    peak: str
+    zone: str
+    camera: str
+    rule: str
+    false_alarms: str
+    rate: str
+    false_alarm_rate: str
+    top_zones: str
+    charts: str
+    item: str
+    value: str
+    none: str
+    rule_head: list[str]  # the columns of the table per camera and rule
+    types: dict[str, str]  # rule type -> its name
+    outcomes: dict[str, str]  # acknowledgement outcome -> its name
+
+
+WORDS: dict[str, Words] = {
     "en": {
         "title": "Safety incident report",
         "made": "Made",
@@ -101,5 +143,6 @@ WORDS = {
 }
 
 
-def words(lang: str) -> dict:
+def words(lang: str) -> Words:
+    """The phrases of ``lang`` (English for a language the report does not speak)."""
     return WORDS.get(lang, WORDS["en"])
