@@ -10,8 +10,10 @@ child process, so the two cannot drift apart.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,6 +49,43 @@ def check_batch(_ctx: click.Context | None, _param: click.Parameter | None, valu
         return parse_batch(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+SPANS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_time(text: str, end_of_day: bool = False) -> float:
+    """Unix seconds, an ISO date or time (local), or a span back from now (30s, 10m, 2h, 1d); else ValueError.
+
+    ``end_of_day``: a plain date means the end of that day (an inclusive --until 2026-11-30).
+    """
+    text = text.strip()
+    if text[-1:] in SPANS and text[:-1].replace(".", "", 1).isdigit():
+        return time.time() - float(text[:-1]) * SPANS[text[-1]]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    moment = datetime.fromisoformat(text)
+    if end_of_day and len(text) == 10:
+        moment += timedelta(days=1)
+    return moment.timestamp()
+
+
+def time_callback(
+    message: str, end_of_day: bool = False
+) -> Callable[[click.Context, click.Parameter, str | None], float | None]:
+    """A click callback for a time option; ``message`` (with {value}) says what the user may give."""
+
+    def parse(_ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+        if value is None:
+            return None
+        try:
+            return parse_time(value, end_of_day)
+        except ValueError:
+            raise click.BadParameter(message.format(value=value), param=param) from None
+
+    return parse
 
 
 def broker_option(

@@ -4,42 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
 
+from .cli_options import time_callback
 
-def _day_or_time(value: str, end: bool) -> float:
-    """A date (the whole day: --until 2026-11-30 includes the 30th), an ISO time, unix seconds, or 7d/12h ago."""
-    text = value.strip()
-    spans = {"h": 3600, "d": 86400}
-    if text[-1:] in spans and text[:-1].replace(".", "", 1).isdigit():
-        return time.time() - float(text[:-1]) * spans[text[-1]]
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    moment = datetime.fromisoformat(text)
-    if len(text) == 10 and end:  # a plain date as --until: up to the end of that day
-        moment += timedelta(days=1)
-    return moment.timestamp()
-
-
-def _when(end: bool):
-    def parse(_ctx, param, value: str | None) -> float | None:
-        if value is None:
-            return None
-        try:
-            return _day_or_time(value, end)
-        except ValueError:
-            raise click.BadParameter(
-                f"'{value}' is not a date or time: use 2026-11-01, 2026-11-01T07:00, "
-                "unix seconds, or 7d/12h back from now",
-                param=param,
-            ) from None
-
-    return parse
+_NOT_A_TIME = (
+    "'{value}' is not a date or time: use 2026-11-01, 2026-11-01T07:00, unix seconds, or 7d/12h back from now"
+)
 
 
 @click.command()
@@ -51,12 +24,14 @@ def _when(end: bool):
 )
 @click.option(
     "--since",
-    callback=_when(False),
+    callback=time_callback(_NOT_A_TIME),
     default="7d",
     show_default=True,
     help="First day (or time) of the report.",
 )
-@click.option("--until", callback=_when(True), help="Last day (included) or time [now].")
+@click.option(
+    "--until", callback=time_callback(_NOT_A_TIME, end_of_day=True), help="Last day (included) or time [now]."
+)
 @click.option("--camera", "cameras", multiple=True, help="Only these cameras (repeat the option) [all].")
 @click.option("--lang", type=click.Choice(["ko", "en"]), default="ko", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["pdf", "html"]), default="pdf", show_default=True)

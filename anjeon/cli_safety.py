@@ -6,7 +6,6 @@ import csv
 import json
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 import click
@@ -15,27 +14,11 @@ from anjeon.protocol.endpoints import BrokerAddress
 from anjeon.runtime import run_until_signal
 
 from .cli_observe import metrics_options, start_metrics
-from .cli_options import broker_option, name_option
+from .cli_options import broker_option, name_option, time_callback
 
-
-def _when(_ctx, param, value: str | None) -> float | None:
-    """Unix seconds, an ISO date/time (local), or a span back from now: 30s, 10m, 2h, 1d."""
-    if value is None:
-        return None
-    text = value.strip()
-    spans = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        if text[-1:] in spans and text[:-1].replace(".", "", 1).isdigit():
-            return time.time() - float(text[:-1]) * spans[text[-1]]
-        try:
-            return float(text)
-        except ValueError:
-            return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        raise click.BadParameter(
-            f"'{value}' is not a time: use unix seconds, 2026-11-25T07:00, or 30s/10m/2h/1d back from now",
-            param=param,
-        ) from None
+_WHEN = time_callback(
+    "'{value}' is not a time: use unix seconds, 2026-11-25T07:00, or 30s/10m/2h/1d back from now"
+)
 
 
 @click.command()
@@ -126,9 +109,9 @@ def _rows(db: Path, history: str | None, query: dict, limit: int):
 @click.option("--camera", default="", help="Only this camera.")
 @click.option("--rule", default="", help="Only this rule name or type (intrusion, helmet, fall, ...).")
 @click.option(
-    "--since", callback=_when, help="Events active at or after this time (unix s, ISO, or 10m/2h/1d ago)."
+    "--since", callback=_WHEN, help="Events active at or after this time (unix s, ISO, or 10m/2h/1d ago)."
 )
-@click.option("--until", callback=_when, help="Events started at or before this time.")
+@click.option("--until", callback=_WHEN, help="Events started at or before this time.")
 @click.option(
     "--state", type=click.Choice(["", "open", "ended"]), default="", help="Only open or ended events."
 )
