@@ -17,14 +17,15 @@ from typing import Any
 import cv2
 import zmq
 
+from anjeon.config.camera import CameraConfig
 from anjeon.protocol import security, wire
 from anjeon.protocol.endpoints import FRAMES_IN, BrokerAddress
 from anjeon.protocol.heartbeat import HeartbeatClient, default_name
+from anjeon.protocol.secrets import install_log_masking
 from anjeon.protocol.sockets import configure
 from anjeon.protocol.stats import DropCounter, RateMeter
 
-from .capture import CameraConfig, Capture
-from .sources import install_log_masking
+from .capture import Capture
 from .stream import quiet_native_logs
 
 log = logging.getLogger("anjeon.edge")

@@ -8,7 +8,6 @@ wrote after ``--camera NAME=`` into a source.
 from __future__ import annotations
 
 import glob
-import importlib.util
 import os
 import re
 import time
@@ -19,13 +18,13 @@ from typing import TYPE_CHECKING, Protocol
 import cv2
 import numpy as np
 
-from anjeon.protocol.secrets import MaskingFilter, install_log_masking, mask  # noqa: F401
+from anjeon.protocol.secrets import mask
 
 if TYPE_CHECKING:
     from .stream import StreamOptions
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-# One masking function for the whole project (protocol/secrets.py); re-exported under the edge's old names.
+# One masking function for the whole project (protocol/secrets.py); mask_url is its old name here.
 mask_url = mask
 
 
@@ -56,7 +55,7 @@ class VideoSource:
         try:
             cap = cv2.VideoCapture(self.target)
         except Exception as exc:  # cv2.error: keep it a SourceError so the capture thread retries
-            raise SourceError(f"cannot open {self.describe()}: {mask_url(str(exc))}") from None
+            raise SourceError(f"cannot open {self.describe()}: {mask(str(exc))}") from None
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"cannot open {self.describe()}")
@@ -81,7 +80,7 @@ class VideoSource:
             self._cap = None
 
     def describe(self) -> str:
-        return mask_url(str(self.target)) if isinstance(self.target, str) else f"webcam {self.target}"
+        return mask(str(self.target)) if isinstance(self.target, str) else f"webcam {self.target}"
 
 
 class StillSource:
@@ -142,7 +141,7 @@ def parse_source(spec: str, fps: float, loop: bool, options: StreamOptions | Non
     if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", spec):
         scheme = spec.split("://", 1)[0].lower()
         if scheme not in ("rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "file"):
-            raise SourceError(f"unsupported URL scheme '{scheme}' in {mask_url(spec)}")
+            raise SourceError(f"unsupported URL scheme '{scheme}' in {mask(spec)}")
         if scheme == "file":
             return VideoSource(spec, live=False, loop=loop)
         return NetworkSource(spec, options or StreamOptions())
@@ -160,15 +159,6 @@ def parse_source(spec: str, fps: float, loop: bool, options: StreamOptions | Non
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return StillSource([str(path)], fps=fps)
     return VideoSource(str(path), live=False, loop=loop)
-
-
-def ultralytics_asset(name: str) -> Path | None:
-    """Path of an image bundled in the ultralytics wheel, without importing ultralytics."""
-    spec = importlib.util.find_spec("ultralytics")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "assets" / name
-    return path if path.exists() else None
 
 
 @dataclass

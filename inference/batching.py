@@ -7,16 +7,24 @@ batch is one frame and latency is that of batch 1; only a backlog makes batches
 bigger. A GPU worker may add a short wait cap (``--batch-wait-ms``) to fill
 batches when frames trickle in.
 
-Importing this module does not import torch (the site config uses it).
+Importing this module does not import torch. ``parse_batch`` (``--batch`` and the site config's
+``workers.batch``) lives in anjeon.config.workers and is re-exported here.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
-AUTO = "auto"
-MAX_BATCH = 256
+from anjeon.config.workers import AUTO, parse_batch  # the rule the site config shares
+
+__all__ = [
+    "AUTO",
+    "DEFAULT_BATCH",
+    "BatchTally",
+    "default_batch",
+    "parse_batch",
+    "resolve_batch",
+]
 
 # Default batch per device type, chosen from a measurement, not a guess (docs/benchmarks.md, "Batching").
 # CPU: the default model on 2 torch threads, 768x576 frames of the sample, on the shared 2-core machine while
@@ -38,23 +46,6 @@ def device_kind(device: str) -> str:
 
 def default_batch(device: str) -> int:
     return DEFAULT_BATCH[device_kind(device)]
-
-
-def parse_batch(value: Any) -> int | str:
-    """``auto`` or an int 1..256; raises ValueError with a sentence for the user."""
-    if isinstance(value, str) and value.strip().lower() == AUTO:
-        return AUTO
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a batch size (an integer 1..{MAX_BATCH} or 'auto')")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a batch size (an integer 1..{MAX_BATCH} or 'auto')") from None
-    if number != value and not isinstance(value, str):
-        raise ValueError(f"{value!r} is not a batch size (an integer 1..{MAX_BATCH} or 'auto')")
-    if not 1 <= number <= MAX_BATCH:
-        raise ValueError(f"{number} is out of range 1..{MAX_BATCH} (or 'auto')")
-    return number
 
 
 def resolve_batch(value: int | str, device: str) -> int:
