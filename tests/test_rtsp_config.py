@@ -7,7 +7,12 @@ import pytest
 from conftest import SAMPLE
 from rtsp_helpers import make_clip
 
-from anjeon.config import ConfigError, parse_site_config
+from anjeon.cli import broker as broker_command
+from anjeon.cli import edge as edge_command
+from anjeon.cli import worker as worker_command
+from anjeon.cli_options import BROKER_FLAGS, CAMERA_FLAGS, WORKER_DEVICE_FLAGS, WORKER_RUN_FLAGS, flag_values
+from anjeon.config import CameraConfig, ConfigError, SiteConfig, parse_site_config
+from anjeon.config.schema import yaml_fields
 from anjeon.upspec import build_specs
 
 SITE = """
@@ -42,6 +47,39 @@ def test_site_config_carries_camera_transport_watchdog_and_pacing():
 def test_bad_camera_settings_are_named(settings, words):
     with pytest.raises(ConfigError, match=words):
         parse_site_config(f"cameras:\n  gate: {settings}\n", "site.yaml")
+
+
+def test_every_setting_reaches_the_process_anjeon_up_starts():
+    """The argv `anjeon up` builds, read back by the child's own options, gives the settings of the file."""
+    camera = CameraConfig(
+        "gate",
+        "x.mp4",
+        fps=3.5,
+        width=320,
+        quality=40,
+        loop=True,
+        realtime=False,
+        transport="udp",
+        stall_timeout=7.0,
+    )
+    assert {f.field for f in CAMERA_FLAGS} == set(yaml_fields(CameraConfig)) - {"source"}  # none forgotten
+    site = SiteConfig(cameras={"gate": camera})
+    site.broker.bind, site.broker.base_port, site.broker.max_age = "127.0.0.1", 6100, 2.5
+    site.workers.device, site.workers.batch, site.workers.max_age, site.workers.render = "cpu", 4, 0.5, True
+    specs = {s.name: s.argv for s in build_specs(site, cores=6, with_watch=False)}
+
+    def read_back(command, argv, flags):
+        return flag_values(flags, command.make_context(command.name, list(argv[1:])).params)
+
+    edge = read_back(edge_command, specs["edge-gate"], CAMERA_FLAGS)
+    assert edge == {f.field: getattr(camera, f.field) for f in CAMERA_FLAGS}
+    assert read_back(broker_command, specs["broker"], BROKER_FLAGS) == {
+        "bind": "127.0.0.1",
+        "base_port": 6100,
+        "max_age": 2.5,
+    }
+    worker = read_back(worker_command, specs["worker-1"], WORKER_DEVICE_FLAGS + WORKER_RUN_FLAGS)
+    assert worker == {"device": "cpu", "batch": 4, "max_age": 0.5, "threads": 6, "render": True}
 
 
 def test_edge_takes_per_camera_settings_from_a_site_config(system, bus_jpg, tmp_path):

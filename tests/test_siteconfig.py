@@ -56,3 +56,38 @@ def test_hostile_config_names_line_and_field(text, expected):
     with pytest.raises(ConfigError) as info:
         parse_site_config(text, "site.yaml")
     assert str(info.value).startswith(expected), str(info.value)
+
+
+def _anjeon_imports(path):
+    """The anjeon.X packages a module imports (relative imports resolved against its own package)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            # `from .cli import x` in anjeon/ is anjeon.cli; other relative imports stay in their own package
+            names = [
+                node.module
+                if node.level == 0
+                else f"anjeon.{node.module}"
+                if path.parent.name == "anjeon"
+                else ""
+            ]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        found |= {name.split(".")[1] for name in names if name.startswith("anjeon.")}
+    return found
+
+
+def test_the_shared_settings_and_runtime_import_no_role():
+    """Any role may import anjeon.config and anjeon.runtime because they import only the protocol."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for folder in ("config", "runtime"):
+        for path in sorted((root / folder).glob("*.py")):
+            assert _anjeon_imports(path) <= {"protocol", "config", "runtime"}, path
+    for path in sorted((root / "anjeon").glob("cli_*.py")):  # the command modules never import cli.py back
+        assert "cli" not in _anjeon_imports(path), path
