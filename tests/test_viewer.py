@@ -372,7 +372,7 @@ def _reachable(url: str) -> bool:
 
 
 def test_anjeon_up_starts_the_console_on_loopback_before_the_foreground_table():
-    from anjeon.siteconfig import SiteConfig
+    from anjeon.config import SiteConfig
     from anjeon.upspec import build_specs
 
     specs = build_specs(SiteConfig(), cores=2, with_watch=True, viewer_port=8080, config_path="site.yaml")

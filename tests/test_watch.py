@@ -10,8 +10,7 @@ from conftest import ROOT
 
 from anjeon.protocol.endpoints import BrokerAddress
 from anjeon.protocol.stats import RateMeter
-from anjeon.viewer.table import render_table
-from anjeon.viewer.watch import CameraView
+from anjeon.viewer.watch import CameraView, render_table
 
 
 def test_table_shows_cameras_workers_and_drops():
@@ -118,7 +117,7 @@ def camera_lines(text: str) -> list[str]:
 
 
 def test_table_with_hundreds_of_cameras_has_a_summary_sorting_and_filters():
-    from anjeon.viewer.table import TableOptions
+    from anjeon.viewer.watch import TableOptions
 
     status, views = many_cameras(300)
     address = BrokerAddress("127.0.0.1")

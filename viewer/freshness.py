@@ -1,4 +1,6 @@
-"""Never show the past after the present: the console's use of the one freshness rule (protocol/freshness.py).
+"""Transitional (loadtest/measure.py still imports it): an adapter over protocol/freshness.py; goes once it switches.
+
+Never show the past after the present: the one freshness rule (protocol/freshness.py).
 
 Results of one camera may arrive out of order (several workers); only newer
 ones are kept. protocol/freshness.py decides what "newer" means, robust to a

@@ -1,4 +1,4 @@
-"""The console's Reports page API: the same figures and charts as `anjeon report`, and its PDF.
+"""Tag ``reports``: the Reports page API: the same figures and charts as `anjeon report`, and its PDF.
 
 The safety service makes them (it holds the store) on a worker beside its
 history thread (docs/protocol.md, `report_query`); this router only asks and
@@ -15,7 +15,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import Response
 
-from .evidence import HistoryUnavailable, history_request
+from ..bus import Bus, HistoryUnavailable
+from ..context import Console
 
 REPORT_QUERY, REPORT = "report_query", "report"
 TIMEOUT = 180.0  # a year of events with charts takes a while on a small machine
@@ -44,12 +45,11 @@ def _period(since: str, until: str) -> tuple[float, float]:
 
 
 async def _ask(
-    since: str, until: str, camera: list[str], lang: str, fmt: str, bus: Any
-) -> tuple[dict, list[bytes]]:
+    since: str, until: str, camera: list[str], lang: str, fmt: str, bus: Bus
+) -> tuple[dict[str, Any], list[bytes]]:
     lo, hi = _period(since, until)
     try:
-        return await history_request(
-            bus,
+        return await bus.request(
             {"kind": REPORT_QUERY, "since": lo, "until": hi, "cameras": camera, "lang": lang, "format": fmt},
             REPORT,
             timeout=TIMEOUT,
@@ -58,8 +58,9 @@ async def _ask(
         raise HTTPException(exc.status, str(exc)) from None
 
 
-def router(bus: Any) -> APIRouter:
+def router(console: Console) -> APIRouter:
     api = APIRouter(tags=["reports"])
+    bus = console.bus
 
     @api.get("/api/reports")
     async def report(

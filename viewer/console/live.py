@@ -206,14 +206,14 @@ class Hub:
             await client.send_bytes(message)
             client.superseded += max(0, feed.version - sent - 1) if sent else 0
             client.sent_version[camera] = feed.version
-            client.shown[camera] = (feed.frame.meta["run"], feed.frame.meta["seq"])
+            client.shown[camera] = (feed.frame.picture.frame.run, feed.frame.picture.frame.seq)
             client.inflight[camera] = now
             client.frames_sent += 1
 
     def broker_summary(self) -> dict[str, Any]:
-        st = self.state.status
+        st = self.state.broker
         return {
             "online": self.state.broker_online(),
-            "id": st.get("broker", ""),
-            "uptime": st.get("uptime", 0.0),
+            "id": st.broker if st else "",
+            "uptime": st.uptime if st else 0.0,
         }

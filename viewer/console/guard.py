@@ -14,6 +14,10 @@
 - **Headers**: a Content-Security-Policy without inline script (every script
   is a file under /static/, no handler attributes in the HTML), no framing, no
   MIME sniffing, no referrer; HSTS when served over TLS.
+- **The client's address** for the login throttle (:class:`Proxies`): the TCP
+  peer, unless that peer is a reverse proxy named with ``--trusted-proxy``;
+  then the address that proxy put in ``X-Forwarded-For``. Off by default: a
+  header anyone can send never picks the throttle's key.
 """
 
 from __future__ import annotations
@@ -98,10 +102,58 @@ class Guard:
         return _host_name(parts.netloc) in self.allowed_hosts
 
 
+MAX_FORWARDED = 16  # X-Forwarded-For entries looked at, from the right (a chain of proxies is short)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+
+
+@dataclass
+class Proxies:
+    """Reverse proxies trusted to say who their client is (``--trusted-proxy ADDRESS|NETWORK``, repeatable)."""
+
+    trusted: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self._nets: list[Network] = []
+        for entry in self.trusted:
+            try:
+                self._nets.append(ipaddress.ip_network(entry.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"--trusted-proxy {entry!r} is not an IP address or network") from None
+
+    def is_trusted(self, address: str) -> bool:
+        ip = _ip(address)
+        return ip is not None and any(ip in net for net in self._nets)
+
+    def client(self, peer: str, forwarded_for: str | None) -> str:
+        """The client's address: ``peer``, or, when ``peer`` is a trusted proxy, the nearest address in
+        ``X-Forwarded-For`` that is not one (read from the right: each proxy appends the peer it saw, so
+        only the entries a trusted proxy wrote are believed). An entry that is not an IP address ends
+        the walk at the last trusted address: a client's own header never chooses the key."""
+        if not self._nets or not forwarded_for or not self.is_trusted(peer):
+            return peer
+        nearest = peer
+        for entry in reversed(forwarded_for.split(",")[-MAX_FORWARDED:]):
+            ip = _ip(entry)
+            if ip is None:
+                return nearest
+            nearest = str(ip)
+            if not any(ip in net for net in self._nets):
+                return nearest
+        return nearest
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key == name:
-            return value.decode("latin-1")
+            return str(value.decode("latin-1"))
     return None
 
 

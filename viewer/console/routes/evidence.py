@@ -1,10 +1,10 @@
-"""The console's evidence routes: acknowledgements stored by the safety service, incident clips, storage.
+"""Tag ``evidence``: incident clips and what the safety service stores.
 
 Everything here asks the safety service over its history socket
-(docs/protocol.md, "The history socket"): acknowledgements are stored with the
-event in the safety store, not in this viewer; a clip is fetched by event id
-(the service opens only files its own encoder wrote, never a path a client
-names) and served with HTTP range support so Chromium can seek in it.
+(docs/protocol.md, "The history socket", viewer/console/bus.py): a clip is
+fetched by event id (the service opens only files its own encoder wrote, never
+a path a client names) and served with HTTP range support so Chromium can
+seek in it.
 """
 
 from __future__ import annotations
@@ -12,66 +12,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import zmq
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
-from anjeon.protocol import security, wire
+from ..bus import HistoryUnavailable
+from ..context import Console
 
-ACK, ACKED = "ack", "acked"
 CLIP_QUERY, CLIP = "clip_query", "clip"
 STORAGE_QUERY, STORAGE = "storage_query", "storage"
-ERROR = "error"
 EVENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CLIP_CACHE = 8  # clips kept in memory: a browser asks for the same clip in several ranges while playing
-
-
-class HistoryUnavailable(Exception):
-    """No answer, or an error answer; ``status`` is the HTTP status to give the browser."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-async def history_request(
-    bus: Any, message: dict[str, Any], expect: str, timeout: float = 5.0
-) -> tuple[dict[str, Any], list[bytes]]:
-    """One request to the safety service's history socket on the viewer's asyncio context."""
-    sock = bus.ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    try:
-        security.connect(sock, bus.history, server=security.HISTORY_KEY)
-        await sock.send(wire.pack({"v": wire.VERSION, **message}))
-        if not await sock.poll(timeout * 1000):
-            raise HistoryUnavailable(
-                504,
-                f"no answer from the safety service at {bus.history} within "
-                f"{timeout:.0f} s (is `anjeon safety` running?)",
-            )
-        frames = await sock.recv_multipart()
-    finally:
-        sock.close(0)
-    try:
-        reply = wire.unpack(frames[0], expect, ERROR)
-    except wire.ProtocolError as exc:
-        raise HistoryUnavailable(502, f"the safety service answered: {exc}") from None
-    if reply["kind"] == ERROR:
-        text = str(reply.get("error"))
-        raise HistoryUnavailable(404 if text.startswith("no event") or reply.get("state") else 422, text)
-    return reply, frames[1:]
-
-
-async def send_ack(bus: Any, event_id: str, by: str, note: str, outcome: str, reason: str) -> dict[str, Any]:
-    """Store the acknowledgement with the event in the safety store; the stored event (with `ack`) comes back."""
-    reply, _ = await history_request(
-        bus,
-        {"kind": ACK, "event": event_id, "by": by, "note": note, "outcome": outcome, "reason": reason},
-        ACKED,
-    )
-    event = reply.get("event")
-    return event if isinstance(event, dict) else {}
 
 
 def _ranged(data: bytes, header: str | None, media_type: str) -> Response:
@@ -96,8 +47,9 @@ def _ranged(data: bytes, header: str | None, media_type: str) -> Response:
     )
 
 
-def router(bus: Any) -> APIRouter:
+def router(console: Console) -> APIRouter:
     api = APIRouter(tags=["evidence"])
+    bus = console.bus
     cache: dict[str, bytes] = {}
 
     @api.get("/api/events/{event_id}/clip.mp4", response_class=Response)
@@ -108,9 +60,7 @@ def router(bus: Any) -> APIRouter:
         data = cache.get(event_id)
         if data is None:
             try:
-                reply, extra = await history_request(
-                    bus, {"kind": CLIP_QUERY, "event": event_id}, CLIP, timeout=15.0
-                )
+                reply, extra = await bus.request({"kind": CLIP_QUERY, "event": event_id}, CLIP, timeout=15.0)
             except HistoryUnavailable as exc:
                 raise HTTPException(exc.status, str(exc)) from None
             if len(extra) != 1 or len(extra[0]) != reply.get("size"):
@@ -127,7 +77,7 @@ def router(bus: Any) -> APIRouter:
     async def storage() -> dict[str, Any]:
         """What the safety service stores (events, snapshots, clips), the disk, and the days covered."""
         try:
-            reply, _ = await history_request(bus, {"kind": STORAGE_QUERY}, STORAGE)
+            reply, _ = await bus.request({"kind": STORAGE_QUERY}, STORAGE)
         except HistoryUnavailable as exc:
             raise HTTPException(exc.status, str(exc)) from None
         return {k: v for k, v in reply.items() if k not in ("v", "kind")}

@@ -1,8 +1,10 @@
 """`anjeon watch`: a live terminal table of cameras and workers, JSON lines, or recorded JPEGs.
 
-It is a registering subscriber: it SUBs to results-out (results and the
-broker's status snapshots) and heartbeats like every other process, so the
-broker lists it and its drops.
+It is a registering subscriber: it takes results (or pictures, to record them)
+and the broker's status snapshots from results-out through the protocol's
+client library (typed messages, the one freshness rule, drops counted by
+reason), and heartbeats like every other process, so the broker lists it and
+its drops.
 """
 
 from __future__ import annotations
@@ -20,14 +22,13 @@ from typing import Any, TextIO
 import cv2
 import zmq
 
-from anjeon.protocol import imaging, messages, security, wire
+from anjeon.protocol import client, imaging, wire
 from anjeon.protocol.annotate import draw
-from anjeon.protocol.endpoints import RESULTS_OUT, BrokerAddress
+from anjeon.protocol.client import Picture, Result, Status
+from anjeon.protocol.endpoints import BrokerAddress
 from anjeon.protocol.heartbeat import HeartbeatClient, default_name
-from anjeon.protocol.sockets import configure
 from anjeon.protocol.stats import DropCounter, RateMeter
 
-from .freshness import FreshnessGate
 from .table import TableOptions, render_table
 
 log = logging.getLogger("anjeon.watch")
@@ -65,7 +66,6 @@ class Watch:
         self._ctx = ctx or zmq.Context.instance()
         self.proc = wire.new_id()
         self.drops = DropCounter(log)
-        self.gate = FreshnessGate()
         self.views: dict[str, CameraView] = {}
         self.status: dict[str, Any] = {}
         self.recorded = 0
@@ -80,68 +80,43 @@ class Watch:
             log,
         )
 
-    def _subscribe(self, sub: zmq.Socket) -> None:
-        prefixes = [wire.IMAGE_PREFIX if self.config.record else wire.RESULT_PREFIX]
-        if self.config.cameras:
-            for prefix in prefixes:
-                for cam in self.config.cameras:
-                    sub.setsockopt(zmq.SUBSCRIBE, wire.topic(prefix, cam))
-        else:
-            for prefix in prefixes:
-                sub.setsockopt(zmq.SUBSCRIBE, prefix.encode())
-        sub.setsockopt(zmq.SUBSCRIBE, wire.STATUS_TOPIC)
-
     def serve(self, stop: threading.Event) -> None:
         cfg = self.config
-        sub = configure(self._ctx.socket(zmq.SUB), rcvhwm=1000)
-        security.connect(sub, cfg.broker.endpoint(RESULTS_OUT))
-        self._subscribe(sub)
+        sub: client.Subscriber[Result | Picture | Status] = client.Subscriber(
+            cfg.broker,
+            [client.PICTURES if cfg.record else client.RESULTS, client.STATUS],
+            cfg.cameras,
+            newest_only=True,  # the one freshness rule: never a result older than one already shown
+            rcvhwm=1000,
+            ctx=self._ctx,
+            drops=self.drops,
+        )
         self.heartbeat.start()
         started = time.monotonic()
         next_draw = started + 1.0  # give the first status snapshot a chance to arrive
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not sub.closed:
                 if cfg.duration and time.monotonic() - started >= cfg.duration:
                     break
                 if cfg.count and self.received >= cfg.count:
                     break
-                if sub.poll(100, zmq.POLLIN):
-                    for _ in range(1000):  # drain what is there, then redraw
-                        try:
-                            frames = sub.recv_multipart(zmq.NOBLOCK)
-                        except zmq.Again:
-                            break
-                        self._handle(frames)
-                        if cfg.count and self.received >= cfg.count:
-                            break
+                for msg in sub.drain(timeout=0.1, limit=1000):  # what is there, then redraw
+                    self._handle(msg)
+                    if cfg.count and self.received >= cfg.count:
+                        break
                 if not cfg.json_lines and time.monotonic() >= next_draw:
                     self._draw()
                     next_draw = time.monotonic() + cfg.refresh
         finally:
             self.heartbeat.stop()
-            sub.close(0)
+            sub.close()
 
-    def _handle(self, frames: list[bytes]) -> None:
-        topic = frames[0]
-        if topic == wire.STATUS_TOPIC:
-            try:
-                self.status = messages.decode_status(frames[1]) if len(frames) == 2 else self.status
-            except wire.ProtocolError as exc:
-                self.drops.drop(exc.reason, f"status: {exc}")
+    def _handle(self, msg: Result | Picture | Status) -> None:
+        if isinstance(msg, Status):
+            self.status = msg.snapshot
             return
-        try:
-            if len(frames) < 2:
-                raise wire.ProtocolError("malformed", f"a result with {len(frames)} part(s)")
-            result = wire.Result.from_wire(frames[1])
-        except wire.ProtocolError as exc:
-            self.drops.drop(exc.reason, f"on topic {topic[:40]!r}: {exc}")
-            return
+        result = msg.result if isinstance(msg, Picture) else msg
         frame = result.frame
-        if not self.gate.admit(frame):
-            self.drops.drop(
-                "stale", f"camera {frame.camera}: a result older than one already shown", camera=frame.camera
-            )
-            return
         now = time.time()
         self.received += 1
         view = self.views.setdefault(frame.camera, CameraView())
@@ -152,25 +127,25 @@ class Watch:
         if self.config.json_lines:
             self._out.write(json.dumps(result.to_json(now)) + "\n")
             self._out.flush()
-        if self.config.record is not None and len(frames) == 3:
-            self._record(result, frames[2])
+        if self.config.record is not None and isinstance(msg, Picture):
+            self._record(self.config.record, msg)
 
-    def _record(self, result: wire.Result, jpeg: bytes) -> None:
+    def _record(self, folder: Path, picture: Picture) -> None:
         if self.recorded >= self.config.record_limit:
             self.drops.drop(
                 "record_limit", f"--record-limit {self.config.record_limit} reached; not saving more"
             )
             return
+        f = picture.frame
         try:
-            image = imaging.decode_jpeg(jpeg)
+            image = imaging.decode_jpeg(picture.jpeg)
         except wire.ProtocolError as exc:
-            self.drops.drop(exc.reason, f"camera {result.frame.camera}: {exc}", camera=result.frame.camera)
+            self.drops.drop(exc.reason, f"camera {f.camera}: {exc}", camera=f.camera)
             return
-        f = result.frame
-        folder = self.config.record / f.camera
+        folder = folder / f.camera
         folder.mkdir(parents=True, exist_ok=True)
         caption = f"{f.camera} #{f.seq} {time.strftime('%H:%M:%S', time.localtime(f.t_capture))}"
-        cv2.imwrite(str(folder / f"{f.run}-{f.seq:08d}.jpg"), draw(image, result.detections, caption))
+        cv2.imwrite(str(folder / f"{f.run}-{f.seq:08d}.jpg"), draw(image, picture.result.detections, caption))
         self.recorded += 1
 
     def _draw(self) -> None:

@@ -1,6 +1,6 @@
 """Zones, lines and rules of the site YAML: read for the overlays, written back by the zone editor.
 
-Reading goes through anjeon.siteconfig (the same validation `anjeon config
+Reading goes through anjeon.config (the same validation `anjeon config
 validate` and the safety service use). Writing edits one camera's section in
 place with ruamel.yaml's round-trip mode, so comments and key order survive;
 the new text is validated before anything is written, the old file is kept as
@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from anjeon.siteconfig import ConfigError, load_site_config, parse_site_config
+from anjeon.config import ConfigError, load_site_config, parse_site_config
 
 log = logging.getLogger("anjeon.viewer")
 

@@ -17,15 +17,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from anjeon.safety.bus import EXPORT_COLUMNS, export_fields
+from anjeon.protocol.client import Event, HistoryPage
+from anjeon.protocol.messages import EXPORT_COLUMNS, export_fields
 
-from .bus import HistoryPage
-from .state import safe_float
-
-CSV_COLUMNS = EXPORT_COLUMNS  # with the acknowledgement, response time, outcome and clip (safety/bus.py)
+CSV_COLUMNS = EXPORT_COLUMNS  # with the acknowledgement, response time, outcome and clip (as `anjeon events`)
 CSV_PAGE = 500  # events per history query while exporting (the service also cuts pages by size)
 
-Query = Callable[[dict[str, Any]], Awaitable[HistoryPage]]
+Query = Callable[[dict[str, Any]], Awaitable[HistoryPage]]  # Bus.query_history
 
 
 class CursorError(ValueError):
@@ -34,16 +32,16 @@ class CursorError(ValueError):
 
 @dataclass
 class Page:
-    events: list[dict[str, Any]]
+    events: list[Event]
     next: str | None
     total: int | None = None
 
 
-def _fallback_cursor(events: list[dict[str, Any]]) -> str | None:
+def _fallback_cursor(events: list[Event]) -> str | None:
     if not events:
         return None
-    last = safe_float(events[-1].get("started"))
-    ids = [e["id"] for e in events if safe_float(e.get("started")) == last]
+    last = events[-1].started
+    ids = [e.id for e in events if e.started == last]
     return "u" + json.dumps([last, ids], separators=(",", ":"))
 
 
@@ -81,14 +79,14 @@ async def page(
             q["until"] = min(until, q.get("until", until))
             q["limit"] = min(1000, limit + len(skip))
     got = await query(q)
-    events = [e for e in got.events if e["id"] not in skip][:limit]
+    events = [e for e in got.events if e.id not in skip][:limit]
     if got.paged:
         return Page(events, "c" + got.next if got.next else None, got.total)
     more = len(got.events) >= q["limit"]  # an older service: a full page means there may be more
     return Page(events, _fallback_cursor(events) if more and events else None, got.total)
 
 
-async def all_events(query: Query, filters: dict[str, Any]) -> AsyncIterator[list[dict[str, Any]]]:
+async def all_events(query: Query, filters: dict[str, Any]) -> AsyncIterator[list[Event]]:
     """Every matching event, newest first, a page at a time."""
     cursor = ""
     while True:
