@@ -89,7 +89,7 @@ def camera_spread(rows: list, cameras: set[str], duration: float) -> dict[str, A
     if not counts:
         return {"min": None, "median": None, "max": None, "slowest": None, "fastest": None, "unserved": 0}
     fps = {cam: n / duration for cam, n in counts.items()}
-    slowest, fastest = min(fps, key=fps.get), max(fps, key=fps.get)
+    slowest, fastest = min(fps, key=fps.__getitem__), max(fps, key=fps.__getitem__)
     return {
         "min": round(fps[slowest], 2),
         "median": round(float(np.median(list(fps.values()))), 2),

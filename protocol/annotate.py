@@ -14,7 +14,7 @@ OTHER = (0, 190, 255)
 
 def draw(image: np.ndarray, detections: list[Detection], caption: str = "") -> np.ndarray:
     """Draw boxes with class and confidence (ASCII labels; Hangul needs Pillow, later)."""
-    out = image.copy()
+    out: np.ndarray = image.copy()
     for det in detections:
         x1, y1, x2, y2 = (int(round(v)) for v in det.box)
         colour = COLOURS.get(det.cls, OTHER)

@@ -21,8 +21,8 @@ import zmq
 from . import security
 from .endpoints import CONTROL, BrokerAddress
 from .messages import decode_hb_ack
-from .sockets import configure
-from .stats import ProcessMeter
+from .sockets import configure, count_error
+from .stats import DropCounter, ProcessMeter
 from .wire import ProtocolError, goodbye, heartbeat
 
 # Seconds between beats. 0.5-5 s makes sense: beats are ~200 bytes, so a short
@@ -62,6 +62,7 @@ class HeartbeatClient:
         self.broker_run: str | None = None  # instance id of the broker that last answered
         self.beats_sent = self.acks = self.reconnects = 0  # exported as metrics (protocol/metrics.py)
         self._meter = ProcessMeter()
+        self.errors = DropCounter(log)  # socket errors other than a closed socket, by kind (logged once)
 
     @property
     def broker_online(self) -> bool:
@@ -93,7 +94,7 @@ class HeartbeatClient:
                 if now >= next_beat:
                     # A beat the socket refused (not connected yet) is retried soon, not a whole interval later.
                     next_beat = now + (self._interval if self._beat(sock) else min(0.1, self._interval))
-                if sock.poll(max(0.0, next_beat - time.monotonic()) * 1000, zmq.POLLIN):
+                if sock.poll(int(max(0.0, next_beat - time.monotonic()) * 1000), zmq.POLLIN):
                     while sock.poll(0, zmq.POLLIN):
                         if self._handle_ack(sock.recv_multipart()):
                             self.acks += 1
@@ -138,8 +139,10 @@ class HeartbeatClient:
             if self.connected.is_set():
                 sock.send(goodbye(self._proc, self._role), zmq.NOBLOCK)
                 sock.setsockopt(zmq.LINGER, 500)  # let the goodbye leave before the socket closes
-        except zmq.ZMQError:
-            pass
+        except zmq.Again:
+            pass  # the broker is not taking it: it notices the silence after 3 beats instead
+        except zmq.ZMQError as exc:
+            count_error(self.errors, exc, "sending the goodbye")
         finally:
             sock.close()
 

@@ -708,7 +708,8 @@ def decode_control(data: bytes) -> Heartbeat | Goodbye:
 
 def decode_hb_ack(data: bytes) -> str:
     """The broker instance id in a heartbeat ack."""
-    return _decode(data, wire.HEARTBEAT_ACK)["broker"]
+    broker: str = _decode(data, wire.HEARTBEAT_ACK)["broker"]  # HB_ACK_FIELDS: an id string
+    return broker
 
 
 def encode_trailer(grant: str, age: float, broker_in: float, broker_out: float) -> bytes:

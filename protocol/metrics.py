@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -34,6 +34,7 @@ MAX_CAMERAS = int(os.environ.get("ANJEON_METRICS_MAX_CAMERAS", "64"))
 MAX_PEERS = 128
 MAX_REASONS = 48
 OTHER = "other"
+Labels = tuple[str, ...]  # one value per label name of a metric
 
 # Stage stamps in the order a frame passes them (wire.FrameHeader.ts); a latency per
 # consecutive pair present. Unknown stamps are ignored, so a peer cannot invent labels.
@@ -106,9 +107,7 @@ class Totals:
         self._totals: dict[tuple[str, ...], float] = defaultdict(float)
         self._lock = threading.Lock()
 
-    def update(
-        self, snapshot: dict[Any, float], labels: Callable[[Any], tuple[str, ...]]
-    ) -> dict[tuple[str, ...], float]:
+    def update(self, snapshot: Mapping[Any, float], labels: Callable[[Any], Labels]) -> dict[Labels, float]:
         with self._lock:
             for key, value in snapshot.items():
                 prev = self._last.get(key, 0.0)
@@ -139,17 +138,17 @@ class Family:
         self.metric.add_metric(list(labels), float(value))
         return self
 
-    def add_all(self, values: dict[tuple[str, ...], float]) -> Metric:
+    def add_all(self, values: Mapping[Labels, float]) -> Metric:
         for labels, value in sorted(values.items()):
             self.add(labels, value)
         return self.metric
 
 
-def counter(name: str, doc: str, labels: Iterable[str], values: dict[tuple[str, ...], float]) -> Metric:
+def counter(name: str, doc: str, labels: Iterable[str], values: Mapping[Labels, float]) -> Metric:
     return Family("counter", name, doc, labels).add_all(values)
 
 
-def gauge(name: str, doc: str, labels: Iterable[str], values: dict[tuple[str, ...], float]) -> Metric:
+def gauge(name: str, doc: str, labels: Iterable[str], values: Mapping[Labels, float]) -> Metric:
     return Family("gauge", name, doc, labels).add_all(values)
 
 
@@ -166,8 +165,8 @@ class RoleCollector(Collector):
         self._warned = False
 
     def totals(
-        self, name: str, snapshot: dict[Any, float], labels: Callable[[Any], tuple[str, ...]]
-    ) -> dict[tuple[str, ...], float]:
+        self, name: str, snapshot: Mapping[Any, float], labels: Callable[[Any], Labels]
+    ) -> dict[Labels, float]:
         return self._totals[name].update(snapshot, labels)
 
     def collect(self) -> Iterator[Metric]:
@@ -210,7 +209,7 @@ class RoleCollector(Collector):
             self.totals("lost", lost, lambda r: (self.role, self.reasons(r))),
         )
 
-    def queues(self, lengths: dict[str, tuple[float, float]]) -> Iterator[Metric]:
+    def queues(self, lengths: Mapping[str, tuple[float, float]]) -> Iterator[Metric]:
         """Every bounded buffer this process can see: its length now and its bound."""
         yield gauge(
             "anjeon_queue_length",
@@ -316,11 +315,12 @@ class BrokerCollector(RoleCollector):
 
     def _peers(self, peers: dict[str, Any]) -> Iterator[Metric]:
         now = time.monotonic()
-        counts: dict[tuple[str, str], float] = defaultdict(float)
+        counts: dict[Labels, float] = defaultdict(float)
         for role in ("edge", "worker", "safety", "viewer", "watch"):
             for state in ("online", "offline"):
                 counts[(role, state)] = 0.0
-        up, age = {}, {}
+        up: dict[Labels, float] = {}
+        age: dict[Labels, float] = {}
         for p in peers.values():
             counts[(str(p.role)[:32], "online" if p.online else "offline")] += 1
             key = (str(p.role)[:32], self.peers(p.name))
@@ -394,7 +394,7 @@ class EdgeCollector(RoleCollector):
             ("camera",),
             self.totals("reconnects", {c: o.capture.reconnects for c, o in cams.items()}, one),
         )
-        states = {}
+        states: dict[Labels, float] = {}
         for c, o in cams.items():
             current, _error = o.capture.status()
             for state in CAMERA_STATES:

@@ -207,7 +207,7 @@ class AllowlistFile:
         self.reloads = self.failures = 0
         self.revoked = False  # a reload removed a key or a role: set by the watcher, cleared by the server
         self._stamp = self._pending = self._read_stamp()
-        self.current = self.admission = self._parse(self._read(initial=True))
+        self.current = self.admission = self._parse(self._read_first())
 
     def _read_stamp(self) -> tuple | None:
         try:
@@ -216,12 +216,17 @@ class AllowlistFile:
             return None
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
-    def _read(self, initial: bool = False) -> str | None:
+    def _read_first(self) -> str:
+        """At start an allowlist that cannot be read is an error for the user, not an empty list."""
         try:
             return self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            if initial:
-                raise SecurityError(f"cannot read the allowlist {self.path}: {exc}") from None
+            raise SecurityError(f"cannot read the allowlist {self.path}: {exc}") from None
+
+    def _read(self) -> str | None:
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
             self.failures += 1
             log.error(
                 "SECURITY: cannot read the allowlist %s (%s): admitting NOBODY new until it is fixed "
@@ -341,7 +346,7 @@ def user_id(frame: zmq.Frame) -> str | None:
         value = frame.get("User-Id")
     except (zmq.ZMQError, AttributeError, TypeError):
         return None
-    return value or None
+    return value if isinstance(value, str) and value else None
 
 
 class _Admission:
@@ -426,7 +431,7 @@ class Guard:
 
     def secure(self, sock: zmq.Socket, domain: str) -> zmq.Socket:
         """Make ``sock`` a CURVE server admitting the roles of ``domain``; call before bind."""
-        if self._auth is None:
+        if self._auth is None or self.allowlist is None or self.keys is None:  # plaintext: all three None
             return sock
         self._auth.configure_curve_callback(domain, _Admission(self.allowlist, domain))
         sock.zap_domain = domain.encode()
@@ -436,15 +441,18 @@ class Guard:
         return sock
 
     def _watch(self) -> None:
+        allowlist = self.allowlist
+        if allowlist is None:
+            return
         while not self._stop.wait(RELOAD_INTERVAL):
             try:
-                self.allowlist.reload_if_changed()
+                allowlist.reload_if_changed()
             except Exception:  # the watcher must survive anything; the old list stays only if reading raised
                 log.exception("SECURITY: allowlist reload failed")
 
     def roles(self, frame: zmq.Frame) -> frozenset[str] | None:
         """Roles of the key that sent ``frame`` as the allowlist says *now*; None in plaintext."""
-        if self._auth is None:
+        if self._auth is None or self.allowlist is None:
             return None
         uid = user_id(frame)
         if uid is None:
@@ -460,6 +468,7 @@ class Guard:
         roles = self.roles(frame)
         if roles is None:
             return None
+        reason: str | None
         if not roles:
             reason = "a key that is not (or no longer) in the allowlist"
         elif domain == RESULTS_IN:
@@ -509,7 +518,7 @@ class Guard:
         if self.allowlist.revoked:
             self.allowlist.revoked = False
             try:
-                sock.unbind(sock.last_endpoint.decode())
+                sock.unbind(sock.getsockopt_string(zmq.LAST_ENDPOINT))
             except zmq.ZMQError as exc:
                 self.allowlist.revoked = True  # nothing was cut: try again on the next call
                 log.error("SECURITY: could not unbind %s after a revocation (%s)", endpoint, exc.strerror)

@@ -63,7 +63,7 @@ class SyntheticSource:
         self._t = 0
 
     def read(self) -> np.ndarray:
-        frame = self._background.copy()
+        frame: np.ndarray = self._background.copy()
         for i, sprite in enumerate(self._sprites):
             h, w = sprite.shape[:2]
             span = max(1, WIDTH - w)

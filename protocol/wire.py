@@ -24,6 +24,7 @@ import math
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +76,7 @@ def new_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
-def check_camera_id(camera: str) -> str:
+def check_camera_id(camera: object) -> str:
     if not isinstance(camera, str) or not CAMERA_ID.match(camera):
         raise ProtocolError(
             "bad_camera_id",
@@ -104,7 +105,8 @@ def camera_of_topic(raw: bytes) -> str | None:
 
 
 def pack(header: dict[str, Any]) -> bytes:
-    return msgpack.packb(header, use_bin_type=True)
+    data: bytes = msgpack.packb(header, use_bin_type=True)
+    return data
 
 
 def unpack_map(data: bytes, max_bytes: int = MAX_HEADER_BYTES) -> dict[str, Any]:
@@ -145,9 +147,9 @@ def _missing(name: str) -> ProtocolError:
 
 
 def _text(h: dict[str, Any], name: str, required: bool) -> str:
-    value = h.get(name)
-    if value is None and not required:
+    if name not in h and not required:  # missing: the default; present as nil: the wrong type
         return ""
+    value: Any = h.get(name)
     if type(value) is not str or (required and not value) or len(value) > MAX_ID_CHARS:
         raise _missing(name)
     return value
@@ -161,9 +163,9 @@ def _int(h: dict[str, Any], name: str, hi: int = MAX_INT) -> int:
 
 
 def _float(h: dict[str, Any], name: str, required: bool) -> float:
-    value = h.get(name)
-    if value is None and not required:
+    if name not in h and not required:  # missing: the default; present as nil: the wrong type
         return 0.0
+    value: Any = h.get(name)  # checked below
     if type(value) not in (float, int) or not math.isfinite(value):
         raise _missing(name)
     return float(value)
@@ -220,7 +222,7 @@ class FrameHeader:
     def from_map(cls, h: dict[str, Any]) -> FrameHeader:
         """Check every field: the rules of ``messages.FRAME_FIELDS``, spelled out inline because this runs
         for every frame in the broker and every result in subscribers (a test checks they agree)."""
-        get = h.get
+        get: Callable[[str], Any] = h.get  # every value is checked below
         camera, run, seq, t, width, height, size, codec = (
             get("camera"),
             get("run"),
@@ -268,7 +270,7 @@ class FrameHeader:
             codec,
             _text(h, "edge", False),
             age,
-            _timestamps(get("ts", {})),
+            _timestamps(h.get("ts", {})),
             _text(h, "grant", False),
         )
 
@@ -307,7 +309,8 @@ class Detection:
     def from_dict(cls, d: Any) -> Detection:
         if not isinstance(d, dict):
             raise ProtocolError("malformed", "a detection is not a map")
-        box, conf = d.get("box"), d.get("confidence")
+        box: Any = d.get("box")  # checked below
+        conf: Any = d.get("confidence")
         if not (
             type(box) is list
             and len(box) == 4
