@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anjeon.protocol.messages import EVENT_MAP
+
 from .incident import Event
 
 SCHEMA = """
@@ -59,27 +61,8 @@ CREATE TABLE IF NOT EXISTS points (   -- where the event's offenders stood (feet
 );
 CREATE INDEX IF NOT EXISTS points_event ON points (event);
 """
-COLUMNS = (
-    "id",
-    "camera",
-    "rule",
-    "type",
-    "zone",
-    "line",
-    "severity",
-    "state",
-    "started",
-    "since",
-    "updated",
-    "ended",
-    "duration",
-    "peak",
-    "count",
-    "tracks",
-    "run",
-    "seq",
-    "snapshot",
-)
+# The events table holds the event map of the wire (docs/protocol.md), field for field and in its order.
+COLUMNS = tuple(f.name for f in EVENT_MAP.fields)
 MAX_LIMIT = 1000  # events per page; more come with the page's cursor
 OUTCOMES = ("", "false_alarm", "resolved")
 CLIP_STATES = ("recording", "ready", "failed", "deleted")

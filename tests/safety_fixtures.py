@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import msgpack
 from conftest import ROOT, System, free_base_port
+
+# The zone most tests use: the picture's upper middle.
+PIT = "[[0.2, 0.1], [0.8, 0.1], [0.8, 0.6], [0.2, 0.6]]"
+
+
+def pit_intrusion(options: str = "") -> str:
+    """A camera body for ``write_config``: zone ``pit`` and one intrusion rule (``options``: more of its keys)."""
+    return f"zones:\n  pit: {PIT}\nrules:\n  - {{type: intrusion, zone: pit{', ' + options if options else ''}}}\n"
 
 
 def write_config(path: Path, camera: str, body: str, store: Path) -> Path:
@@ -33,6 +43,26 @@ def start_safety(system: System, name: str, config: Path, history_port: int | No
         "--name",
         name,
         *extra,
+    )
+    return proc, port
+
+
+def start_console(system: System, history_port: int, folder: Path) -> tuple[Any, int]:
+    """`anjeon viewer` on a free port, asking this safety service's history socket: (process, its port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = system.start(
+        "viewer",
+        "viewer",
+        "--broker",
+        system.broker_url,
+        "--port",
+        str(port),
+        "--history",
+        f"tcp://127.0.0.1:{history_port}",
+        "--acks",
+        str(folder / "acks.jsonl"),
     )
     return proc, port
 

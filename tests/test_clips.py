@@ -9,7 +9,6 @@ The operator's acknowledgement (false alarm, with a reason) goes through the con
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, wait_for
 from evidence_fixtures import scripted_camera
-from safety_fixtures import start_safety, stored_events, write_config
+from safety_fixtures import pit_intrusion, start_console, start_safety, stored_events, write_config
 
 from anjeon.config.evidence import ClipSpec
 from anjeon.config.safety import CameraRules
@@ -38,12 +37,6 @@ CHROME_ARGS = [
     "--no-first-run",
     "--autoplay-policy=no-user-gesture-required",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def probe(path: str) -> dict:
@@ -67,12 +60,7 @@ def clip_system(system, tmp_path, bus_jpg):
     config = write_config(
         tmp_path / "site.yaml",
         "yard",
-        """
-zones:
-  pit: [[0.2, 0.1], [0.8, 0.1], [0.8, 0.6], [0.2, 0.6]]
-rules:
-  - {type: intrusion, zone: pit, min_duration: 0.5, end_after: 2.0}
-""",
+        pit_intrusion("min_duration: 0.5, end_after: 2.0"),
         db,
     )
     with open(config, "a") as f:
@@ -80,19 +68,7 @@ rules:
     system.broker()
     safety, history_port = start_safety(system, "safety", config)
     wait_for(lambda: "history on" in safety.output(), 60, "the safety service to start")
-    port = free_port()
-    viewer = system.start(
-        "viewer",
-        "viewer",
-        "--broker",
-        system.broker_url,
-        "--port",
-        str(port),
-        "--history",
-        f"tcp://127.0.0.1:{history_port}",
-        "--acks",
-        str(tmp_path / "acks.jsonl"),
-    )
+    viewer, port = start_console(system, history_port, tmp_path)
     events = system.subscriber(b"evt/")
     url = f"http://127.0.0.1:{port}"
     # The console must be listening on the bus before the incident, so its alarm panel shows it live.

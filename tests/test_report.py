@@ -169,42 +169,22 @@ def test_pdf_renders_in_both_languages_with_the_font_embedded(known, lang, title
 
 
 def test_console_reports_page_shows_the_same_figures_and_serves_the_pdf(system, tmp_path):
-    import socket
     import urllib.request
 
     import playwright.sync_api as playwright
     from conftest import wait_for
-    from safety_fixtures import start_safety, write_config
+    from safety_fixtures import pit_intrusion, start_console, start_safety, write_config
 
     db, want = build_store(tmp_path)
     config = write_config(
         tmp_path / "site.yaml",
         "gate",
-        """
-zones:
-  pit: [[0.2, 0.1], [0.8, 0.1], [0.8, 0.6], [0.2, 0.6]]
-rules:
-  - {type: intrusion, zone: pit}
-""",
+        pit_intrusion(),
         db,
     )
     system.broker()
     safety, history_port = start_safety(system, "safety", config)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    system.start(
-        "viewer",
-        "viewer",
-        "--broker",
-        system.broker_url,
-        "--port",
-        str(port),
-        "--history",
-        f"tcp://127.0.0.1:{history_port}",
-        "--acks",
-        str(tmp_path / "acks.jsonl"),
-    )
+    _, port = start_console(system, history_port, tmp_path)
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:

@@ -21,7 +21,7 @@ import msgpack
 import pytest
 from conftest import free_base_port, wait_for
 from evidence_fixtures import scripted_camera
-from safety_fixtures import start_safety, stored_events, write_config
+from safety_fixtures import pit_intrusion, start_safety, stored_events, write_config
 
 from anjeon.config.evidence import RetentionSpec
 from anjeon.safety.incident import Event
@@ -179,12 +179,7 @@ def test_a_full_disk_never_stops_rules_or_alerts_and_storage_resumes(system, sma
     config = write_config(
         small_disk.parent / "site.yaml",
         "yard",
-        """
-zones:
-  pit: [[0.2, 0.1], [0.8, 0.1], [0.8, 0.6], [0.2, 0.6]]
-rules:
-  - {type: intrusion, zone: pit, min_duration: 0.3, end_after: 0.8}
-""",
+        pit_intrusion("min_duration: 0.3, end_after: 0.8"),
         db,
     )
     with open(config, "a") as f:

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import zmq
 from conftest import free_base_port, wait_for
-from safety_fixtures import start_safety, stored_events, write_config
+from safety_fixtures import pit_intrusion, start_safety, stored_events, write_config
 
 from anjeon.protocol import wire
 
@@ -127,12 +127,7 @@ def test_alerts_after_snapshot_webhook_retries_and_hang_mqtt(system, tmp_path, m
     config = write_config(
         tmp_path / "site.yaml",
         "yard",
-        """
-zones:
-  pit: [[0.2, 0.1], [0.8, 0.1], [0.8, 0.6], [0.2, 0.6]]
-rules:
-  - {type: intrusion, zone: pit, min_duration: 0.5, end_after: 1.0}
-""",
+        pit_intrusion("min_duration: 0.5, end_after: 1.0"),
         db,
     )
     with open(config, "a") as f:

@@ -20,7 +20,7 @@ import msgpack
 import pytest
 import zmq
 from conftest import ROOT, free_base_port, wait_for
-from safety_fixtures import write_config
+from safety_fixtures import pit_intrusion, write_config
 
 from anjeon.protocol import wire
 from anjeon.safety.store import COLUMNS, EventStore
@@ -86,12 +86,7 @@ def service(tmp_path_factory):
     config = write_config(
         tmp / "site.yaml",
         "gate",
-        """
-zones:
-  pit: [[0.2, 0.1], [0.8, 0.1], [0.8, 0.6], [0.2, 0.6]]
-rules:
-  - {type: intrusion, zone: pit}
-""",
+        pit_intrusion(),
         db,
     )
     base = free_base_port()
