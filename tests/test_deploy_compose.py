@@ -169,7 +169,7 @@ class Stack:
 
 
 def _site_dir(tmp_path: Path) -> Path:
-    from anjeon.viewer.auth import add_user
+    from anjeon.viewer.console.auth import add_user
 
     site = tmp_path / "site"
     site.mkdir()
