@@ -651,6 +651,63 @@ def test_parallel_guesses_are_throttled_and_a_crowd_behind_one_address_is_not_lo
     guarded.proc.stop()
 
 
+def _attempt(
+    port: int, user: str, password: str, source: str, forwarded: str | None = None
+) -> tuple[int, float]:
+    """One login from ``source`` (with an X-Forwarded-For header when given): (status, throttle wait served)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120, source_address=(source, 0))
+    headers = {"Content-Type": "application/json"}
+    if forwarded is not None:
+        headers["X-Forwarded-For"] = forwarded
+    conn.request("POST", "/api/login", json.dumps({"user": user, "password": password}), headers)
+    resp = conn.getresponse()
+    body = json.loads(resp.read() or b"{}")
+    return resp.status, float(body.get("waited", 0.0))
+
+
+def test_proxies_name_the_client_only_when_trusted():
+    from anjeon.viewer.console.guard import Proxies
+
+    off = Proxies()
+    assert off.client("10.0.0.9", "6.6.6.6") == "10.0.0.9"  # the default: the header is never read
+    proxies = Proxies(("10.0.0.9", "192.168.50.0/24", "fd00::1"))
+    assert proxies.client("10.0.0.9", "203.0.113.7") == "203.0.113.7"
+    assert proxies.client("10.0.0.8", "203.0.113.7") == "10.0.0.8"  # not a trusted proxy: its peer address
+    assert proxies.client("10.0.0.9", None) == "10.0.0.9"
+    # Read from the right: the client's own entries (left) never choose the key; trusted hops are skipped.
+    assert proxies.client("10.0.0.9", "6.6.6.6, 203.0.113.7") == "203.0.113.7"
+    assert proxies.client("10.0.0.9", "203.0.113.7, 192.168.50.4") == "203.0.113.7"
+    assert proxies.client("10.0.0.9", "garbage, 192.168.50.4") == "192.168.50.4"  # the last trusted address
+    assert proxies.client("10.0.0.9", "<b>x</b>") == "10.0.0.9"
+    assert proxies.client("fd00::1", "2001:db8::5") == "2001:db8::5"
+    with pytest.raises(ValueError):
+        Proxies(("not-an-address",))
+
+
+def test_a_trusted_proxy_forwards_the_client_address_to_the_throttle(site, tmp_path):
+    """Behind a reverse proxy every login comes from the proxy's address; with --trusted-proxy the throttle
+    counts each client the proxy names, and a client that sends the header itself is not believed."""
+    from anjeon.viewer.console.auth import hash_password
+
+    system, _, _ = site
+    users = tmp_path / "users.txt"
+    users.write_text(f"kim:{hash_password('right-password-kim', 1000)}\n", encoding="utf-8")  # cheap hashes
+    proxied = Viewer(system, "viewer-proxy", "--users", str(users), "--trusted-proxy", "127.0.0.9")
+    proxy, spoofer = "127.0.0.9", "127.0.0.8"
+    for i in range(11):  # one client behind the proxy guesses: 11 failures for 11 names
+        assert _attempt(proxied.port, f"spray{i}", "x", proxy, "10.0.0.1") == (401, 0.0)
+    assert _attempt(proxied.port, "other1", "x", proxy, "10.0.0.1")[1] >= 0.5  # that client is slowed ...
+    assert _attempt(proxied.port, "other2", "x", proxy, "10.0.0.2") == (401, 0.0)  # ... its neighbour is not
+    assert _attempt(proxied.port, "kim", "right-password-kim", proxy, "10.0.0.2") == (200, 0.0)
+    # The guesser cannot get a fresh count by writing its own header: the proxy appends the real address.
+    assert _attempt(proxied.port, "other3", "x", proxy, "10.0.0.77, 10.0.0.1")[1] >= 0.5
+    # A peer that is not a trusted proxy is counted as itself whatever header it sends.
+    for i in range(11):
+        _attempt(proxied.port, f"spoof{i}", "x", spoofer, f"10.9.0.{i + 1}")
+    assert _attempt(proxied.port, "spoof-last", "x", spoofer, "10.9.0.200")[1] >= 0.5
+    proxied.proc.stop()
+
+
 def test_users_file_changes_apply_without_a_restart(site, tmp_path):
     system, _, _ = site
     users = tmp_path / "users.txt"
