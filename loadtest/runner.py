@@ -208,7 +208,7 @@ class Run:
 
 def spawned_system(cfg: LoadTestConfig, log_dir: Path | None, cores: int) -> tuple[Any, Callable[[], None]]:
     """Start a private broker and workers on 127.0.0.1; return (supervisor, stop function)."""
-    from anjeon.supervisor import ServiceSpec, Supervisor
+    from anjeon.runtime.supervisor import ServiceSpec, Supervisor
 
     threads = cfg.threads or max(1, cores // max(1, cfg.workers))
     specs = [

@@ -377,8 +377,8 @@ def _collector(port: int, ca: str | None):
 
 
 def _delivery(**spec):
+    from anjeon.config.safety import AlertSpec
     from anjeon.safety.alerts import MqttDelivery
-    from anjeon.safety.config import AlertSpec
 
     return MqttDelivery(AlertSpec(type="mqtt", host="127.0.0.1", topic="t", timeout=5.0, **spec))
 
