@@ -31,6 +31,7 @@ from .cli_options import (
     WORKER_DEVICE_FLAGS,
     WORKER_RUN_FLAGS,
     broker_option,
+    brokers_option,
     check_port,
     flag_options,
     flag_values,
@@ -241,7 +242,11 @@ def _site_cameras(path: Path) -> list[CameraConfig]:
 
 
 @main.command()
-@broker_option()
+@brokers_option(
+    help="Where the broker runs; BASEPORT is the first of its five ports. Repeatable: one worker serves "
+    "several brokers (one per site or camera group), each with its own credit, heartbeats and results; "
+    "losing one does not stall the others."
+)
 @click.option(
     "--model",
     "models",
@@ -304,7 +309,7 @@ def _site_cameras(path: Path) -> list[CameraConfig]:
 @name_option()
 @metrics_options
 def worker(
-    broker: BrokerAddress,
+    brokers: tuple[BrokerAddress, ...],
     models: tuple[str, ...],
     class_map: tuple[str, ...],
     device: str,
@@ -321,7 +326,7 @@ def worker(
     max_megapixels: float | None,
     name: str,
 ) -> None:
-    """Run detection on frames from the broker and publish the results."""
+    """Run detection on frames from the broker(s) and publish the results."""
     from anjeon.inference.batching import resolve_batch
     from anjeon.inference.models import EngineOptions, ModelError, load_detectors, parse_class_map
     from anjeon.inference.worker import Worker, WorkerConfig
@@ -340,9 +345,7 @@ def worker(
     except ModelError as exc:
         raise click.ClickException(str(exc)) from None
     config = WorkerConfig(
-        broker=broker,
-        model="+".join(models),
-        device=device,
+        brokers=brokers,
         batch=resolve_batch(batch, detector.device),
         batch_wait=batch_wait_ms / 1000.0,
         credit=credit,

@@ -110,6 +110,29 @@ def load_site(path: str | Path) -> SiteConfig:
         raise click.ClickException(str(exc)) from None
 
 
+def brokers_option(help: str) -> Callable[[F], F]:
+    """--broker, repeatable: a tuple of distinct BrokerAddresses."""
+
+    def parse(
+        ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+    ) -> tuple[BrokerAddress, ...]:
+        brokers = tuple(parse_broker(ctx, param, value) for value in values)
+        twice = sorted({str(b) for b in brokers if brokers.count(b) > 1})
+        if twice:
+            raise click.BadParameter(f"broker {', '.join(twice)} is given twice")
+        return brokers
+
+    return click.option(
+        "--broker",
+        "brokers",
+        multiple=True,
+        default=(DEFAULT_BROKER,),
+        callback=parse,
+        metavar="tcp://HOST[:BASEPORT]",
+        help=help,
+    )
+
+
 def name_option(help: str = "Name shown in status and watch (default: ROLE@HOST:PID).") -> Callable[[F], F]:
     return click.option("--name", default="", help=help)
 

@@ -1,4 +1,4 @@
-"""`anjeon viewer`: the operator's web console (viewer/server.py does the work)."""
+"""`anjeon viewer`: the operator's web console (viewer/console/server.py does the work)."""
 
 from __future__ import annotations
 
