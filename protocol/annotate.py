@@ -13,7 +13,7 @@ OTHER = (0, 190, 255)
 
 
 def draw(image: np.ndarray, detections: list[Detection], caption: str = "") -> np.ndarray:
-    """Draw boxes with class and confidence (ASCII labels; Hangul needs Pillow, later)."""
+    """Draw boxes with class and confidence (ASCII labels: OpenCV's fonts have no Hangul)."""
     out: np.ndarray = image.copy()
     for det in detections:
         x1, y1, x2, y2 = (int(round(v)) for v in det.box)

@@ -485,7 +485,8 @@ class SafetyCollector(RoleCollector):
         queues = {f"alerts_{label[i]}": (_qsize(k), _qmax(k)) for i, k in enumerate(sinks)}
         queues["reorder"] = (
             sum(len(c.reorder) for c in cams.values()),
-            sum(getattr(c.reorder, "max_pending", 0) for c in cams.values()),
+            # safety/reorder.py releases once more than max_behind results wait: at most max_behind + 1 held
+            sum(c.reorder.max_behind + 1 for c in cams.values()),
         )
         yield from self.queues(queues)
         yield from self.drops(*split_drops(s.drops))
