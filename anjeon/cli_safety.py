@@ -6,7 +6,9 @@ import csv
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -74,14 +76,14 @@ def safety(broker: BrokerAddress, config_path: Path, store: str | None, history_
         raise click.ClickException(str(exc)) from None
 
 
-def _rows(db: Path, history: str | None, query: dict, limit: int):
+def _rows(db: Path, history: str | None, query: dict[str, Any], limit: int) -> Iterator[dict[str, Any]]:
     """Matching events newest first, page by page (any number, never all in memory)."""
+    source: Iterable[dict[str, Any]]
     if history:
-        import zmq
+        from anjeon.protocol.client import History
 
-        from anjeon.safety.bus import iterate_history
-
-        source = iterate_history(zmq.Context.instance(), history, {**query, "limit": min(limit, 1000)})
+        events = History(history).events({**query, "limit": min(limit, 1000)})
+        source = (event.to_dict() for event in events)
     else:
         from anjeon.safety.store import EventStore, Query, QueryError
 
@@ -141,7 +143,7 @@ def events(
 
     query = {"camera": camera, "rule": rule, "since": since, "until": until, "state": state}
     n = 0
-    from anjeon.safety.bus import EXPORT_COLUMNS, export_fields
+    from anjeon.protocol.messages import EXPORT_COLUMNS, export_fields
 
     writer = csv.writer(sys.stdout) if as_csv else None
     if writer is not None:
@@ -194,16 +196,14 @@ def _line(row: dict) -> str:
 @click.option("--resolved", is_flag=True, help="Mark it resolved.")
 def ack(event_id: str, history: str, by: str, note: str, false_alarm: str, resolved: bool) -> None:
     """Acknowledge a stored event (first ack is recorded); mark it a false alarm or resolved."""
-    import zmq
-
+    from anjeon.protocol.client import History
     from anjeon.protocol.wire import ProtocolError
-    from anjeon.safety.bus import acknowledge
 
     if false_alarm and resolved:
         raise click.UsageError("an event is either a false alarm or resolved, not both")
     outcome = "false_alarm" if false_alarm else "resolved" if resolved else ""
     try:
-        event = acknowledge(zmq.Context.instance(), history, event_id, by, note, outcome, false_alarm)
+        event = History(history).ack(event_id, by, note, outcome, false_alarm).to_dict()
     except (TimeoutError, RuntimeError, ProtocolError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(event, ensure_ascii=False))
