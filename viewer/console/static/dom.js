@@ -2,7 +2,7 @@
 // Everything shown comes from the bus, where any device on the site network can publish: a camera,
 // a rule name, a worker's model, an error string may hold "<img onerror=...>". h() makes elements and
 // adds strings as text nodes, so such a value shows literally and never runs. No file under
-// viewer/static/ assigns innerHTML/outerHTML or calls insertAdjacentHTML (tests/test_viewer_hostile.py
+// viewer/console/static/ assigns innerHTML/outerHTML or calls insertAdjacentHTML (tests/test_viewer_hostile.py
 // checks that and injects markup into every field of every message kind).
 
 // h("td", {className: "x", dataset: {event: id}, onclick: fn}, "text", child, ...) -> element
