@@ -16,11 +16,14 @@ import queue
 import threading
 import urllib.error
 import urllib.request
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from anjeon.config.safety import AlertSpec
 from anjeon.protocol.secrets import redact_url
 from anjeon.protocol.stats import DropCounter
+
+if TYPE_CHECKING:  # paho is imported when an MQTT sink is configured
+    from paho.mqtt.reasoncodes import ReasonCode
 
 log = logging.getLogger("anjeon.safety.alerts")
 
@@ -106,7 +109,14 @@ class MqttDelivery:
         self._client.connect_async(spec.host, spec.port, keepalive=30)
         self._client.loop_start()
 
-    def _on_connect(self, _client, _userdata, _flags, reason, _properties=None) -> None:
+    def _on_connect(
+        self,
+        _client: object,
+        _userdata: object,
+        _flags: object,
+        reason: ReasonCode,
+        _properties: object = None,
+    ) -> None:
         self._refused = "" if not reason.is_failure else str(reason)
 
     def deliver(self, alert: dict[str, Any]) -> None:

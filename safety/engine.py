@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from anjeon.config.safety import CameraRules, RuleSpec
 
@@ -45,7 +46,7 @@ class TrackView:
     def confirmed(self) -> bool:
         return self.id >= 0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "box": self.box,

@@ -91,7 +91,7 @@ class HistoryServer:
 
     def __init__(
         self,
-        ctx: zmq.Context,
+        ctx: zmq.Context[Any],
         endpoint: str,
         store_path: Path,
         drops: DropCounter,
@@ -106,11 +106,11 @@ class HistoryServer:
         self.errors = 0
         # Reports take seconds (charts, PDF): made on a worker so queries, acks and clips are never held up.
         self._reports = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report")
-        self._jobs: list[tuple[list[bytes], Future]] = []
+        self._jobs: list[tuple[list[bytes], Future[list[bytes]]]] = []
         self._writer: EventStore | None = None
 
     @property
-    def socket(self) -> zmq.Socket:
+    def socket(self) -> zmq.Socket[Any]:
         """The ROUTER before ``start`` (security setup adds CURVE options here, before the bind)."""
         return self._sock
 

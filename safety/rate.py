@@ -21,7 +21,7 @@ MAX_INTERVAL = 30.0  # a gap longer than this is an outage, not a rate
 @dataclass
 class ResultRate:
     _last: float | None = None
-    _gaps: deque = field(default_factory=lambda: deque(maxlen=WINDOW))
+    _gaps: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
 
     def observe(self, t: float) -> None:
         """Feed the capture time of each result in order (re-ordered first)."""

@@ -29,7 +29,9 @@ T = TypeVar("T")
 
 @dataclass(order=True)
 class _Pending(Generic[T]):
-    key: tuple  # (t_capture of the run's first frame seen, seq) orders runs by time, then by sequence
+    key: tuple[
+        float, int, int
+    ]  # (t_capture of the run's first frame seen, seq, tie) orders runs by time, then by sequence
     arrived: float = field(compare=False)
     run: str = field(compare=False)
     seq: int = field(compare=False)

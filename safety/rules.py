@@ -17,7 +17,7 @@ import numpy as np
 from anjeon.config.safety import LineSpec, RuleSpec
 
 from .debounce import START_RESULTS
-from .geometry import Line, Zone, anchors
+from .geometry import Line, Point, Zone, anchors
 from .heads import match_heads
 from .observation import NO_HELMET_LABELS, Observation
 
@@ -178,7 +178,7 @@ class LineCrossing:
         return _per_track(obs, mask)
 
 
-def build_rule(spec: RuleSpec, zones: dict[str, tuple], lines: dict[str, LineSpec]) -> Rule:
+def build_rule(spec: RuleSpec, zones: dict[str, tuple[Point, ...]], lines: dict[str, LineSpec]) -> Rule:
     zone = Zone(spec.zone, zones[spec.zone]) if spec.zone else None
     if spec.type in ("intrusion", "dwell"):
         return ZonePresence(spec, zone)

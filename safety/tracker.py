@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def patience(interval: float | None) -> float:
 
 
 @functools.cache
-def _motion_similarity_class():
+def _motion_similarity_class() -> type[Any]:
     import supervision as sv
     from trackers.utils.iou import BaseIoU
 
