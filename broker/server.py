@@ -32,7 +32,7 @@ from anjeon.protocol.endpoints import (
     RESULTS_OUT,
     bind_endpoint,
 )
-from anjeon.protocol.sockets import configure
+from anjeon.protocol.sockets import closed, configure, count_error
 from anjeon.protocol.stats import DropCounter, ProcessMeter
 
 from .registry import DEFAULT_MAX_PEERS, BeatOutcome, Registry
@@ -183,10 +183,17 @@ class Broker:
         next_tick = next_status = time.monotonic()
         try:
             while not stop.is_set():
-                ready = dict(poller.poll(max(0.0, min(next_tick, next_status) - time.monotonic()) * 1000))
-                for sock in ready:
-                    handlers[sock](sock)
-                self._dispatch()
+                try:
+                    timeout = max(0.0, min(next_tick, next_status) - time.monotonic())
+                    ready = dict(poller.poll(int(timeout * 1000)))
+                    for sock in ready:
+                        handlers[sock](sock)
+                    self._dispatch()
+                except zmq.ZMQError as exc:
+                    # The context or a socket closed: a clean exit. Anything else is counted (the broker
+                    # never exits on what peers send) and the loop goes on.
+                    if count_error(self.drops, exc, "in the broker's loop"):
+                        break
                 now = time.monotonic()
                 if now >= next_tick:
                     # Expiring on the tick, not every loop turn: the scan is over all cameras, and a frame
@@ -332,8 +339,9 @@ class Broker:
         """Tell a worker the broker does not know it: it announces itself again."""
         try:
             sock.send_multipart([ident, UNKNOWN_MSG], zmq.NOBLOCK)
-        except zmq.ZMQError:
-            pass  # gone, or its pipe is full: its next credit asks again
+        except zmq.ZMQError as exc:  # gone, or its pipe is full: its next credit asks again
+            if count_error(self.drops, exc, "telling a worker the broker does not know it"):
+                raise
 
     def _dispatch(self) -> None:
         sock = self._socks[FRAMES_OUT]
@@ -348,6 +356,8 @@ class Broker:
             try:
                 sock.send_multipart([slot.ident, frame.raw, frame.jpeg, trailer], zmq.NOBLOCK, copy=False)
             except zmq.ZMQError as exc:
+                if closed(exc):
+                    raise
                 # EHOSTUNREACH: the worker is gone. EAGAIN: its pipe is full. Either way it has no
                 # real credit; forget it until it announces itself again. The frame is not re-sent:
                 # by the time we noticed, a newer one is on its way.
@@ -432,8 +442,9 @@ class Broker:
                 continue
             try:
                 sock.send_multipart([ident, ack], zmq.NOBLOCK)
-            except zmq.ZMQError:
-                pass
+            except zmq.ZMQError as exc:  # its queue is full: the next beat is acked
+                if count_error(self.drops, exc, f"acking the heartbeat of {msg.role} {msg.name}"):
+                    raise
 
     def _on_goodbye(self, msg: messages.Goodbye, ident: bytes) -> None:
         peer, slot = self.state.goodbye(msg.proc, ident)

@@ -1,10 +1,17 @@
 """The worker process: take frames on credit, drop stale ones, batch, detect, publish.
 
-Sockets:
-  DEALER -> broker frames-out: [ready] once and whenever the broker forgets us,
-            [credit] per finished frame; receives [frame header, jpeg].
+Sockets, per broker served (``--broker``, repeatable: a ``BrokerLink`` each):
+  DEALER -> broker frames-out: [ready] once and whenever that broker forgets us,
+            [credit] per finished frame; receives [frame header, jpeg, trailer].
   PUB    -> broker results-in: res/CAM/ (detections), img/CAM/ (detections + the
             JPEG as received; free unless someone subscribes), ann/CAM/ (--render).
+  and a heartbeat DEALER to its control socket (protocol/heartbeat.py).
+
+Several brokers (one per site or camera group) share one worker fairly: each
+grants its own credit (the worker's full capacity, so one busy broker alone
+still fills batches), a batch takes frames from the brokers in turn, and every
+result and credit goes back to the broker its frame came from. A broker that is
+gone costs nothing: its sends are non-blocking and its frames stop coming.
 """
 
 from __future__ import annotations
@@ -13,7 +20,8 @@ import logging
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 import cv2
@@ -24,7 +32,7 @@ from anjeon.protocol import imaging, messages, metrics, security, wire
 from anjeon.protocol.annotate import draw
 from anjeon.protocol.endpoints import FRAMES_OUT, RESULTS_IN, BrokerAddress
 from anjeon.protocol.heartbeat import HEARTBEAT_INTERVAL, HeartbeatClient, default_name
-from anjeon.protocol.sockets import configure
+from anjeon.protocol.sockets import configure, count_error
 from anjeon.protocol.stats import DropCounter, RateMeter
 
 from .batching import BatchTally
@@ -40,19 +48,29 @@ IDLE_ANNOUNCE = HEARTBEAT_INTERVAL
 
 @dataclass
 class WorkerConfig:
-    broker: BrokerAddress
-    model: str = "person"
-    device: str = "auto"
+    brokers: Sequence[BrokerAddress] = ()  # served together (one per site or camera group), at least one
     batch: int = 1  # the CLI resolves --batch auto to the device's measured default (inference/batching.py)
     batch_wait: float = 0.0  # seconds to wait for a batch to fill; 0: never wait (batch only from backlog)
     burst_gap: float = 0.002  # seconds: the rest of a dispatch burst (see _receive) arrives within this
-    credit: int = 0  # 0: the batch size
+    credit: int = 0  # frames each broker may have in flight here; 0: the batch size
     gpu_decode: bool = False  # decode JPEGs on the GPU (torchvision/nvJPEG), CPU fallback
     max_age: float = 1.0
     threads: int = 1  # torch threads (the CLI defaults it to the cores this process may use)
     render: bool = False
     name: str = ""
     max_megapixels: float | None = None  # None: ANJEON_MAX_MEGAPIXELS or 40 MP (protocol/imaging.py)
+    # Until the CLI passes ``brokers``: ``broker`` is put first, ``model``/``device`` are the detector's own.
+    broker: InitVar[BrokerAddress | None] = None
+    model: InitVar[str] = ""
+    device: InitVar[str] = ""
+
+    def __post_init__(self, broker: BrokerAddress | None, model: str, device: str) -> None:
+        self.brokers = tuple(([broker] if broker is not None else []) + list(self.brokers))
+        if not self.brokers:
+            raise ValueError("a worker needs at least one broker")
+        twice = sorted({str(b) for b in self.brokers if self.brokers.count(b) > 1})
+        if twice:
+            raise ValueError(f"broker {', '.join(twice)} is given twice")
 
     @property
     def capacity(self) -> int:
@@ -60,10 +78,34 @@ class WorkerConfig:
 
 
 @dataclass
+class BrokerLink:
+    """One broker this worker serves: its sockets and heartbeat, what we announced, what we did for it."""
+
+    address: BrokerAddress
+    heartbeat: HeartbeatClient
+    dealer: zmq.Socket | None = None  # frames-out
+    pub: zmq.Socket | None = None  # results-in
+    announced_to: str | None = None  # the broker instance (run id) we last sent ``ready`` to
+    last_activity: float = 0.0  # when we last announced or finished a frame of this broker
+    processed: RateMeter = field(default_factory=RateMeter)  # frames of this broker inferred and published
+    camera_drops: dict[str, Counter[str]] = field(default_factory=dict)  # this broker's cameras only
+    lock: threading.Lock = field(default_factory=threading.Lock)  # camera_drops: its heartbeat thread reads
+
+    def count(self, camera: str, reason: str, n: int) -> None:
+        with self.lock:
+            self.camera_drops.setdefault(camera, Counter())[reason] += n
+
+    def drops_by_camera(self) -> dict[str, dict[str, int]]:
+        with self.lock:
+            return {cam: dict(c) for cam, c in self.camera_drops.items()}
+
+
+@dataclass
 class Job:
     header: wire.FrameHeader
     jpeg: zmq.Frame
     received: float  # worker monotonic clock
+    link: BrokerLink  # the broker it came from: its result and credit go back there
     image: Any = None  # np.ndarray (CPU decode) or a torch tensor on the GPU
 
 
@@ -78,82 +120,118 @@ class WorkerStats:
 class Worker:
     def __init__(self, config: WorkerConfig, detector: Detector, ctx: zmq.Context | None = None) -> None:
         self.config, self.detector = config, detector
-        self.proc = wire.new_id()
+        self.proc = wire.new_id()  # the same at every broker: one process
         self._ctx = ctx or zmq.Context.instance()
         self.drops = DropCounter(log)
         self._pixel_cap = imaging.max_pixels(config.max_megapixels)
         self.decoder = JpegDecoder(detector.device, config.gpu_decode, self._pixel_cap)
         self.stats = WorkerStats()
         self.name = config.name or default_name("worker")
-        self.heartbeat = HeartbeatClient(
-            self._ctx, config.broker, self.proc, "worker", self.name, self._info, log
-        )
+        self.links = [self._link(address) for address in config.brokers]
+        self.heartbeat = self.links[0].heartbeat  # the first broker's (metrics: anjeon_broker_connected)
+        self._turn = 0  # which broker a batch asks first (round robin)
 
-    def _info(self) -> dict[str, Any]:
+    def _link(self, address: BrokerAddress) -> BrokerLink:
+        link: BrokerLink  # the heartbeat's info reads it; beats start in serve(), long after it is bound
+        beats = HeartbeatClient(
+            self._ctx, address, self.proc, "worker", self.name, lambda: self._info(link), log
+        )
+        link = BrokerLink(address, beats)
+        return link
+
+    def _info(self, link: BrokerLink) -> dict[str, Any]:
+        """The heartbeat to ``link``'s broker: this process's figures, that broker's frames and cameras."""
         s = self.stats
-        return {
+        info = {
             "model": self.detector.name,
             "device": self.detector.device,
             "batch": self.config.batch,
             "threads": self.config.threads,
-            "fps": round(s.processed.sample(), 2),
-            "processed": s.processed.count,
+            "fps": round(link.processed.sample(), 2),
+            "processed": link.processed.count,
             "batch_mean": round(s.processed.count / s.batches, 2) if s.batches else 0.0,
             "batch_sizes": s.sizes.snapshot(),
             "batch_wait_ms": round(1000 * self.config.batch_wait, 1),
             "decode": self.decoder.backend,
             "infer_ms": round(s.infer_ms, 1),
             "drops": self.drops.snapshot(),
-            "camera_drops": self.drops.by_camera(),
+            "camera_drops": link.drops_by_camera(),
         }
+        if len(self.links) > 1:
+            info["brokers"] = len(self.links)
+        return info
+
+    def _drop(self, job: Job, reason: str, detail: str, n: int = 1) -> None:
+        """Count a drop of ``job``'s camera: in this process's counter and for the broker it came from."""
+        self.drops.drop(reason, detail, n=n, camera=job.header.camera)
+        job.link.count(job.header.camera, reason, n)
 
     def serve(self, stop: threading.Event) -> None:
         cfg = self.config
-        dealer = configure(self._ctx.socket(zmq.DEALER), immediate=True, rcvhwm=max(4, 2 * cfg.capacity))
-        security.connect(dealer, cfg.broker.endpoint(FRAMES_OUT))
-        pub = configure(self._ctx.socket(zmq.PUB), sndhwm=1000)
-        security.connect(pub, cfg.broker.endpoint(RESULTS_IN))
-        self.heartbeat.start()
+        poller = zmq.Poller()
+        for link in self.links:
+            link.dealer = configure(
+                self._ctx.socket(zmq.DEALER), immediate=True, rcvhwm=max(4, 2 * cfg.capacity)
+            )
+            security.connect(link.dealer, link.address.endpoint(FRAMES_OUT))
+            link.pub = configure(self._ctx.socket(zmq.PUB), sndhwm=1000)
+            security.connect(link.pub, link.address.endpoint(RESULTS_IN))
+            poller.register(link.dealer, zmq.POLLIN)
+            link.heartbeat.start()
         log.info(
-            "worker %s: model %s on %s, batch %d, credit %d, max age %.2f s",
+            "worker %s: model %s on %s, batch %d, credit %d, max age %.2f s, broker%s %s",
             self.proc,
             self.detector.name,
             self.detector.device,
             cfg.batch,
             cfg.capacity,
             cfg.max_age,
+            "s" if len(self.links) > 1 else "",
+            ", ".join(str(link.address) for link in self.links),
         )
-        announced_to, last_activity = None, 0.0
         try:
             while not stop.is_set():
-                now = time.monotonic()
-                broker_run = self.heartbeat.broker_run
-                if broker_run != announced_to or now - last_activity > IDLE_ANNOUNCE:
-                    self._announce(dealer)
-                    announced_to, last_activity = broker_run, now
-                if not dealer.poll(200, zmq.POLLIN):
-                    continue
-                jobs = self._receive(dealer)
-                if jobs is None:  # the broker does not know us
-                    announced_to = None
-                    continue
-                self._process(jobs, pub)
-                self._return_credit(dealer, [j.header.grant for j in jobs])
-                last_activity = time.monotonic()
+                try:
+                    self._turn_once(poller)
+                except zmq.ZMQError as exc:
+                    # The context or a socket closed: a clean exit. Anything else is counted and logged
+                    # once per kind, and the loop goes on (one broker's trouble must not stop the others).
+                    if count_error(self.drops, exc, "in the worker's loop"):
+                        break
         finally:
-            self.heartbeat.stop()
-            dealer.close(0)
-            pub.close(0)
+            for link in self.links:
+                link.heartbeat.stop()
+            for link in self.links:
+                for sock in (link.dealer, link.pub):
+                    if sock is not None:
+                        sock.close(0)
             log.info("worker stopped after %d frames", self.stats.processed.count)
 
-    def _announce(self, dealer: zmq.Socket) -> None:
-        try:
-            dealer.send(wire.ready(self.proc, self.config.capacity), zmq.NOBLOCK)
-        except zmq.Again:
-            pass  # no broker connected; the next announce will try again
+    def _turn_once(self, poller: zmq.Poller) -> None:
+        now = time.monotonic()
+        for link in self.links:
+            broker_run = link.heartbeat.broker_run
+            if broker_run != link.announced_to or now - link.last_activity > IDLE_ANNOUNCE:
+                self._announce(link)
+                link.announced_to, link.last_activity = broker_run, now
+        if not poller.poll(200):
+            return
+        jobs = self._receive(poller)
+        self._process(jobs)
+        self._return_credit(jobs)
+        done = time.monotonic()
+        for job in jobs:
+            job.link.last_activity = done
 
-    def _receive(self, dealer: zmq.Socket) -> list[Job] | None:
-        """Take what is waiting, up to the batch size.
+    def _announce(self, link: BrokerLink) -> None:
+        assert link.dealer is not None
+        try:
+            link.dealer.send(wire.ready(self.proc, self.config.capacity), zmq.NOBLOCK)
+        except zmq.Again:
+            pass  # that broker is not connected; the next announce will try again
+
+    def _receive(self, poller: zmq.Poller) -> list[Job]:
+        """Take what is waiting, up to the batch size, from each broker in turn.
 
         By default this never waits for more: at light load a batch is the one
         frame that came, so latency is that of batch 1, and batches grow only
@@ -166,32 +244,60 @@ class Worker:
         first would split every batch in two (measured: sizes 1, 3, 1, 3 for a
         backlogged batch of 4); waiting ``burst_gap`` (2 ms) for the next one
         costs a light load 2 ms and keeps the burst together.
+
+        With several brokers, one frame is taken from each in turn (the first
+        asked changes every batch), so a broker with a backlog cannot crowd
+        out another's frames.
         """
         jobs: list[Job] = []
         deadline = time.monotonic() + self.config.batch_wait
+        n = len(self.links)
+        order = [self.links[(self._turn + i) % n] for i in range(n)]
+        self._turn = (self._turn + 1) % n
+        open_links = list(order)
         while len(jobs) < self.config.batch:
-            try:
-                frames = dealer.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                if not jobs:
+            took = False
+            for link in list(open_links):
+                if len(jobs) >= self.config.batch:
                     break
-                wait = max(deadline - time.monotonic(), self.config.burst_gap)
-                if dealer.poll(wait * 1000, zmq.POLLIN):
-                    continue
-                break
-            received = time.monotonic()
-            try:
-                if len(frames) == 1 and wire.unpack(frames[0].bytes, wire.UNKNOWN):
-                    return None
-                header = messages.decode_dispatched(frames)  # [header, jpeg, trailer] (docs/protocol.md)
-            except wire.ProtocolError as exc:
-                self.drops.drop(exc.reason, str(exc))
+                job = self._take(link)
+                if job is None:
+                    open_links.remove(link)  # nothing (valid) waiting there now
+                elif isinstance(job, Job):
+                    jobs.append(job)
+                    took = True
+                else:
+                    took = True  # a message that was not a frame: look there again
+            if took:
                 continue
-            header.stamp("worker_in")
-            jobs.append(Job(header, frames[1], received))
+            if not jobs:
+                break
+            wait = max(deadline - time.monotonic(), self.config.burst_gap)
+            if not poller.poll(int(wait * 1000)):
+                break
+            open_links = list(order)
         return jobs
 
-    def _process(self, jobs: list[Job], pub: zmq.Socket) -> None:
+    def _take(self, link: BrokerLink) -> Job | bool | None:
+        """One message from ``link``: a Job; True for one that was not a frame; None when nothing waits."""
+        assert link.dealer is not None
+        try:
+            frames = link.dealer.recv_multipart(zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return None
+        received = time.monotonic()
+        try:
+            if len(frames) == 1 and wire.unpack(frames[0].bytes, wire.UNKNOWN):
+                link.announced_to = None  # that broker does not know us: announce again
+                return True
+            header = messages.decode_dispatched(frames)  # [header, jpeg, trailer] (docs/protocol.md)
+        except wire.ProtocolError as exc:
+            self.drops.drop(exc.reason, str(exc))
+            return True
+        header.stamp("worker_in")
+        return Job(header, frames[1], received, link)
+
+    def _process(self, jobs: list[Job]) -> None:
         fresh = self._decode_fresh(jobs)
         if not fresh:
             return
@@ -210,7 +316,8 @@ class Worker:
         inferred = time.time()
         for job, dets in zip(fresh, detections):
             job.header.ts["inferred"] = inferred
-            self._publish(pub, job, dets)
+            self._publish(job, dets)
+            job.link.processed.add()
         s.processed.add(len(fresh))
 
     def _decode_fresh(self, jobs: list[Job]) -> list[Job]:
@@ -221,10 +328,8 @@ class Worker:
             # Age on single clocks only: the stages' own waits plus the wait here.
             age = h.age + (time.monotonic() - job.received)
             if age > self.config.max_age:
-                self.drops.drop(
-                    "too_old",
-                    f"camera {h.camera}: {age:.2f} s > --max-age {self.config.max_age}",
-                    camera=h.camera,
+                self._drop(
+                    job, "too_old", f"camera {h.camera}: {age:.2f} s > --max-age {self.config.max_age}"
                 )
                 continue
             h.age = age
@@ -233,15 +338,17 @@ class Worker:
         for job, image in zip(young, self.decoder.decode([job.jpeg.buffer for job in young])):
             h = job.header
             if isinstance(image, wire.ProtocolError):
-                self.drops.drop(image.reason, f"camera {h.camera} seq {h.seq}: {image}", camera=h.camera)
+                self._drop(job, image.reason, f"camera {h.camera} seq {h.seq}: {image}")
                 continue
             h.stamp("decoded")
             job.image = image
             fresh.append(job)
         return fresh
 
-    def _publish(self, pub: zmq.Socket, job: Job, dets: list[wire.Detection]) -> None:
-        h = job.header
+    def _publish(self, job: Job, dets: list[wire.Detection]) -> None:
+        """The result to the broker the frame came from."""
+        h, pub = job.header, job.link.pub
+        assert pub is not None
         h.stamp("published")
         metrics.observe_latency(h.camera, h.t_capture, h.ts, now=h.ts["published"])
         result = wire.Result(frame=h, worker=self.proc, model=self.detector.name, detections=dets)
@@ -260,7 +367,9 @@ class Worker:
                         zmq.NOBLOCK,
                     )
         except zmq.Again:
-            self.drops.drop("publish_backpressure", "the results bus is not taking results", camera=h.camera)
+            self._drop(
+                job, "publish_backpressure", f"the results bus of {job.link.address} is not taking results"
+            )
 
     def _bgr(self, job: Job) -> np.ndarray:
         """The frame as a BGR array for drawing (--render), whichever decoder made it."""
@@ -268,9 +377,15 @@ class Worker:
             return job.image
         return job.image.permute(1, 2, 0).flip(-1).contiguous().cpu().numpy()
 
-    def _return_credit(self, dealer: zmq.Socket, grants: list[str]) -> None:
-        for grant, n in Counter(grants).items():
-            try:
-                dealer.send(wire.credit(self.proc, grant, n), zmq.NOBLOCK)
-            except zmq.Again:
-                pass  # broker gone; we will announce to the next one
+    def _return_credit(self, jobs: list[Job]) -> None:
+        """One credit message per broker and grant for the frames of this batch (processed or dropped)."""
+        by_link: dict[int, tuple[BrokerLink, Counter[str]]] = {}
+        for job in jobs:
+            by_link.setdefault(id(job.link), (job.link, Counter()))[1][job.header.grant] += 1
+        for link, grants in by_link.values():
+            assert link.dealer is not None
+            for grant, n in grants.items():
+                try:
+                    link.dealer.send(wire.credit(self.proc, grant, n), zmq.NOBLOCK)
+                except zmq.Again:
+                    pass  # that broker is gone; we will announce to the next one

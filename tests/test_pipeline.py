@@ -10,7 +10,7 @@ import cv2
 import msgpack
 import numpy as np
 import pytest
-from conftest import wait_for, worker_procs
+from conftest import System, wait_for, worker_procs
 
 STAGES = [
     "capture",
@@ -196,3 +196,63 @@ def test_micro_batching_takes_what_is_waiting(system, bus_jpg):
     worker = sub.status_where(lambda s: worker_procs(s).get("w1"), 10, "worker status")
     print(f"mean batch {worker['batch_mean']}, capacity {worker['capacity']}")
     assert worker["capacity"] == 4 and worker["batch_mean"] > 1.5
+
+
+def test_one_worker_serves_two_brokers_and_outlives_one(system, tmp_path):
+    """Sharding: one broker per site, a worker connected to both; results go back where their frame came
+    from (the same camera name at both sites stays apart), and losing one broker does not stall the other."""
+    (tmp_path / "site-b").mkdir()
+    site_b = System(tmp_path / "site-b")
+    try:
+        system.broker()
+        site_b.broker()
+        system.start(
+            "shared",
+            "worker",
+            "--broker",
+            system.broker_url,
+            "--broker",
+            site_b.broker_url,
+            "--model",
+            "null:20",
+            "--batch",
+            "2",
+            "--name",
+            "shared",
+        )
+        system.edge("edge-a", "gate=synthetic", "yard=synthetic", fps=5)
+        site_b.edge("edge-b", "gate=synthetic", fps=5)
+        sub_a, sub_b = system.subscriber(), site_b.subscriber()
+        for sub, cameras in ((sub_a, {"gate", "yard"}), (sub_b, {"gate"})):
+            status = sub.status_where(
+                lambda s, cams=cameras: (
+                    set(s["cameras"]) == cams
+                    and all(c["fps_out"] > 0 for c in s["cameras"].values())
+                    and worker_procs(s).get("shared", {}).get("online")
+                    and s
+                ),
+                90,
+                f"results for {sorted(cameras)} and the shared worker online",
+            )
+            edges = {proc: e["name"] for proc, e in status["edges"].items()}
+            results = sub.results(10, timeout=60)
+            assert {edges[r["edge"]] for r in results} == {"edge-a" if sub is sub_a else "edge-b"}
+            assert all(r["grant"].startswith(status["broker"] + ".") for r in results), "via its own broker"
+            worker = worker_procs(status)["shared"]
+            assert worker["brokers"] == 2 and worker["processed"] > 0
+        # Both sites' cameras are served together (a broker's frames cannot crowd out the other's).
+        both = time.monotonic() + 5
+        counts = {"a": 0, "b": 0}
+        while time.monotonic() < both:
+            counts["a"] += len([f for f in [sub_a.recv(0.05)] if f and f[0].startswith(b"res/")])
+            counts["b"] += len([f for f in [sub_b.recv(0.05)] if f and f[0].startswith(b"res/")])
+        assert counts["a"] > 0 and counts["b"] > 0, counts
+        system.procs[0].kill()  # site A's broker dies
+        killed = time.time()
+        after = sub_b.results(10, timeout=30, where=lambda r: r["ts"]["broker_in"] > killed)
+        assert {r["camera"] for r in after} == {"gate"}
+        # ... and site B's latency does not suffer from the dead one (sends to it never block).
+        latencies = sorted(r["_received"] - r["t_capture"] for r in after)
+        assert latencies[len(latencies) // 2] < 1.0, latencies
+    finally:
+        site_b.close()
