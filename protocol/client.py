@@ -287,6 +287,7 @@ class _SubscriberBase(Generic[T]):
         self.decoder: Decoder[T] = Decoder(streams, newest_only, drops)
         self.drops = self.decoder.drops
         self.cameras: list[str] = [wire.check_camera_id(c) for c in cameras]
+        self.all_cameras = not self.cameras  # made for every camera: stays so whatever add/remove_camera do
         self.socket = configure(sock, rcvhwm=rcvhwm)
         self.closed = False
         self._stop = threading.Event()
@@ -298,8 +299,9 @@ class _SubscriberBase(Generic[T]):
         return [t for s in self.decoder.streams if s.per_camera for t in s.topics([camera])]
 
     def add_camera(self, camera: str) -> None:
-        """Take this camera too (on every per-camera stream). A subscriber for all cameras stays so."""
-        if not self.cameras or camera in self.cameras:
+        """Take this camera too (on every per-camera stream). A subscriber for all cameras stays so; one
+        whose cameras were all removed takes only the cameras added again."""
+        if self.all_cameras or camera in self.cameras:
             return
         self.cameras.append(wire.check_camera_id(camera))
         for t in self._camera_topics(camera):
@@ -564,12 +566,19 @@ class Publisher:
         self.socket = configure((ctx or zmq.Context.instance()).socket(zmq.PUB), sndhwm=sndhwm)
         security.connect(self.socket, self.broker.endpoint(RESULTS_IN), keys=keys)
 
-    def send(self, frames: Sequence[bytes]) -> bool:
+    def send(
+        self,
+        frames: Sequence[bytes],
+        reason: str = "backpressure",
+        detail: str = "the results bus is not taking messages",
+    ) -> bool:
+        """Send without blocking; False when it was refused (EAGAIN: counted under ``reason``) or the socket
+        is closed. A PUB whose queue to a slow peer is full drops for that peer without saying so (libzmq)."""
         try:
             self.socket.send_multipart(list(frames), zmq.NOBLOCK)
             return True
         except zmq.Again:
-            self.drops.drop("backpressure", "the results bus is not taking messages")
+            self.drops.drop(reason, detail)
         except zmq.ZMQError as exc:
             count_error(self.drops, exc, "publishing on results-in")
         return False

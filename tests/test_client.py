@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import zmq
 import zmq.asyncio
-from conftest import ROOT
+from conftest import ROOT, free_base_port
 
 from anjeon.protocol import client, messages, sockets, wire
 from anjeon.protocol.stats import DropCounter
@@ -118,6 +118,21 @@ def test_newest_only_applies_the_one_freshness_rule_per_stream_and_camera():
     assert plain.decode(res_msg(r2)) is not None and plain.decode(res_msg(r2)) is not None
 
 
+def test_publisher_never_blocks_and_a_closed_socket_is_a_clean_false():
+    ctx = zmq.Context()
+    pub = client.Publisher(f"tcp://127.0.0.1:{free_base_port()}", ctx=ctx)  # nobody there
+    try:
+        started = time.monotonic()
+        assert all(pub.send([b"evt/cam1/", b"x" * 100_000], reason="event_backpressure") for _ in range(100))
+        assert time.monotonic() - started < 5
+        pub.socket.close(0)
+        assert not pub.send([b"evt/cam1/", b"x"], reason="event_backpressure")
+        assert pub.drops.snapshot() == {}  # ENOTSOCK: closed, a clean exit, not an error to count
+    finally:
+        pub.close()
+        ctx.destroy(0)
+
+
 def test_camera_topics_end_with_the_separator():
     assert client.RESULTS.topics(["cam1"]) == [b"res/cam1/"]
     assert client.RESULTS.topics([]) == [b"res/"]
@@ -205,7 +220,10 @@ def test_sync_subscriber_adds_and_removes_cameras_and_iterates_until_stopped(sys
             "a result of the added camera",
         )
         sub.remove_camera("cam2")
-        time.sleep(0.5)  # the unsubscription travels to the publisher
+        sub.remove_camera("cam1")  # no camera left: nothing, not every camera
+        assert sub.cameras == [] and not sub.all_cameras
+        sub.add_camera("cam1")
+        time.sleep(0.5)  # the (un)subscriptions travel to the publisher
         stopper = threading.Timer(1.5, sub.stop)
         stopper.start()
         for n in range(60):
