@@ -103,10 +103,8 @@ class Bus:
 
     def _picture(self, picture: Picture) -> None:
         camera = picture.camera
-        try:
-            imaging.check_jpeg(
-                picture.jpeg
-            )  # the browser decodes it: refuse a picture that claims 12000x12000
+        try:  # the browser decodes it: refuse a picture that claims 12000x12000
+            imaging.check_jpeg(picture.jpeg)
         except wire.ProtocolError as exc:
             self.stats.drops.drop(exc.reason, f"camera {camera}: {exc}", camera=camera)
             return
