@@ -270,7 +270,8 @@ class BrokerCollector(RoleCollector):
 
     def metrics(self) -> Iterator[Metric]:
         b = self.broker
-        flows = _copy(b.flows)
+        state = b.state  # broker/state.py: cameras, scheduler and registry in one place
+        flows = _copy(state.cameras.flowing)
         cam = self.cameras
         yield counter(
             "anjeon_broker_frames_received_total",
@@ -285,8 +286,8 @@ class BrokerCollector(RoleCollector):
             self.totals("out", {c: f.results_out.count for c, f in flows.items()}, lambda c: (cam(c),)),
         )
         yield from self.drops({c: dict(f.drops) for c, f in flows.items()}, b.drops.snapshot())
-        slots = _copy(b.scheduler.workers())
-        peers = _copy(b.registry.peers)
+        slots = _copy(state.scheduler.workers())
+        peers = _copy(state.registry.peers)
         names = {p.proc: p.name for p in peers.values()}
         worker = lambda proc: self.peers(names.get(proc, proc))  # noqa: E731
         yield counter(
@@ -310,7 +311,7 @@ class BrokerCollector(RoleCollector):
         yield gauge(
             "anjeon_broker_cameras", "Cameras the broker has seen frames from recently.", (), {(): len(flows)}
         )
-        yield from self.queues({"pending_frames": (b.scheduler.pending_count(), max(1, len(flows)))})
+        yield from self.queues({"pending_frames": (state.scheduler.pending_count(), max(1, len(flows)))})
         yield from self._peers(peers)
 
     def _peers(self, peers: dict[str, Any]) -> Iterator[Metric]:
