@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import zmq
+from fastapi import FastAPI
 
 from anjeon.protocol import metrics, wire
 from anjeon.protocol.endpoints import BrokerAddress
@@ -76,7 +77,7 @@ def snapshot_folder(config: ViewerConfig) -> Path | None:
     return Path(safety.snapshots) if safety.snapshots else Path(safety.store).parent / "snapshots"
 
 
-def build(config: ViewerConfig):
+def build(config: ViewerConfig) -> FastAPI:
     state = ConsoleState(config.acks_path, config.limits)
     hub = Hub(state)
     bus = Bus(config.broker, state, hub, history_endpoint(config.broker, config.history))
@@ -100,7 +101,7 @@ def build(config: ViewerConfig):
     )
 
     @contextlib.asynccontextmanager
-    async def lifespan(_app) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(bus.run(), name="bus")
         seed = asyncio.create_task(bus.seed_alarms(), name="seed-alarms")
         heartbeat.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ import numpy as np
 from anjeon.protocol.endpoints import BrokerAddress
 
 
-def _pct(values, q: float) -> str:
+def _pct(values: Collection[float], q: float) -> str:
     return f"{np.percentile(np.fromiter(values, float), q):.0f}" if values else "-"
 
 
