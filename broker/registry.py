@@ -26,7 +26,6 @@ class Peer:
     proc: str
     role: str
     name: str
-    first_seen: float
     last_seen: float  # broker's monotonic clock
     info: dict[str, Any] = field(default_factory=dict)  # checked by protocol.messages for its role
     online: bool = True
@@ -58,7 +57,7 @@ class Registry:
         if peer is None:
             if len(self.peers) >= self.max_peers and not self._make_room():
                 return BeatOutcome.FULL
-            self.peers[proc] = Peer(proc, role, name, now, now, info, ident=ident)
+            self.peers[proc] = Peer(proc, role, name, now, info, ident=ident)
             return BeatOutcome.NEW
         if peer.online and peer.ident != ident:
             return BeatOutcome.CONFLICT

@@ -75,10 +75,6 @@ class WorkerSlot:
     held: deque[float] = field(default_factory=deque)  # send times of frames it has not credited yet
 
     @property
-    def in_flight(self) -> int:
-        return len(self.held)
-
-    @property
     def credit(self) -> int:
         return max(0, self.capacity - len(self.held))
 

@@ -132,6 +132,13 @@ class Broker:
         """The cameras the broker has had frames from, least recently seen first."""
         return self.state.cameras.flowing
 
+    @property
+    def _guard(self) -> security.Guard:
+        """The guard of the bound sockets (bind() makes it)."""
+        if self.guard is None:
+            raise RuntimeError("Broker.bind() first")
+        return self.guard
+
     # -- life cycle -------------------------------------------------------------
     def bind(self) -> None:
         c = self.config
@@ -203,7 +210,7 @@ class Broker:
                     if self._sweep():
                         next_status = now  # tell subscribers at once when something went offline
                     # A revoked key must stop receiving too: drop results-out's connections (they reconnect).
-                    self.guard.drop_revoked(
+                    self._guard.drop_revoked(
                         s[RESULTS_OUT], bind_endpoint(self.config.bind, self.config.base_port, RESULTS_OUT)
                     )
                     next_tick = now + TICK
@@ -223,7 +230,7 @@ class Broker:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            if denial := self.guard.denial(frames[0], FRAMES_IN):
+            if denial := self._guard.denial(frames[0], FRAMES_IN):
                 self.drops.drop("forbidden", denial)
                 continue
             self._accept_frame(frames)
@@ -302,7 +309,7 @@ class Broker:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            if denial := self.guard.denial(frames[-1], FRAMES_OUT):
+            if denial := self._guard.denial(frames[-1], FRAMES_OUT):
                 self.drops.drop("forbidden", denial)
                 continue
             ident = frames[0].bytes
@@ -374,7 +381,7 @@ class Broker:
             except zmq.Again:
                 return
             topic = frames[0].bytes
-            if denial := self.guard.denial(frames[0], RESULTS_IN, topic):
+            if denial := self._guard.denial(frames[0], RESULTS_IN, topic):
                 self.drops.drop("forbidden", denial)
                 continue
             if topic.startswith(
@@ -383,7 +390,8 @@ class Broker:
                 self.drops.drop("forged_status", "a publisher sent on the broker's status/ topic")
                 continue
             if topic.startswith(wire.RESULT_PREFIX.encode()):
-                flow = self.state.cameras.flowing.get(wire.camera_of_topic(topic))
+                camera = wire.camera_of_topic(topic)
+                flow = self.state.cameras.flowing.get(camera) if camera is not None else None
                 if flow is not None:
                     flow.results_out.add()
             try:
@@ -398,7 +406,7 @@ class Broker:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            if denial := self.guard.denial(frames[0], RESULTS_OUT):
+            if denial := self._guard.denial(frames[0], RESULTS_OUT):
                 self.drops.drop("forbidden", denial)
                 continue
             upstream.send_multipart(frames, copy=False)
@@ -424,7 +432,7 @@ class Broker:
             if isinstance(msg, messages.Goodbye):
                 self._on_goodbye(msg, ident)
                 continue
-            if denial := self.guard.heartbeat_denial(frames[-1], msg.role):
+            if denial := self._guard.heartbeat_denial(frames[-1], msg.role):
                 self.drops.drop("forbidden", denial)
                 continue
             if msg.role == "edge" and len(msg.info["cameras"]) > self.config.max_cameras:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -74,12 +74,6 @@ class Cameras:
         self.max_cameras, self.idle = max_cameras, idle
         self._all: dict[str, CameraState] = {}
         self.flowing: OrderedDict[str, CameraState] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._all)
-
-    def __iter__(self) -> Iterator[CameraState]:
-        return iter(self._all.values())
 
     def get(self, name: str) -> CameraState | None:
         return self._all.get(name)

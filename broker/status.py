@@ -55,7 +55,8 @@ def _camera(cam: CameraState, worker_drops: Counter[str] | None, now: float) -> 
 
 
 def _process(peer: Peer) -> dict[str, float]:
-    return peer.info.get("process", {"cpu": 0.0, "rss_mb": 0.0})
+    figures = peer.info.get("process")  # checked by protocol.messages: {"cpu": float, "rss_mb": float}
+    return figures if isinstance(figures, dict) else {"cpu": 0.0, "rss_mb": 0.0}
 
 
 def build_snapshot(

@@ -22,7 +22,7 @@ from anjeon.protocol import security, wire
 from anjeon.protocol.endpoints import FRAMES_IN, BrokerAddress
 from anjeon.protocol.heartbeat import HeartbeatClient, default_name
 from anjeon.protocol.secrets import install_log_masking
-from anjeon.protocol.sockets import configure
+from anjeon.protocol.sockets import configure, count_error
 from anjeon.protocol.stats import DropCounter, RateMeter
 
 from .capture import Capture
@@ -113,8 +113,8 @@ class Edge:
             while not stop.is_set():
                 now = time.monotonic()
                 for cam_id, out in self.cameras.items():
-                    if now >= out.next_send:
-                        self._send_newest(push, cam_id, out, now)
+                    if now >= out.next_send and not self._send_newest(push, cam_id, out, now):
+                        return  # the socket or its context closed: a clean exit
                 wake = min(out.next_send for out in self.cameras.values())
                 stop.wait(min(0.05, max(0.002, wake - time.monotonic())))
         finally:
@@ -124,18 +124,19 @@ class Edge:
             push.close(0)
             log.info("edge stopped")
 
-    def _send_newest(self, push: zmq.Socket, cam_id: str, out: CameraOut, now: float) -> None:
+    def _send_newest(self, push: zmq.Socket, cam_id: str, out: CameraOut, now: float) -> bool:
+        """Send the camera's newest frame if it has a new one; False when the socket is closed."""
         frame = out.capture.latest()
         if frame is None or frame.number == out.last_number:
             out.next_send = now + 0.005  # nothing new yet: look again soon
-            return
+            return True
         out.last_number = frame.number
         out.next_send = now + 1.0 / out.capture.config.fps
         jpeg, width, height = encode(frame.image, out.capture.config)
         t_encoded = time.time()
         if len(jpeg) > self.config.max_frame_bytes:
             out.drops.drop("oversized", f"{len(jpeg)} bytes; lower --quality or set --width")
-            return
+            return True
         out.seq += 1
         header = wire.FrameHeader(
             camera=cam_id,
@@ -157,6 +158,9 @@ class Edge:
                 "no_broker" if not self.heartbeat.broker_online else "backpressure",
                 f"camera {cam_id}: the broker is not taking frames",
             )
-            return
+            return True
+        except zmq.ZMQError as exc:  # anything but a closed socket is counted for the camera, logged once
+            return not count_error(out.drops, exc, f"camera {cam_id}: sending a frame")
         out.sent.add()
         out.bytes_sent.add(len(jpeg))
+        return True

@@ -96,9 +96,12 @@ class StillSource:
     def open(self) -> None:
         if not self.paths:
             raise SourceError(f"no images in {self._label}")
-        images = [cv2.imread(p, cv2.IMREAD_COLOR) for p in self.paths[:1]] if len(self.paths) == 1 else []
-        if len(self.paths) == 1 and images[0] is None:
-            raise SourceError(f"cannot read image {self._label}")
+        images: list[np.ndarray] = []
+        if len(self.paths) == 1:  # one still image: read once, sent again at --fps
+            image = cv2.imread(self.paths[0], cv2.IMREAD_COLOR)
+            if image is None:
+                raise SourceError(f"cannot read image {self._label}")
+            images.append(image)
         self._images, self._index = images, 0
 
     def read(self) -> np.ndarray | None:

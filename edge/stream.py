@@ -24,7 +24,6 @@ from anjeon.protocol.secrets import mask
 from .rtsp_probe import diagnose
 from .sources import SourceError
 
-TRANSPORTS = ("tcp", "udp")
 _OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
 _open_lock = threading.Lock()
 

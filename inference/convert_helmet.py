@@ -19,6 +19,10 @@ import hashlib
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported where it is used: importing this module stays cheap
+    import torch
 
 log = logging.getLogger("anjeon.worker")
 
@@ -45,7 +49,7 @@ def file_digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def qkv_channel_order(dim: int, num_heads: int) -> torch.Tensor:  # noqa: F821
+def qkv_channel_order(dim: int, num_heads: int) -> torch.Tensor:
     """Indices into cat([qk, v]) channels (q: 0..C-1, k: C..2C-1, v: 2C..3C-1) in fused per-head order."""
     import torch
 

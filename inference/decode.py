@@ -84,7 +84,8 @@ class JpegDecoder:
         from torchvision.io import ImageReadMode, decode_jpeg
 
         data = [torch.frombuffer(bytearray(buf), dtype=torch.uint8) for buf in buffers]
-        return decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
+        images: list[Any] = decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
+        return images
 
 
 def letterbox_tensors(
@@ -114,7 +115,7 @@ def unletterbox(
     boxes: np.ndarray, scale: float, pad_x: float, pad_y: float, width: int, height: int
 ) -> np.ndarray:
     """Boxes (x1, y1, x2, y2) in letterboxed pixels -> original pixels, clipped to the image."""
-    out = boxes.astype(np.float64).copy()
+    out: np.ndarray = boxes.astype(np.float64).copy()
     out[:, [0, 2]] = (out[:, [0, 2]] - pad_x) / scale
     out[:, [1, 3]] = (out[:, [1, 3]] - pad_y) / scale
     out[:, [0, 2]] = out[:, [0, 2]].clip(0, width)

@@ -7,8 +7,9 @@ model file's hash, the GPU's name, the versions of everything that shaped it
 and the build options (fp16, batch, image size). Any change of these builds a
 new engine beside the old one; a file that is in the cache is never rebuilt.
 
-Choice with ``--engine auto``: on a CPU, PyTorch (measured on the 2-core
-machine: ONNX Runtime and OpenVINO gave no speed-up, DESIGN.md); on CUDA,
+Choice with ``--engine auto``: on a CPU, PyTorch (ONNX Runtime and OpenVINO
+gave no speed-up on the 2-core machine in an early session's measurement,
+whose figures are not in the tree; re-measure before changing this); on CUDA,
 TensorRT when its Python package is installed, else ONNX Runtime when it has
 the CUDA execution provider, else PyTorch (fp16). A model file that already is
 an engine (.engine, .onnx, an OpenVINO folder) is loaded as it is.

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -256,8 +256,9 @@ class YoloDetector:
             self._model = YOLO(str(weights), task="detect")
         except Exception as exc:
             raise ModelError(f"cannot load model {weights}: {exc}") from None
-        self._precision = {"quantize": 16} if self.half and self.engine == engines.TORCH else {}
-        self.labels: dict[int, str] = {}
+        self._precision: dict[str, Any] = (
+            {"quantize": 16} if self.half and self.engine == engines.TORCH else {}
+        )
 
     def warm_up(self) -> None:
         """One prediction on a blank frame, so the first real frame does not pay for setup."""

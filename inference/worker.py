@@ -375,7 +375,8 @@ class Worker:
         """The frame as a BGR array for drawing (--render), whichever decoder made it."""
         if isinstance(job.image, np.ndarray):
             return job.image
-        return job.image.permute(1, 2, 0).flip(-1).contiguous().cpu().numpy()
+        bgr: np.ndarray = job.image.permute(1, 2, 0).flip(-1).contiguous().cpu().numpy()
+        return bgr
 
     def _return_credit(self, jobs: list[Job]) -> None:
         """One credit message per broker and grant for the frames of this batch (processed or dropped)."""

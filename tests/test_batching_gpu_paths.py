@@ -39,7 +39,7 @@ GPU_BARE = Platform(cuda=True, gpu_name="NVIDIA H200")
 @pytest.mark.parametrize(
     "requested, device, platform, expected",
     [
-        ("auto", "cpu", CPU_ONLY, "torch"),  # CPU back ends gave no speed-up here (DESIGN.md)
+        ("auto", "cpu", CPU_ONLY, "torch"),  # CPU back ends gave no speed-up here (inference/engines.py)
         ("auto", "cpu", H200_TRT, "torch"),
         ("auto", "cuda:0", H200_TRT, "tensorrt"),
         ("auto", "cuda:0", H200_ORT, "onnxruntime"),
