@@ -8,6 +8,8 @@ service; every flag also reads an environment variable ANJEON_<CMD>_<FLAG>
 from __future__ import annotations
 
 import sys
+import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -490,15 +492,15 @@ def watch(
 )
 def up(
     config_path: Path | None,
-    cameras,
-    workers,
-    models,
-    device,
-    batch,
-    base_port,
-    bind,
-    fps,
-    loop,
+    cameras: list[tuple[str, str]],
+    workers: int | None,
+    models: tuple[str, ...],
+    device: str | None,
+    batch: int | None,
+    base_port: int | None,
+    bind: str | None,
+    fps: float | None,
+    loop: bool,
     with_watch: bool,
     log_dir: Path,
     viewer_port: int,
@@ -511,20 +513,23 @@ def up(
 
     site = load_site(config_path) if config_path else SiteConfig()
     hand_keys_to_children(site.security.keys, config_path)  # by environment, never argv
-    for field_name, value in (
-        ("count", workers),
-        ("model", tuple(models) or None),
-        ("device", device),
-        ("batch", batch),
-    ):
-        if value is not None:
-            setattr(site.workers, field_name, value)
-    if base_port is not None:
-        site.broker.base_port = check_port(None, None, base_port)
-    if bind is not None:
-        site.broker.bind = bind
+    # The flags override the file's settings; what is not given keeps the file's (or the default).
+    worker_flags: dict[str, Any] = {
+        "count": workers,
+        "model": tuple(models) or None,
+        "device": device,
+        "batch": batch,
+    }
+    site.workers = replace(site.workers, **{k: v for k, v in worker_flags.items() if v is not None})
+    broker_flags: dict[str, Any] = {
+        "base_port": None if base_port is None else check_port(None, None, base_port),
+        "bind": bind,
+    }
+    site.broker = replace(site.broker, **{k: v for k, v in broker_flags.items() if v is not None})
     for cam, spec in cameras:
-        site.cameras[cam] = CameraConfig(cam, spec, loop=loop, **({"fps": fps} if fps else {}))
+        site.cameras[cam] = CameraConfig(cam, spec, loop=loop)
+        if fps is not None:
+            site.cameras[cam].fps = fps
     if not site.cameras:
         click.echo("note: no cameras configured; add --camera NAME=SOURCE or a cameras: section", err=True)
     if viewer_port and not viewer_available():
@@ -542,7 +547,7 @@ def up(
         click.echo(f"web console: http://127.0.0.1:{viewer_port}/", err=True)
     code = 0
 
-    def serve(stop):
+    def serve(stop: threading.Event) -> None:
         nonlocal code
         code = Supervisor(specs, log_dir if with_watch else None).serve(stop)
 
