@@ -9,8 +9,8 @@ together behind the Host/Origin guard and the login check.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -36,7 +36,7 @@ def create_app(
     bus: Bus,
     auth: Auth | None,
     config_path: Path | None,
-    lifespan: Any = None,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     options: WebOptions | None = None,
 ) -> FastAPI:
     console = Console(state, hub, bus, auth, config_path, options or WebOptions())
