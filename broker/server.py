@@ -35,18 +35,17 @@ from anjeon.protocol.endpoints import (
 from anjeon.protocol.sockets import closed, configure, count_error
 from anjeon.protocol.stats import DropCounter, ProcessMeter
 
-from .registry import DEFAULT_MAX_PEERS, BeatOutcome, Registry
+from .registry import DEFAULT_MAX_PEERS, BeatOutcome
 from .scheduler import (
     DEFAULT_MAX_CREDIT,
     DEFAULT_MAX_PENDING,
     DEFAULT_MAX_WORKERS,
     CreditOutcome,
-    FrameScheduler,
     OfferOutcome,
     Pending,
     ReadyOutcome,
 )
-from .state import BrokerState, CameraState
+from .state import BrokerState
 from .status import build_snapshot
 
 log = logging.getLogger("anjeon.broker")
@@ -117,20 +116,6 @@ class Broker:
         self._meter = ProcessMeter()
         self._socks: dict[str, zmq.Socket] = {}
         self.guard: security.Guard | None = None  # CURVE + rights per role (plaintext without keys)
-
-    # The parts of ``state``, by the names the metrics collector (protocol/metrics.py) reads.
-    @property
-    def scheduler(self) -> FrameScheduler:
-        return self.state.scheduler
-
-    @property
-    def registry(self) -> Registry:
-        return self.state.registry
-
-    @property
-    def flows(self) -> dict[str, CameraState]:
-        """The cameras the broker has had frames from, least recently seen first."""
-        return self.state.cameras.flowing
 
     @property
     def _guard(self) -> security.Guard:

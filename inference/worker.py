@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import InitVar, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -59,13 +59,9 @@ class WorkerConfig:
     render: bool = False
     name: str = ""
     max_megapixels: float | None = None  # None: ANJEON_MAX_MEGAPIXELS or 40 MP (protocol/imaging.py)
-    # Until the CLI passes ``brokers``: ``broker`` is put first, ``model``/``device`` are the detector's own.
-    broker: InitVar[BrokerAddress | None] = None
-    model: InitVar[str] = ""
-    device: InitVar[str] = ""
 
-    def __post_init__(self, broker: BrokerAddress | None, model: str, device: str) -> None:
-        self.brokers = tuple(([broker] if broker is not None else []) + list(self.brokers))
+    def __post_init__(self) -> None:
+        self.brokers = tuple(self.brokers)
         if not self.brokers:
             raise ValueError("a worker needs at least one broker")
         twice = sorted({str(b) for b in self.brokers if self.brokers.count(b) > 1})

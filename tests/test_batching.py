@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
+import zmq
 
 from anjeon.inference.batching import AUTO, BatchTally, default_batch, parse_batch, resolve_batch
 from anjeon.inference.models import ModelError, NullDetector, parse_null
+from anjeon.inference.worker import Worker, WorkerConfig
 from anjeon.loadtest.cameras import SyntheticCameras, make_pool
+from anjeon.protocol import messages, wire
 from anjeon.protocol.endpoints import BrokerAddress
 
 
@@ -120,3 +125,42 @@ def test_null_model_with_a_cost():
     for bad in ("null:", "null:abc", "null:-5", "null:1+x", "null:99999999"):
         with pytest.raises(ModelError):
             parse_null(bad)
+
+
+def test_a_batch_takes_frames_from_each_broker_in_turn():
+    """A worker serving two brokers: a backlog at one cannot crowd out the other's frames, and each frame's
+    credit goes back to the broker that sent it (sockets over inproc, no processes)."""
+    ctx = zmq.Context()
+    try:
+        worker = Worker(
+            WorkerConfig(brokers=[BrokerAddress("a", 5550), BrokerAddress("b", 5550)], batch=4),
+            NullDetector(),
+            ctx=ctx,
+        )
+        routers, poller = [], zmq.Poller()
+        for i, link in enumerate(worker.links):
+            router = ctx.socket(zmq.ROUTER)
+            router.bind(f"inproc://broker{i}")
+            link.dealer = ctx.socket(zmq.DEALER)
+            link.dealer.connect(f"inproc://broker{i}")
+            link.dealer.send(b"hello")  # so the router learns the dealer's routing id
+            routers.append((router, router.recv_multipart()[0]))
+            poller.register(link.dealer, zmq.POLLIN)
+        jpeg = b"\xff\xd8" + b"\x00" * 10
+        for (router, ident), camera, frames in zip(routers, ("busy", "quiet"), (6, 1)):
+            for seq in range(frames):
+                header = wire.FrameHeader(camera, "r", seq, time.time(), 8, 8, len(jpeg))
+                trailer = messages.encode_trailer(f"{camera}.1", 0.0, time.time(), time.time())
+                router.send_multipart([ident, header.to_wire(), jpeg, trailer])
+        time.sleep(0.1)
+        jobs = worker._receive(poller)
+        assert [j.header.camera for j in jobs] == ["busy", "quiet", "busy", "busy"]
+        assert [j.link for j in jobs] == [worker.links[0], worker.links[1], worker.links[0], worker.links[0]]
+        worker._return_credit(jobs)
+        for (router, _), grant, n in zip(routers, ("busy.1", "quiet.1"), (3, 1)):
+            credit = messages.decode_worker_message(router.recv_multipart()[1])
+            assert (credit.grant, credit.n) == (grant, n)
+        # The next batch asks the other broker first, then takes what is left.
+        assert [j.header.camera for j in worker._receive(poller)] == ["busy", "busy", "busy"]
+    finally:
+        ctx.destroy(linger=0)
