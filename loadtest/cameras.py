@@ -66,7 +66,7 @@ class SyntheticCameras:
         cameras: int,
         fps: float,
         pool: FramePool,
-        ctx: zmq.Context | None = None,
+        ctx: zmq.Context[Any] | None = None,
         prefix: str = "load",
     ) -> None:
         self.broker, self.pool = broker, pool

@@ -50,7 +50,7 @@ class Collected:
 
 
 class Collector:
-    def __init__(self, broker: BrokerAddress, ctx: zmq.Context | None = None) -> None:
+    def __init__(self, broker: BrokerAddress, ctx: zmq.Context[Any] | None = None) -> None:
         self.broker = broker
         self.data = Collected()
         self.drops = DropCounter(log)  # by reason; data.stale and data.malformed sum them up

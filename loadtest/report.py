@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .measure import STAGES, Collected
+from .measure import STAGES, Collected, Row
 
 SCHEMA = "anjeon.loadtest/1"
 
@@ -47,7 +47,7 @@ def _sample_at(samples: list[SendSample], t: float) -> SendSample:
     return SendSample(t, at("offered"), at("sent"), at("dropped"))
 
 
-def _status_at(statuses: list[tuple[float, dict]], t: float) -> dict[str, Any]:
+def _status_at(statuses: list[tuple[float, dict[str, Any]]], t: float) -> dict[str, Any]:
     before = [s for when, s in statuses if when <= t]
     return before[-1] if before else (statuses[0][1] if statuses else {})
 
@@ -80,7 +80,7 @@ def _rss_trend(first: dict[str, Any], last: dict[str, Any]) -> dict[str, list[fl
     return {name: [a[name], b[name]] for name in b if name in a}
 
 
-def camera_spread(rows: list, cameras: set[str], duration: float) -> dict[str, Any]:
+def camera_spread(rows: list[Row], cameras: set[str], duration: float) -> dict[str, Any]:
     """Delivered fps per camera: the slowest against the fastest (round robin must starve no one)."""
     counts = dict.fromkeys(cameras, 0)
     for r in rows:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import zmq
 
@@ -67,7 +67,7 @@ class LoadTestConfig:
 class Progress:
     """One live line on a terminal, a line every few seconds elsewhere."""
 
-    def __init__(self, out=sys.stderr) -> None:
+    def __init__(self, out: TextIO = sys.stderr) -> None:
         self._out, self._tty, self._last = out, out.isatty(), 0.0
 
     def show(self, text: str) -> None:

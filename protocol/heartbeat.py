@@ -45,7 +45,7 @@ class HeartbeatClient:
 
     def __init__(
         self,
-        ctx: zmq.Context,
+        ctx: zmq.Context[Any],
         address: BrokerAddress,
         proc: str,
         role: str,
@@ -78,8 +78,8 @@ class HeartbeatClient:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _open(self) -> zmq.Socket:
-        sock = configure(self._ctx.socket(zmq.DEALER), sndhwm=2, rcvhwm=10, immediate=True)
+    def _open(self) -> zmq.Socket[Any]:
+        sock: zmq.Socket[Any] = configure(self._ctx.socket(zmq.DEALER), sndhwm=2, rcvhwm=10, immediate=True)
         security.connect(sock, self._address.endpoint(CONTROL))
         return sock
 
@@ -133,7 +133,7 @@ class HeartbeatClient:
         finally:
             self._say_goodbye(sock)
 
-    def _say_goodbye(self, sock: zmq.Socket) -> None:
+    def _say_goodbye(self, sock: zmq.Socket[Any]) -> None:
         """On a clean stop, tell the broker at once (it shows the process stopped, not online for 3 s more)."""
         try:
             if self.connected.is_set():
@@ -146,7 +146,7 @@ class HeartbeatClient:
         finally:
             sock.close()
 
-    def _beat(self, sock: zmq.Socket) -> bool:
+    def _beat(self, sock: zmq.Socket[Any]) -> bool:
         try:
             info = self._info()
         except Exception:  # a reporting bug must not stop the beats

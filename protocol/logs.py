@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 FORMATS = ("text", "json")
@@ -38,10 +39,12 @@ def fields(**values: Any) -> dict[str, Any]:
 class RepeatFilter(logging.Filter):
     """Lets the first of identical warnings through, holds back the rest for ``window`` seconds, then counts them."""
 
-    def __init__(self, window: float = REPEAT_WINDOW, clock=time.monotonic) -> None:
+    def __init__(self, window: float = REPEAT_WINDOW, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.window, self._clock = window, clock
-        self._seen: OrderedDict[tuple, list[float]] = OrderedDict()  # key -> [written at, held back since]
+        self._seen: OrderedDict[tuple[object, ...], list[float]] = (
+            OrderedDict()
+        )  # key -> [written at, held back since]
         self._lock = threading.Lock()
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -169,7 +169,7 @@ class MapOf(Type):
     def doc(self) -> str:  # type: ignore[override]
         return f"map {self.key.doc.split(',')[0]} → {self.value.doc}, ≤ {self.max_entries} entries"
 
-    def check(self, value: Any, path: str) -> dict:
+    def check(self, value: Any, path: str) -> dict[Any, Any]:
         if not isinstance(value, dict) or len(value) > self.max_entries:
             raise _bad(path, f"a map of ≤ {self.max_entries} entries", value)
         return {
@@ -188,7 +188,7 @@ class ListOf(Type):
         n = f"exactly {self.length}" if self.length is not None else f"≤ {self.max_len}"
         return f"list of {self.item.doc.split(',')[0]}, {n} items"
 
-    def check(self, value: Any, path: str) -> list:
+    def check(self, value: Any, path: str) -> list[Any]:
         if (
             not isinstance(value, list)
             or len(value) > self.max_len

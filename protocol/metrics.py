@@ -21,7 +21,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -35,6 +35,8 @@ MAX_PEERS = 128
 MAX_REASONS = 48
 OTHER = "other"
 Labels = tuple[str, ...]  # one value per label name of a metric
+K = TypeVar("K")
+V = TypeVar("V")
 
 # Stage stamps in the order a frame passes them (wire.FrameHeader.ts); a latency per
 # consecutive pair present. Unknown stamps are ignored, so a peer cannot invent labels.
@@ -117,7 +119,7 @@ class Totals:
             return dict(self._totals)
 
 
-def _copy(d: dict) -> dict:
+def _copy(d: dict[K, V]) -> dict[K, V]:
     """A copy of a dict another thread may be changing (retried: a resize mid-copy raises)."""
     for _ in range(5):
         try:

@@ -45,7 +45,7 @@ HIDDEN = "***"
 ENV_PREFIX = "env:"  # a camera source written as env:VAR is read from that variable (kept out of argv)
 
 
-def _userinfo(match: re.Match) -> str:
+def _userinfo(match: re.Match[str]) -> str:
     info = match["info"]
     user, sep, _ = info.partition(":")
     # user:password shows the user; a lone token (https://TOKEN@host) is all secret.

@@ -30,6 +30,7 @@ import stat
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import zmq
 import zmq.auth
@@ -209,7 +210,7 @@ class AllowlistFile:
         self._stamp = self._pending = self._read_stamp()
         self.current = self.admission = self._parse(self._read_first())
 
-    def _read_stamp(self) -> tuple | None:
+    def _read_stamp(self) -> tuple[int, int, int] | None:
         try:
             st = self.path.stat()
         except OSError:
@@ -317,7 +318,9 @@ def refusal_hint() -> str:
     )
 
 
-def connect(sock: zmq.Socket, endpoint: str, server: str = SERVER_KEY, keys: Keyring | None = None) -> None:
+def connect(
+    sock: zmq.Socket[Any], endpoint: str, server: str = SERVER_KEY, keys: Keyring | None = None
+) -> None:
     """Connect a client socket, as a CURVE client of ``server``'s public key when this process has keys."""
     keys = keys or _process_keys
     if keys is not None:
@@ -379,7 +382,7 @@ class _Admission:
 class RoleAuthenticator(ThreadAuthenticator):
     """pyzmq's ZAP thread whose User-Id is NAME:ROLES:PUBLICKEY from the allowlist."""
 
-    def __init__(self, ctx: zmq.Context, allowlist: AllowlistFile) -> None:
+    def __init__(self, ctx: zmq.Context[Any], allowlist: AllowlistFile) -> None:
         super().__init__(ctx, log=logging.getLogger("anjeon.security.zap"))
         self.allowlist = allowlist
 
@@ -397,7 +400,7 @@ class Guard:
     address other people can reach says loudly that anyone there can watch and inject.
     """
 
-    def __init__(self, ctx: zmq.Context, keys: Keyring | None, bind_host: str, what: str) -> None:
+    def __init__(self, ctx: zmq.Context[Any], keys: Keyring | None, bind_host: str, what: str) -> None:
         self.keys, self.what = keys, what
         self.denied = self.cuts = 0
         self._rebind = False  # results-out unbound after a revocation, not yet bound again
@@ -429,7 +432,7 @@ class Guard:
     def enabled(self) -> bool:
         return self._auth is not None
 
-    def secure(self, sock: zmq.Socket, domain: str) -> zmq.Socket:
+    def secure(self, sock: zmq.Socket[Any], domain: str) -> zmq.Socket[Any]:
         """Make ``sock`` a CURVE server admitting the roles of ``domain``; call before bind."""
         if self._auth is None or self.allowlist is None or self.keys is None:  # plaintext: all three None
             return sock
@@ -506,7 +509,7 @@ class Guard:
         uid = user_id(frame) if self._auth is not None else None
         return uid.split(":", 1)[0] if uid else "unauthenticated"
 
-    def drop_revoked(self, sock: zmq.Socket, endpoint: str) -> bool:
+    def drop_revoked(self, sock: zmq.Socket[Any], endpoint: str) -> bool:
         """After a revocation, drop every connection of ``sock`` (call on its own thread).
 
         Messages from a revoked key are refused one by one, but a subscriber already connected would
@@ -544,7 +547,7 @@ class Guard:
         )
         return True
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, bool | int]:
         if self.allowlist is None:
             return {"curve": False}
         return {
@@ -566,7 +569,7 @@ class Guard:
             self._auth = None
 
 
-def guard(ctx: zmq.Context, bind_host: str, what: str, keys: Keyring | None = None) -> Guard:
+def guard(ctx: zmq.Context[Any], bind_host: str, what: str, keys: Keyring | None = None) -> Guard:
     """The Guard of a binding process, with this process's keys unless others are given."""
     return Guard(ctx, keys or _process_keys, bind_host, what)
 

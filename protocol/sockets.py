@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import errno
+from typing import Any, TypeVar
 
 import zmq
 
 from .stats import DropCounter
 from .wire import SOCKET_MAX_MESSAGE_BYTES
 
+S = TypeVar("S", bound="zmq.Socket[Any]")  # a sync or asyncio socket: configure returns the same type
+
 PEER_PING_MS = 1000
 PEER_TIMEOUT_MS = 3000  # like the application heartbeat: 3 missed beats
 
 
 def configure(
-    sock: zmq.Socket,
+    sock: S,
     *,
     sndhwm: int | None = None,
     rcvhwm: int | None = None,
     immediate: bool = False,
     peer_heartbeat: bool = False,
-) -> zmq.Socket:
+) -> S:
     """Apply the options every anjeon socket wants.
 
     linger 0: a closing process never waits for a broker that is gone.
