@@ -1,1 +1,1 @@
-"""The safety domain: tracking, zones, rules, events, alerts (issue 6)."""
+"""`anjeon safety`: tracking, zones, rules, events, evidence (snapshots, clips), alerts and reports (docs/safety.md)."""

@@ -13,14 +13,8 @@ service answers with; the client side is the protocol's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import zmq
-
 from anjeon.protocol import client, messages
 
-EVENT = messages.EVENT
 EVENTS_QUERY, EVENTS = messages.EVENTS_QUERY, messages.EVENTS
 ACK, ACKED = messages.ACK, messages.ACKED
 CLIP_QUERY, CLIP = "clip_query", "clip"
@@ -30,33 +24,3 @@ ERROR = messages.ERROR
 CLIP_MIME = "video/mp4"
 HISTORY_OFFSET = client.HISTORY_OFFSET  # default history port: the broker's base port + 5, on the safety host
 DEFAULT_HISTORY_HOST = "127.0.0.1"  # loopback unless --history-bind says otherwise
-HistoryError = client.HistoryError
-# An event as a flat CSV row (`anjeon events --csv`, the console's export): the protocol's, named here too.
-EXPORT_COLUMNS, export_fields = messages.EXPORT_COLUMNS, messages.export_fields
-
-
-def event_message(transition: messages.Transition, event: dict[str, Any]) -> list[bytes]:
-    return messages.encode_event(transition, event)
-
-
-# For `anjeon events --history` and `anjeon ack` (anjeon/cli_safety.py): the protocol's history client,
-# answers in the map form they print.
-def iterate_history(
-    ctx: zmq.Context[Any], endpoint: str, query: dict[str, Any], timeout: float = 5.0
-) -> Iterator[dict[str, Any]]:
-    """Every matching event, newest first, page after page."""
-    for event in client.History(endpoint, ctx=ctx, timeout=timeout).events(query):
-        yield event.to_dict()
-
-
-def acknowledge(
-    ctx: zmq.Context[Any],
-    endpoint: str,
-    event: str,
-    by: str,
-    note: str = "",
-    outcome: str = "",
-    reason: str = "",
-    timeout: float = 5.0,
-) -> dict[str, Any]:
-    return client.History(endpoint, ctx=ctx, timeout=timeout).ack(event, by, note, outcome, reason).to_dict()

@@ -77,10 +77,6 @@ class CameraEngine:
             Incident(self.camera, spec),
         )
 
-    @property
-    def last_capture(self) -> float | None:
-        return self._last_t
-
     def resume(self, events: list[Event]) -> None:
         """Re-attach events left open by a previous run of the service (matched by rule name)."""
         by_rule = {s.incident.spec.name: s for s in self._slots}

@@ -99,7 +99,7 @@ class HistoryServer:
     ) -> None:
         self.endpoint, self._store_path, self._drops = endpoint, store_path, drops
         self._storage = storage or (lambda: {})
-        self._sock = configure(ctx.socket(zmq.ROUTER))
+        self._sock: zmq.Socket[Any] = configure(ctx.socket(zmq.ROUTER))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.answered = 0

@@ -29,7 +29,7 @@ import zmq
 from anjeon.config import ConfigError, load_site_config
 from anjeon.config.evidence import RetentionSpec, camera_clip_specs
 from anjeon.config.safety import SafetyConfig
-from anjeon.protocol import client, metrics, security, wire
+from anjeon.protocol import client, messages, metrics, security, wire
 from anjeon.protocol.endpoints import BrokerAddress
 from anjeon.protocol.heartbeat import HeartbeatClient, default_name
 from anjeon.protocol.logs import fields
@@ -96,7 +96,7 @@ class _Camera:
 
 
 class SafetyService:
-    def __init__(self, config: SafetyServiceConfig, ctx: zmq.Context | None = None) -> None:
+    def __init__(self, config: SafetyServiceConfig, ctx: zmq.Context[Any] | None = None) -> None:
         self.config = config
         self._ctx = ctx or zmq.Context.instance()
         self.proc = wire.new_id()
@@ -295,7 +295,7 @@ class SafetyService:
         """Send on the results bus without blocking; a full queue drops the message (counted as ``reason``)."""
         if self._pub is None:
             raise RuntimeError("the safety service publishes only while it serves")
-        self._pub.send(frames)  # INTERIM: reason/detail once client.Publisher.send takes them (HA)
+        self._pub.send(frames, reason=reason, detail=detail)
 
     def _publish_tracks(self, obs: Observation, engine: CameraEngine) -> None:
         self._publish(
@@ -394,6 +394,6 @@ class SafetyService:
             extra=fields(camera=ev.camera, event=ev.id, rule=ev.rule, transition=tr.kind),
         )
         self._publish(
-            bus.event_message(tr.kind, data), "event_backpressure", "the results bus is not taking events"
+            messages.encode_event(tr.kind, data), "event_backpressure", "the results bus is not taking events"
         )
         self.alerts.send(tr.kind, data)
