@@ -680,10 +680,6 @@ def decode_worker_message(data: bytes) -> Ready | Credit:
     return Credit(proc, grant, n)
 
 
-def decode_unknown(data: bytes) -> None:
-    wire.unpack(data, wire.UNKNOWN)
-
-
 def decode_heartbeat(data: bytes) -> Heartbeat:
     return _heartbeat(wire.unpack(data, wire.HEARTBEAT, max_bytes=MAX_HEARTBEAT_BYTES))
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
 import re
 import stat
 import threading
@@ -303,10 +302,6 @@ def use_keys(folder: str | Path | None, name: str) -> Keyring | None:
     return _process_keys
 
 
-def process_keys() -> Keyring | None:
-    return _process_keys
-
-
 def refusal_hint() -> str:
     """For "cannot reach the broker" messages: with keys, a refused key looks exactly like a dead broker."""
     if _process_keys is None:
@@ -578,7 +573,3 @@ def host_of(endpoint: str) -> str:
     """The host part of tcp://HOST:PORT (for the plaintext warning)."""
     rest = endpoint.split("://", 1)[-1]
     return rest.rsplit(":", 1)[0] if ":" in rest else rest
-
-
-def secret_file_mode(path: Path) -> None:
-    os.chmod(path, 0o600)

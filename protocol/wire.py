@@ -155,13 +155,6 @@ def _text(h: dict[str, Any], name: str, required: bool) -> str:
     return value
 
 
-def _int(h: dict[str, Any], name: str, hi: int = MAX_INT) -> int:
-    value = h.get(name)
-    if type(value) is not int or not 0 <= value <= hi:
-        raise _missing(name)
-    return value
-
-
 def _float(h: dict[str, Any], name: str, required: bool) -> float:
     if name not in h and not required:  # missing: the default; present as nil: the wrong type
         return 0.0
