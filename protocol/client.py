@@ -206,6 +206,8 @@ class Decoder(Generic[T]):
         if not streams:
             raise ValueError("a subscriber needs at least one stream")
         self.streams = tuple(streams)
+        # (topic bytes, exact match?, stream): camera topics match by prefix, status/ only as itself
+        self._routes = [(s.prefix.encode(), not s.per_camera, s) for s in self.streams]
         self.newest_only = newest_only
         self.drops = drops if drops is not None else DropCounter(log)
         self._rule, self._max_cameras = rule, max_cameras
@@ -224,12 +226,8 @@ class Decoder(Generic[T]):
         return gate
 
     def route(self, topic: bytes) -> Stream[T] | None:
-        for stream in self.streams:
-            if (
-                (topic == stream.prefix.encode())
-                if not stream.per_camera
-                else topic.startswith(stream.prefix.encode())
-            ):
+        for prefix, exact, stream in self._routes:
+            if topic == prefix if exact else topic.startswith(prefix):
                 return stream
         return None
 

@@ -342,7 +342,7 @@ def user_id(frame: zmq.Frame) -> str | None:
     """The ZAP User-Id of the peer that sent ``frame`` (received with copy=False), or None."""
     try:
         value = frame.get("User-Id")
-    except (zmq.ZMQError, AttributeError, TypeError):
+    except (zmq.ZMQError, AttributeError, TypeError):  # no such property: a plaintext or unauthenticated peer
         return None
     return value if isinstance(value, str) and value else None
 
