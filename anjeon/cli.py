@@ -21,6 +21,7 @@ from anjeon.config.camera import CameraConfig
 from anjeon.config.site import BrokerSection
 from anjeon.config.workers import WorkersSection
 from anjeon.protocol.endpoints import DEFAULT_BASE_PORT, BrokerAddress
+from anjeon.protocol.logs import FORMATS
 from anjeon.protocol.wire import DEFAULT_MAX_FRAME_BYTES, ProtocolError, check_camera_id
 from anjeon.runtime import available_cores, run_until_signal, setup_logging
 
@@ -80,7 +81,7 @@ def _cameras(_ctx, _param, values: tuple[str, ...]) -> list[tuple[str, str]]:
 )
 @click.option(
     "--log-format",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(FORMATS),
     default="text",
     help="text for people; json: one object per line (time, level, process, role, camera, event...).",
 )
