@@ -1,14 +1,45 @@
-"""Helpers for the evidence tests (clips, retention): a scripted camera on the real results bus."""
+"""Helpers for the evidence tests (clips, retention, reports): a scripted camera on the real results bus,
+stored events made to measure."""
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
+from typing import Any
 
 import zmq
 
 from anjeon.protocol import wire
+from anjeon.safety.incident import Event
+
+
+def ended_event(
+    started: float,
+    duration: float,
+    camera: str = "gate",
+    kind: str = "intrusion",
+    zone: str = "pit",
+    since: float | None = None,
+    updated: float | None = None,
+    **more: Any,
+) -> Event:
+    """An ended event of rule ``KIND-ZONE`` (a fresh id; since: a second before the start; updated: its end)."""
+    return Event(
+        uuid.uuid4().hex[:16],
+        camera,
+        f"{kind}-{zone}",
+        kind,
+        zone,
+        "",
+        "warning",
+        started,
+        started - 1 if since is None else since,
+        started + duration if updated is None else updated,
+        ended=started + duration,
+        **more,
+    )
 
 
 def scripted_camera(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -18,8 +17,8 @@ import cv2
 import numpy as np
 import pytest
 from conftest import ROOT
+from evidence_fixtures import ended_event
 
-from anjeon.safety.incident import Event
 from anjeon.safety.store import Ack, EventStore
 
 DAY0 = datetime(2026, 11, 2, 0, 0).timestamp()  # local midnight, a Monday
@@ -44,22 +43,7 @@ def build_store(tmp: Path) -> tuple[Path, dict]:
     cv2.putText(frame, "gate", (20, 60), cv2.FONT_HERSHEY_SIMPLEX, 2, (255, 255, 255), 3)
     for i, (day, hour, cam, kind, zone, dur, response, outcome) in enumerate(plan):
         started = DAY0 + day * 86400 + hour * 3600 + i * 60
-        ev = Event(
-            uuid.uuid4().hex[:16],
-            cam,
-            f"{kind}-{zone}",
-            kind,
-            zone,
-            "",
-            "warning",
-            started,
-            started - 1,
-            started + dur,
-            ended=started + dur,
-            peak=1 + i % 3,
-            count=1,
-            tracks=[i],
-        )
+        ev = ended_event(started, dur, cam, kind, zone, peak=1 + i % 3, count=1, tracks=[i])
         snap = tmp / "snapshots" / cam / f"{ev.id}.jpg"
         snap.parent.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(snap), frame)

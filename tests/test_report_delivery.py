@@ -11,16 +11,15 @@ import ssl
 import subprocess
 import sys
 import threading
-import uuid
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, free_base_port, wait_for
+from evidence_fixtures import ended_event
 
 from anjeon.config.evidence import ReportSpec
-from anjeon.safety.incident import Event
 from anjeon.safety.report.deliver import next_due
 from anjeon.safety.store import EventStore
 
@@ -129,37 +128,8 @@ def yesterday_store(tmp: Path, n: int) -> Path:
     start = (midnight - timedelta(days=1)).timestamp()
     for i in range(n):
         t = start + 3600 * (i + 1)
-        store.save(
-            Event(
-                uuid.uuid4().hex[:16],
-                "gate",
-                "intrusion-pit",
-                "intrusion",
-                "pit",
-                "",
-                "warning",
-                t,
-                t,
-                t + 10,
-                ended=t + 10,
-                tracks=[i],
-            )
-        )
-    store.save(
-        Event(
-            uuid.uuid4().hex[:16],
-            "gate",
-            "intrusion-pit",
-            "intrusion",
-            "pit",
-            "",
-            "warning",
-            midnight.timestamp() + 60,
-            0,
-            0,
-            ended=midnight.timestamp() + 70,
-        )
-    )  # today: not in it
+        store.save(ended_event(t, 10, since=t, tracks=[i]))
+    store.save(ended_event(midnight.timestamp() + 60, 10, since=0, updated=0))  # today: not in it
     store.close()
     return tmp / "events.db"
 

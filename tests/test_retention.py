@@ -14,17 +14,15 @@ import shutil
 import subprocess
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import msgpack
 import pytest
 from conftest import free_base_port, wait_for
-from evidence_fixtures import scripted_camera
+from evidence_fixtures import ended_event, scripted_camera
 from safety_fixtures import pit_intrusion, start_safety, stored_events, write_config
 
 from anjeon.config.evidence import RetentionSpec
-from anjeon.safety.incident import Event
 from anjeon.safety.retention import Retention
 from anjeon.safety.store import ClipRecord, EventStore
 
@@ -38,19 +36,7 @@ def make_evidence(tmp: Path, n: int = 20) -> tuple[EventStore, list[dict]]:
     made = []
     for i in range(n):
         started = NOW - (n - i) * 2 * DAY
-        ev = Event(
-            uuid.uuid4().hex[:16],
-            "gate",
-            "intrusion-pit",
-            "intrusion",
-            "pit",
-            "",
-            "warning",
-            started,
-            started - 1,
-            started + 5,
-            ended=started + 5,
-        )
+        ev = ended_event(started, 5)
         snap = tmp / "snapshots" / "gate" / f"{ev.id}.jpg"
         clip = tmp / "clips" / "gate" / f"{ev.id}.mp4"
         for path, size in ((snap, 100_000), (clip, 300_000)):
