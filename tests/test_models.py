@@ -3,7 +3,7 @@
 import pytest
 
 from anjeon.inference.models import ModelError, MultiDetector, NullDetector, parse_class_map, resolve_model
-from anjeon.siteconfig import ConfigError, parse_site_config
+from anjeon.config import ConfigError, parse_site_config
 from anjeon.upspec import build_specs
 
 
