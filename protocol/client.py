@@ -261,6 +261,13 @@ class Decoder(Generic[T]):
 # ---------------------------------------------------------------- subscribers
 
 
+class _Empty:
+    """Nothing queued right now (as opposed to None: the socket is closed or failed)."""
+
+
+EMPTY = _Empty()
+
+
 def _address(broker: BrokerAddress | str) -> BrokerAddress:
     return BrokerAddress.parse(broker) if isinstance(broker, str) else broker
 
@@ -287,6 +294,11 @@ class _SubscriberBase(Generic[T]):
         self.cameras: list[str] = [wire.check_camera_id(c) for c in cameras]
         self.all_cameras = not self.cameras  # made for every camera: stays so whatever add/remove_camera do
         self.socket = configure(sock, rcvhwm=rcvhwm)
+        # What is queued is read without blocking through a sync view of the socket (the socket itself, or
+        # for asyncio a shadow of it), so both flavours share the reading below and differ only in waiting.
+        self._reader: zmq.Socket[Any] = (
+            zmq.Socket.shadow(sock.underlying) if isinstance(sock, zmq.asyncio.Socket) else sock
+        )
         self.closed = False
         self._stop = threading.Event()
         security.connect(self.socket, self.broker.endpoint(RESULTS_OUT), keys=keys)
@@ -325,6 +337,36 @@ class _SubscriberBase(Generic[T]):
         if count_error(self.drops, exc, "receiving on results-out"):
             self.closed = True
 
+    def _next_queued(self) -> T | None | _Empty:
+        """The next good message already queued; EMPTY when none is; None when the socket failed."""
+        while True:
+            try:
+                frames = self._reader.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return EMPTY
+            except zmq.ZMQError as exc:
+                self._error(exc)
+                return None
+            msg = self.decoder.decode(frames)
+            if msg is not None:
+                return msg
+
+    def _take(self, limit: int) -> list[T]:
+        """Up to ``limit`` good messages of those already queued."""
+        out: list[T] = []
+        for _ in range(limit):
+            try:
+                frames = self._reader.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            except zmq.ZMQError as exc:
+                self._error(exc)
+                break
+            msg = self.decoder.decode(frames)
+            if msg is not None:
+                out.append(msg)
+        return out
+
 
 class Subscriber(_SubscriberBase[T]):
     """A SUB on the broker's results-out that yields typed messages (threads; see the module doc).
@@ -350,49 +392,29 @@ class Subscriber(_SubscriberBase[T]):
         sock = (ctx or zmq.Context.instance()).socket(zmq.SUB)
         super().__init__(sock, broker, streams, cameras, newest_only, rcvhwm, keys, drops)
 
+    def _wait(self, ms: int | None) -> bool:
+        try:
+            return bool(self.socket.poll(ms))
+        except zmq.ZMQError as exc:
+            self._error(exc)
+            return False
+
     def recv(self, timeout: float | None = None) -> T | None:
         """The next good message, or None after ``timeout`` seconds (None: wait until one comes)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.closed:
-            try:
-                frames = self.socket.recv_multipart(zmq.NOBLOCK)  # under load: no poll per message
-            except zmq.Again:
-                try:
-                    if not self.socket.poll(_ms(deadline)):
-                        return None
-                except zmq.ZMQError as exc:
-                    self._error(exc)
-                    return None
-                continue
-            except zmq.ZMQError as exc:
-                self._error(exc)
-                return None
-            msg = self.decoder.decode(frames)
-            if msg is not None:
+            msg = self._next_queued()  # under load: no poll per message
+            if not isinstance(msg, _Empty):
                 return msg
-            if deadline is not None and time.monotonic() >= deadline:
+            if not self._wait(_ms(deadline)):
                 return None
         return None
 
     def drain(self, timeout: float = 0.1, limit: int = 1000) -> list[T]:
         """Wait up to ``timeout`` seconds for a first message, then take what is queued (``limit`` at most)."""
-        out: list[T] = []
-        if self.closed:
-            return out
-        try:
-            if not self.socket.poll(int(timeout * 1000)):
-                return out
-            for _ in range(limit):
-                try:
-                    frames = self.socket.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                msg = self.decoder.decode(frames)
-                if msg is not None:
-                    out.append(msg)
-        except zmq.ZMQError as exc:
-            self._error(exc)
-        return out
+        if self.closed or not self._wait(int(timeout * 1000)):
+            return []
+        return self._take(limit)
 
     def __iter__(self) -> Iterator[T]:
         """Every good message until ``stop()``, ``close()`` or the context terminates."""
@@ -431,47 +453,27 @@ class AsyncSubscriber(_SubscriberBase[T]):
         self._asock: zmq.asyncio.Socket = sock  # the same socket, typed for await
         super().__init__(sock, broker, streams, cameras, newest_only, rcvhwm, keys, drops)
 
+    async def _wait(self, ms: int | None) -> bool:
+        try:
+            return bool(await self._asock.poll(ms))
+        except zmq.ZMQError as exc:
+            self._error(exc)
+            return False
+
     async def recv(self, timeout: float | None = None) -> T | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.closed:
-            try:
-                frames = await self._asock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                try:
-                    if not await self._asock.poll(_ms(deadline)):
-                        return None
-                except zmq.ZMQError as exc:
-                    self._error(exc)
-                    return None
-                continue
-            except zmq.ZMQError as exc:
-                self._error(exc)
-                return None
-            msg = self.decoder.decode(frames)
-            if msg is not None:
+            msg = self._next_queued()
+            if not isinstance(msg, _Empty):
                 return msg
-            if deadline is not None and time.monotonic() >= deadline:
+            if not await self._wait(_ms(deadline)):
                 return None
         return None
 
     async def drain(self, timeout: float = 0.1, limit: int = 1000) -> list[T]:
-        out: list[T] = []
-        if self.closed:
-            return out
-        try:
-            if not await self._asock.poll(int(timeout * 1000)):
-                return out
-            for _ in range(limit):
-                try:
-                    frames = await self._asock.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                msg = self.decoder.decode(frames)
-                if msg is not None:
-                    out.append(msg)
-        except zmq.ZMQError as exc:
-            self._error(exc)
-        return out
+        if self.closed or not await self._wait(int(timeout * 1000)):
+            return []
+        return self._take(limit)
 
     async def _messages(self) -> AsyncIterator[T]:
         while not self._stop.is_set() and not self.closed:
