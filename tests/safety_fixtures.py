@@ -80,14 +80,22 @@ def stored_events(db: Path) -> list[dict]:
         con.close()
 
 
-def events_cli(*args: str) -> subprocess.CompletedProcess:
+def anjeon_cli(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`anjeon ARGS...` run to its end, its output as text."""
     return subprocess.run(
-        [sys.executable, "-m", "anjeon", "events", *args],
+        [sys.executable, "-m", "anjeon", *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         cwd=ROOT,
+        env=env,
     )
+
+
+def events_cli(*args: str) -> subprocess.CompletedProcess:
+    return anjeon_cli("events", *args)
 
 
 def decode_event(frames: list[bytes]) -> dict:

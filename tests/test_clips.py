@@ -9,8 +9,6 @@ The operator's acknowledgement (false alarm, with a reason) goes through the con
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -18,9 +16,17 @@ import urllib.request
 import msgpack
 import numpy as np
 import pytest
-from conftest import ROOT, wait_for
+from conftest import wait_for
 from evidence_fixtures import scripted_camera
-from safety_fixtures import pit_intrusion, start_console, start_safety, stored_events, write_config
+from safety_fixtures import (
+    events_cli,
+    json_lines,
+    pit_intrusion,
+    start_console,
+    start_safety,
+    stored_events,
+    write_config,
+)
 
 from anjeon.config.evidence import ClipSpec
 from anjeon.config.safety import CameraRules
@@ -147,14 +153,8 @@ def test_clip_covers_pre_to_post_roll_plays_in_chromium_and_ack_is_stored(clip_s
     print(f"clip {info['frames']} frames, {info['duration']:.2f} s (wanted {want:.2f}), {clip['bytes']} B")
 
     # `anjeon events` shows the clip; the console plays it in a real Chromium.
-    run = subprocess.run(
-        [sys.executable, "-m", "anjeon", "events", "--db", str(db), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
-    row = next(r for r in map(json.loads, run.stdout.splitlines()) if r["id"] == event["id"])
+    run = events_cli("--db", str(db), "--json")
+    row = next(r for r in json_lines(run.stdout) if r["id"] == event["id"])
     assert row["clip"]["state"] == "ready" and row["clip"]["path"] == clip["path"]
     import playwright.sync_api as playwright
 
@@ -224,14 +224,8 @@ def test_clip_covers_pre_to_post_roll_plays_in_chromium_and_ack_is_stored(clip_s
     )
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert json.loads(resp.read())["stored"]["outcome"] == "false_alarm"
-    run = subprocess.run(
-        [sys.executable, "-m", "anjeon", "events", "--db", str(db), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
-    ack = next(r for r in map(json.loads, run.stdout.splitlines()) if r["id"] == event["id"])["ack"]
+    run = events_cli("--db", str(db), "--json")
+    ack = next(r for r in json_lines(run.stdout) if r["id"] == event["id"])["ack"]
     assert (ack["by"], ack["note"], ack["outcome"], ack["reason"]) == (
         "kim",
         "saw it",

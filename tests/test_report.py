@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT
 from evidence_fixtures import ended_event
+from safety_fixtures import anjeon_cli
 
 from anjeon.safety.store import Ack, EventStore
 
@@ -68,27 +67,19 @@ def build_store(tmp: Path) -> tuple[Path, dict]:
 
 
 def report(db: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "anjeon",
-            "report",
-            "--db",
-            str(db),
-            "--since",
-            "2026-11-02",
-            "--until",
-            "2026-11-04",
-            "--out",
-            str(out),
-            "--json",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
+    return anjeon_cli(
+        "report",
+        "--db",
+        str(db),
+        "--since",
+        "2026-11-02",
+        "--until",
+        "2026-11-04",
+        "--out",
+        str(out),
+        "--json",
+        *extra,
         timeout=240,
-        cwd=ROOT,
     )
 
 

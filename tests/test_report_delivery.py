@@ -9,15 +9,15 @@ import json
 import os
 import ssl
 import subprocess
-import sys
 import threading
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, free_base_port, wait_for
+from conftest import free_base_port, wait_for
 from evidence_fixtures import ended_event
+from safety_fixtures import anjeon_cli
 
 from anjeon.config.evidence import ReportSpec
 from anjeon.safety.report.deliver import next_due
@@ -154,12 +154,13 @@ def site(tmp: Path, db: Path, mailbox: Mailbox, hook: Hook) -> Path:
 
 
 def send(config: Path, password: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "anjeon", "report", "--send", "daily", "--config", str(config)],
-        capture_output=True,
-        text=True,
+    return anjeon_cli(
+        "report",
+        "--send",
+        "daily",
+        "--config",
+        str(config),
         timeout=300,
-        cwd=ROOT,
         env={**os.environ, "TEST_SMTP_PASSWORD": password},
     )
 

@@ -20,7 +20,7 @@ import msgpack
 import pytest
 import zmq
 from conftest import ROOT, free_base_port, wait_for
-from safety_fixtures import pit_intrusion, write_config
+from safety_fixtures import anjeon_cli, pit_intrusion, write_config
 
 from anjeon.protocol import wire
 from anjeon.safety.store import COLUMNS, EventStore
@@ -228,45 +228,16 @@ def test_ack_false_alarm_stored_with_response_time_and_exported(service, tmp_pat
     assert answer["kind"] == "error"
     # `anjeon ack` and `anjeon events` (JSON and CSV), over the socket and from the file.
     second = service["ids"][1]
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "anjeon",
-            "ack",
-            second,
-            "--history",
-            service["endpoint"],
-            "--by",
-            "park",
-            "--resolved",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    run = anjeon_cli("ack", second, "--history", service["endpoint"], "--by", "park", "--resolved")
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["ack"]["outcome"] == "resolved"
     for source in (["--history", service["endpoint"]], ["--db", str(service["db"])]):
-        run = subprocess.run(
-            [sys.executable, "-m", "anjeon", "events", *source, "--limit", "2", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=ROOT,
-        )
+        run = anjeon_cli("events", *source, "--limit", "2", "--json")
         assert run.returncode == 0, run.stderr
         rows = [json.loads(line) for line in run.stdout.splitlines()]
         assert [r["id"] for r in rows] == [newest, second]
         assert rows[0]["ack"]["reason"] == "a shadow" and rows[1]["ack"]["by"] == "park"
-    run = subprocess.run(
-        [sys.executable, "-m", "anjeon", "events", "--db", str(service["db"]), "--limit", "3", "--csv"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    run = anjeon_cli("events", "--db", str(service["db"]), "--limit", "3", "--csv")
     table = list(csv.DictReader(io.StringIO(run.stdout)))
     assert (
         table[0]["outcome"] == "false_alarm"
@@ -277,22 +248,8 @@ def test_ack_false_alarm_stored_with_response_time_and_exported(service, tmp_pat
 
 
 def test_cli_streams_every_event_through_the_socket(service):
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "anjeon",
-            "events",
-            "--history",
-            service["endpoint"],
-            "--limit",
-            str(N_EVENTS + 10),
-            "--csv",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
+    run = anjeon_cli(
+        "events", "--history", service["endpoint"], "--limit", str(N_EVENTS + 10), "--csv", timeout=300
     )
     assert run.returncode == 0, run.stderr
     rows = list(csv.reader(io.StringIO(run.stdout)))
