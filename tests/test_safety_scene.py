@@ -73,6 +73,7 @@ def test_scene_replayed_through_broker_and_safety(system, tmp_path, recorded, ra
 
 
 @pytest.mark.model
+@pytest.mark.slow  # make test-slow: the real CPU worker for minutes; the replayed rows above stay in make test
 @pytest.mark.timeout(600)
 def test_scene_through_the_real_worker(system, tmp_path):
     folder = tmp_path / "scene"
