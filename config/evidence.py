@@ -15,9 +15,10 @@ Nothing heavy is imported here: `anjeon config validate` stays cheap.
         weekly: "mon 07:00"            # the last 7 days
         lang: ko
         folder: data/reports
-        webhook: {url: "http://10.0.0.9/reports"}
+        webhook: "http://10.0.0.9/reports"
         email: {host: smtp.example.com, port: 587, starttls: true, user: anjeon, password_env: SMTP_PASSWORD,
                 sender: anjeon@example.com, to: [safety@example.com]}
+        attempts: 3                    # per channel; the first retry after `backoff` s (5), doubling
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ class ReportSpec:
     lang: str = setting("ko", choices=("ko", "en"))
     folder: str = setting("")  # default: a `reports` folder beside the store
     webhook: str = setting("")  # POST the PDF here (multipart/form-data)
-    email: EmailSpec | None = setting(None, yaml=True)
+    email: EmailSpec | None = setting(None)
+    attempts: int = setting(3, 1, 10)  # deliveries tried per report and channel
+    backoff: float = setting(5.0, 0.1, 3600.0)  # seconds before the second attempt; doubles after each
 
 
 CLIP_KEYS = tuple(k for k in yaml_fields(ClipSpec) if k != "folder")
