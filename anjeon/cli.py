@@ -53,7 +53,7 @@ CONTEXT = {
 }
 
 
-def _cameras(_ctx, _param, values: tuple[str, ...]) -> list[tuple[str, str]]:
+def _cameras(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> list[tuple[str, str]]:
     cameras, seen = [], set()
     for text in values:
         name, sep, spec = text.partition("=")

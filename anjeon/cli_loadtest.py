@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,7 +19,7 @@ from .cli_options import broker_option, check_batch
 DETECTORS = {"null": "null", "yolo": "person"}
 
 
-def _resolution(_ctx, _param, value: str) -> tuple[int, int]:
+def _resolution(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, int]:
     m = re.fullmatch(r"(\d{2,5})x(\d{2,5})", value.strip())
     if not m:
         raise click.BadParameter(f"'{value}' should be WIDTHxHEIGHT, e.g. 1280x720")
@@ -82,23 +84,23 @@ def _resolution(_ctx, _param, value: str) -> tuple[int, int]:
     help="Write a PNG of latency and throughput over time.",
 )
 def loadtest(
-    broker,
-    cameras,
-    fps,
-    resolution,
-    quality,
-    duration,
-    ramp,
-    ramp_start,
-    slo_ms,
-    step_seconds,
-    spawn,
-    workers,
-    detector,
-    batch,
-    threads,
-    json_path,
-    plot_path,
+    broker: BrokerAddress,
+    cameras: int,
+    fps: float,
+    resolution: tuple[int, int],
+    quality: int,
+    duration: float,
+    ramp: bool,
+    ramp_start: float,
+    slo_ms: float,
+    step_seconds: float,
+    spawn: bool,
+    workers: int,
+    detector: str,
+    batch: int | str,
+    threads: int,
+    json_path: Path | None,
+    plot_path: Path | None,
 ) -> None:
     """Offer N synthetic cameras (real JPEGs) and measure freshness, throughput and costs.
 
@@ -128,9 +130,9 @@ def loadtest(
         batch=batch,
         threads=threads,
     )
-    result: dict = {}
+    result: dict[str, Any] = {}
 
-    def serve(stop) -> None:
+    def serve(stop: threading.Event) -> None:
         shutdown = None
         try:
             if spawn:

@@ -8,13 +8,14 @@ one call, whatever the command's own signature.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from anjeon.protocol import metrics
 
 _KEY = "anjeon.metrics"
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -22,7 +23,7 @@ def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
-def metrics_options(f: Callable) -> Callable:
+def metrics_options(f: F) -> F:
     f = click.option(
         "--metrics-host",
         default="127.0.0.1",

@@ -170,7 +170,7 @@ def events(
         click.echo(f"({n} event(s))", err=True)
 
 
-def _line(row: dict) -> str:
+def _line(row: dict[str, Any]) -> str:
     started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(row["started"]))
     ack = row.get("ack")
     acked = "-"
