@@ -248,7 +248,8 @@ def _site_cameras(path: Path) -> list[CameraConfig]:
 @brokers_option(
     help="Where the broker runs; BASEPORT is the first of its five ports. Repeatable: one worker serves "
     "several brokers (one per site or camera group), each with its own credit, heartbeats and results; "
-    "losing one does not stall the others."
+    "losing one does not stall the others.",
+    envvar="ANJEON_WORKER_BROKER",
 )
 @click.option(
     "--model",

@@ -110,8 +110,12 @@ def load_site(path: str | Path) -> SiteConfig:
         raise click.ClickException(str(exc)) from None
 
 
-def brokers_option(help: str) -> Callable[[F], F]:
-    """--broker, repeatable: a tuple of distinct BrokerAddresses."""
+def brokers_option(help: str, envvar: str) -> Callable[[F], F]:
+    """--broker, repeatable: a tuple of distinct BrokerAddresses.
+
+    ``envvar``: the variable a single --broker would read (ANJEON_<CMD>_BROKER), so deployments keep theirs;
+    it may hold several addresses separated by spaces.
+    """
 
     def parse(
         ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
@@ -129,6 +133,7 @@ def brokers_option(help: str) -> Callable[[F], F]:
         default=(DEFAULT_BROKER,),
         callback=parse,
         metavar="tcp://HOST[:BASEPORT]",
+        envvar=envvar,
         help=help,
     )
 
