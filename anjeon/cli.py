@@ -330,7 +330,7 @@ def worker(
     max_megapixels: float | None,
     name: str,
 ) -> None:
-    """Run detection on frames from the broker(s) and publish the results."""
+    """Run detection on frames from the broker and publish the results."""
     from anjeon.inference.batching import resolve_batch
     from anjeon.inference.models import EngineOptions, ModelError, load_detectors, parse_class_map
     from anjeon.inference.worker import Worker, WorkerConfig
