@@ -95,7 +95,7 @@ class BindError(RuntimeError):
 
 
 class Broker:
-    def __init__(self, config: BrokerConfig, ctx: zmq.Context | None = None) -> None:
+    def __init__(self, config: BrokerConfig, ctx: zmq.SyncContext | None = None) -> None:
         self.config = config
         self.run_id = wire.new_id()
         self._ctx = ctx or zmq.Context.instance()
@@ -114,7 +114,7 @@ class Broker:
         self.drops = DropCounter(log)
         self._started = time.monotonic()
         self._meter = ProcessMeter()
-        self._socks: dict[str, zmq.Socket] = {}
+        self._socks: dict[str, zmq.SyncSocket] = {}
         self.guard: security.Guard | None = None  # CURVE + rights per role (plaintext without keys)
 
     @property
@@ -209,7 +209,7 @@ class Broker:
             log.info("broker stopped")
 
     # -- frames from edges -------------------------------------------------------
-    def _on_frames(self, sock: zmq.Socket) -> None:
+    def _on_frames(self, sock: zmq.SyncSocket) -> None:
         for _ in range(DRAIN):
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
@@ -288,7 +288,7 @@ class Broker:
         return True
 
     # -- workers -------------------------------------------------------------------
-    def _on_workers(self, sock: zmq.Socket) -> None:
+    def _on_workers(self, sock: zmq.SyncSocket) -> None:
         for _ in range(DRAIN):
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
@@ -327,7 +327,7 @@ class Broker:
         # TOO_SOON is not counted: a worker announces itself at start and again when it first hears the
         # broker's id, and an ignored ready costs nothing (it cannot refill the credit of frames held).
 
-    def _send_unknown(self, sock: zmq.Socket, ident: bytes) -> None:
+    def _send_unknown(self, sock: zmq.SyncSocket, ident: bytes) -> None:
         """Tell a worker the broker does not know it: it announces itself again."""
         try:
             sock.send_multipart([ident, UNKNOWN_MSG], zmq.NOBLOCK)
@@ -358,7 +358,7 @@ class Broker:
                 log.warning("worker %s unreachable (%s); forgetting its credit", slot.proc, exc.strerror)
 
     # -- results bus --------------------------------------------------------------------
-    def _on_results(self, sock: zmq.Socket) -> None:
+    def _on_results(self, sock: zmq.SyncSocket) -> None:
         out = self._socks[RESULTS_OUT]
         for _ in range(DRAIN):
             try:
@@ -384,7 +384,7 @@ class Broker:
             except zmq.Again:
                 pass  # XPUB drops for slow subscribers by itself
 
-    def _on_subscriptions(self, sock: zmq.Socket) -> None:
+    def _on_subscriptions(self, sock: zmq.SyncSocket) -> None:
         upstream = self._socks[RESULTS_IN]
         for _ in range(DRAIN):
             try:
@@ -397,7 +397,7 @@ class Broker:
             upstream.send_multipart(frames, copy=False)
 
     # -- heartbeats and status -------------------------------------------------------------
-    def _on_control(self, sock: zmq.Socket) -> None:
+    def _on_control(self, sock: zmq.SyncSocket) -> None:
         ack = wire.pack({"v": wire.VERSION, "kind": wire.HEARTBEAT_ACK, "broker": self.run_id})
         for _ in range(DRAIN):
             try:

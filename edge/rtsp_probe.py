@@ -13,7 +13,7 @@ import base64
 import hashlib
 import re
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from anjeon.protocol.secrets import split_userinfo
 
@@ -48,7 +48,7 @@ def diagnose(url: str, timeout: float = 5.0) -> str:
         return f"{where} accepts connections but did not answer RTSP ({exc.strerror or 'timed out'})"
 
 
-def _describe_verdict(clean: str, user: str, password: str, parts, timeout: float) -> str:
+def _describe_verdict(clean: str, user: str, password: str, parts: SplitResult, timeout: float) -> str:
     code, reason, headers = _describe(parts, clean, timeout, authorization="")
     if code == 401:
         if not user:
@@ -67,7 +67,9 @@ def _describe_verdict(clean: str, user: str, password: str, parts, timeout: floa
     return f"the camera answered {code} {reason}"
 
 
-def _describe(parts, clean_url: str, timeout: float, authorization: str) -> tuple[int, str, dict[str, str]]:
+def _describe(
+    parts: SplitResult, clean_url: str, timeout: float, authorization: str
+) -> tuple[int, str, dict[str, str]]:
     request = f"DESCRIBE {clean_url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\nUser-Agent: anjeon\r\n"
     if authorization:
         request += f"Authorization: {authorization}\r\n"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
+import numpy as np
 import zmq
 
 from anjeon.config.camera import CameraConfig
@@ -55,7 +56,7 @@ class CameraOut:
     seq: int = 0
 
 
-def encode(image, config: CameraConfig) -> tuple[bytes, int, int]:
+def encode(image: np.ndarray, config: CameraConfig) -> tuple[bytes, int, int]:
     if config.width and image.shape[1] > config.width:
         scale = config.width / image.shape[1]
         image = cv2.resize(image, (config.width, round(image.shape[0] * scale)), interpolation=cv2.INTER_AREA)
@@ -66,7 +67,7 @@ def encode(image, config: CameraConfig) -> tuple[bytes, int, int]:
 
 
 class Edge:
-    def __init__(self, config: EdgeConfig, ctx: zmq.Context | None = None) -> None:
+    def __init__(self, config: EdgeConfig, ctx: zmq.SyncContext | None = None) -> None:
         self.config = config
         self.proc = wire.new_id()
         self.run_id = wire.new_id()  # sequences restart with every start; the run id tells them apart
@@ -124,7 +125,7 @@ class Edge:
             push.close(0)
             log.info("edge stopped")
 
-    def _send_newest(self, push: zmq.Socket, cam_id: str, out: CameraOut, now: float) -> bool:
+    def _send_newest(self, push: zmq.SyncSocket, cam_id: str, out: CameraOut, now: float) -> bool:
         """Send the camera's newest frame if it has a new one; False when the socket is closed."""
         frame = out.capture.latest()
         if frame is None or frame.number == out.last_number:

@@ -11,6 +11,7 @@ import glob
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -172,7 +173,7 @@ class Pacer:
     start: float = 0.0
     n: int = 0
 
-    def wait(self, stop_wait) -> None:
+    def wait(self, stop_wait: Callable[[float], object]) -> None:
         if self.n == 0:
             self.start = time.monotonic()
         due = self.start + self.n / max(self.fps, 0.1)

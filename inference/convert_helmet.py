@@ -19,7 +19,7 @@ import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch is imported where it is used: importing this module stays cheap
     import torch
@@ -61,7 +61,7 @@ def qkv_channel_order(dim: int, num_heads: int) -> torch.Tensor:
     return torch.cat(order)
 
 
-def fuse_qk_v(attn) -> None:
+def fuse_qk_v(attn: Any) -> None:  # the fork's AAttn block (a torch Module), read by attribute name
     """Replace ``attn.qk`` and ``attn.v`` by one ``attn.qkv`` computing the same channels in per-head order."""
     import torch
 
@@ -82,7 +82,7 @@ def fuse_qk_v(attn) -> None:
     del attn.qk, attn.v
 
 
-def convert_model(model) -> int:
+def convert_model(model: Any) -> int:  # a torch Module
     """Fuse every fork-style attention block of a torch model in place; returns how many were converted."""
     blocks = [
         m for m in model.modules() if type(m).__name__ == "AAttn" and hasattr(m, "qk") and hasattr(m, "v")
@@ -92,14 +92,17 @@ def convert_model(model) -> int:
     return len(blocks)
 
 
-def _save(ckpt: dict, model, target: Path) -> None:
+def _save(ckpt: dict[str, Any], model: Any, target: Path) -> None:
     """Write a minimal checkpoint (no optimizer, no EMA) atomically: a crash leaves no half file in the cache."""
     import torch
 
-    keep = {k: ckpt[k] for k in ("date", "version", "license", "docs", "train_args") if k in ckpt}
+    keep: dict[str, Any] = {
+        k: ckpt[k] for k in ("date", "version", "license", "docs", "train_args") if k in ckpt
+    }
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    torch.save({**keep, "model": model.half()}, tmp)
+    checkpoint: dict[str, Any] = {**keep, "model": model.half()}
+    torch.save(checkpoint, tmp)
     os.replace(tmp, target)
 
 

@@ -14,6 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -264,7 +265,7 @@ class YoloDetector:
         """One prediction on a blank frame, so the first real frame does not pay for setup."""
         self.predict([np.zeros((480, 640, 3), np.uint8)])
 
-    def predict(self, images: list) -> list[list[Detection]]:
+    def predict(self, images: list[Any]) -> list[list[Detection]]:
         if images and not isinstance(images[0], np.ndarray):
             return self._predict_tensors(images)
         results = self._model.predict(
@@ -278,7 +279,7 @@ class YoloDetector:
         )
         return [self._detections(r, None) for r in results]
 
-    def _predict_tensors(self, images: list) -> list[list[Detection]]:
+    def _predict_tensors(self, images: list[Any]) -> list[list[Detection]]:
         from .decode import letterbox_tensors, unletterbox
 
         batch, params = letterbox_tensors(images, self._imgsz, self.device)
@@ -297,14 +298,11 @@ class YoloDetector:
         for r, image, (scale, px, py) in zip(results, images, params):
             _, h, w = image.shape
             # Bound per image: the mapping is applied at once, inside _detections.
-            out.append(
-                self._detections(
-                    r, lambda xyxy, s=scale, x=px, y=py, w=w, h=h: unletterbox(xyxy, s, x, y, w, h)
-                )
-            )
+            back = partial(unletterbox, scale=scale, pad_x=px, pad_y=py, width=w, height=h)
+            out.append(self._detections(r, back))
         return out
 
-    def _detections(self, r, to_original) -> list[Detection]:
+    def _detections(self, r: Any, to_original: Callable[[np.ndarray], np.ndarray] | None) -> list[Detection]:
         names, boxes = r.names, r.boxes
         xyxy = boxes.xyxy.cpu().numpy() if len(boxes) else np.zeros((0, 4))
         if to_original is not None and len(xyxy):

@@ -79,8 +79,8 @@ class BrokerLink:
 
     address: BrokerAddress
     heartbeat: HeartbeatClient
-    dealer: zmq.Socket | None = None  # frames-out
-    pub: zmq.Socket | None = None  # results-in
+    dealer: zmq.SyncSocket | None = None  # frames-out
+    pub: zmq.SyncSocket | None = None  # results-in
     announced_to: str | None = None  # the broker instance (run id) we last sent ``ready`` to
     last_activity: float = 0.0  # when we last announced or finished a frame of this broker
     processed: RateMeter = field(default_factory=RateMeter)  # frames of this broker inferred and published
@@ -114,7 +114,7 @@ class WorkerStats:
 
 
 class Worker:
-    def __init__(self, config: WorkerConfig, detector: Detector, ctx: zmq.Context | None = None) -> None:
+    def __init__(self, config: WorkerConfig, detector: Detector, ctx: zmq.SyncContext | None = None) -> None:
         self.config, self.detector = config, detector
         self.proc = wire.new_id()  # the same at every broker: one process
         self._ctx = ctx or zmq.Context.instance()
