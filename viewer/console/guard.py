@@ -26,10 +26,10 @@ import ipaddress
 import json
 import logging
 import socket
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("anjeon.viewer")
 
@@ -46,9 +46,6 @@ HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 HSTS = (b"strict-transport-security", b"max-age=31536000")
-
-Scope = dict[str, Any]
-ASGIApp = Callable[[Scope, Callable, Callable], Awaitable[None]]
 
 
 def _host_name(host: str) -> str:
@@ -163,7 +160,7 @@ class GuardMiddleware:
     def __init__(self, app: ASGIApp, guard: Guard) -> None:
         self.app, self.guard = app, guard
 
-    async def __call__(self, scope: Scope, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         host = _header(scope, b"host") or ""
@@ -182,7 +179,7 @@ class GuardMiddleware:
         if scope["type"] == "websocket":
             return await self.app(scope, receive, send)
 
-        async def with_headers(message: dict[str, Any]) -> None:
+        async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = (
                     list(message.get("headers", [])) + HEADERS + ([HSTS] if self.guard.tls else [])
@@ -192,7 +189,7 @@ class GuardMiddleware:
         await self.app(scope, receive, with_headers)
 
     @staticmethod
-    async def _refuse(send: Callable, status: int, text: str) -> None:
+    async def _refuse(send: Send, status: int, text: str) -> None:
         body = json.dumps({"detail": text}).encode()
         await send(
             {

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +76,11 @@ def read_zones(path: Path | None) -> dict[str, Any]:
     return out
 
 
-def _round(points: list) -> list:
+def _round(points: Sequence[Sequence[float]]) -> list[list[float]]:
     return [[round(float(x), 4), round(float(y), 4)] for x, y in points]
 
 
-def _flow(seq: list) -> Any:
+def _flow(seq: list[Any]) -> Any:
     """A list written on one line ([[0.1, 0.2], ...]), as people write zones by hand."""
     from ruamel.yaml.comments import CommentedSeq
 
@@ -88,7 +89,7 @@ def _flow(seq: list) -> Any:
     return out
 
 
-def _points(points: list) -> Any:
+def _points(points: Sequence[Sequence[float]]) -> Any:
     return _flow([_flow(p) for p in _round(points)])
 
 

@@ -61,7 +61,9 @@ class CameraView:
 
 
 class Watch:
-    def __init__(self, config: WatchConfig, out: TextIO = sys.stdout, ctx: zmq.Context | None = None) -> None:
+    def __init__(
+        self, config: WatchConfig, out: TextIO = sys.stdout, ctx: zmq.Context[Any] | None = None
+    ) -> None:
         self.config, self._out = config, out
         self._ctx = ctx or zmq.Context.instance()
         self.proc = wire.new_id()
