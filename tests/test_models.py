@@ -2,8 +2,8 @@
 
 import pytest
 
-from anjeon.inference.models import ModelError, MultiDetector, NullDetector, parse_class_map, resolve_model
 from anjeon.config import ConfigError, parse_site_config
+from anjeon.inference.models import ModelError, MultiDetector, NullDetector, parse_class_map, resolve_model
 from anjeon.upspec import build_specs
 
 
