@@ -22,7 +22,7 @@ export YOLO_CONFIG_DIR := $(CURDIR)/.cache/ultralytics
 
 help:
 	@echo "make demo   set up .venv and run broker + worker + edge + live table on the sample (Ctrl-C stops)"
-	@echo "make test   set up .venv and run the test suite"
+	@echo "make test   set up .venv, run make lint, then the test suite"
 	@echo "make lint   ruff (lint and format check) and mypy over every package"
 	@echo "make test-slow  the slow real-model tests (clips on the looped sample video)"
 	@echo "make bench  run the benchmarks side by side and regenerate docs/benchmarks.md (~30 min)"
@@ -49,6 +49,7 @@ demo: venv
 
 test: venv
 	./scripts/test-deps.sh
+	@$(MAKE) --no-print-directory lint
 	$(BIN)/python -m pytest
 
 lint: venv
