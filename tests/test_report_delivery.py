@@ -141,6 +141,8 @@ def site(tmp: Path, db: Path, mailbox: Mailbox, hook: Hook) -> Path:
   store: {db}
   reports:
     daily: "07:00"
+    attempts: 2  # each failed login waits out the 20 s read timeout against aiosmtpd; one retry shows the retry
+    backoff: 0.1
     lang: ko
     folder: {tmp / "reports"}
     webhook: "{hook.url}"

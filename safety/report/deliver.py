@@ -34,9 +34,6 @@ from .words import words
 
 log = logging.getLogger("anjeon.safety.reports")
 
-ATTEMPTS = 3
-BACKOFF = 5.0  # s before the second attempt; doubles
-
 
 @dataclass(frozen=True)
 class Due:
@@ -138,17 +135,17 @@ class DeliveryStats:
     next: dict[str, float] = field(default_factory=dict)
 
 
-def _retry(what: str, fn: Callable[[], object], stop: threading.Event | None) -> str:
-    """'' on success, else the last error after ATTEMPTS tries."""
-    delay, last = BACKOFF, ""
-    for attempt in range(ATTEMPTS):
+def _retry(what: str, fn: Callable[[], object], spec: ReportSpec, stop: threading.Event | None) -> str:
+    """'' on success, else the last error after ``spec.attempts`` tries (``spec.backoff`` s apart, doubling)."""
+    delay, last = spec.backoff, ""
+    for attempt in range(spec.attempts):
         try:
             fn()
             return ""
         except Exception as exc:  # any failure of a delivery is retried and reported, never raised
             last = f"{what}: {type(exc).__name__}: {exc}"
-            log.warning("report delivery failed (attempt %d of %d): %s", attempt + 1, ATTEMPTS, last)
-        if attempt + 1 < ATTEMPTS:
+            log.warning("report delivery failed (attempt %d of %d): %s", attempt + 1, spec.attempts, last)
+        if attempt + 1 < spec.attempts:
             if stop is not None:
                 if stop.wait(delay):
                     break
@@ -188,7 +185,7 @@ def deliver(
     if spec.webhook:
         targets.append(("webhook", lambda: send_webhook(spec.webhook, {"kind": kind, **figures}, pdf)))
     for what, fn in targets:
-        error = _retry(what, fn, stop)
+        error = _retry(what, fn, spec, stop)
         if error:
             errors.append(error)
             stats.failed += 1
