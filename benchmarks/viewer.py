@@ -51,7 +51,7 @@ from anjeon.runtime.supervisor import ServiceSpec, Supervisor
 from . import common
 
 CAMERA_COUNTS = (4, 16, 64)
-PAGE_SIZE = 16  # tiles on the console's first page (viewer/static/app.js default): the cameras painted
+PAGE_SIZE = 16  # tiles on the console's first page (viewer/console/static/app.js default): the cameras painted
 FPS = 10.0  # per camera, as in the goal
 WIDTH, HEIGHT = 640, 360
 WORKERS = 2  # null workers, 1 thread each: they pass 640 frames/s of 64 cameras at this size
@@ -70,7 +70,7 @@ CHROME_ARGS = [
 VIEWPORT = {"width": 1400, "height": 860}
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
-# The page records its paints only when this is defined (viewer/static/app.js, onFrame).
+# The page records its paints only when this is defined (viewer/console/static/app.js, onFrame).
 PAINTS_HOOK = "window.__anjeonPaints = [];"
 DRAIN = "() => window.__anjeonPaints.splice(0)"
 ALL_PAINTED = "n => new Set(window.__anjeonPaints.map(p => p.camera)).size >= n"
