@@ -51,7 +51,9 @@ from anjeon.runtime.supervisor import ServiceSpec, Supervisor
 from . import common
 
 CAMERA_COUNTS = (4, 16, 64)
-PAGE_SIZE = 16  # tiles on the console's first page (viewer/console/static/app.js default): the cameras painted
+PAGE_SIZE = (
+    16  # tiles on the console's first page (viewer/console/static/app.js default): the cameras painted
+)
 FPS = 10.0  # per camera, as in the goal
 WIDTH, HEIGHT = 640, 360
 WORKERS = 2  # null workers, 1 thread each: they pass 640 frames/s of 64 cameras at this size
