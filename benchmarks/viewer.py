@@ -44,7 +44,7 @@ import numpy as np
 
 from anjeon.loadtest.cameras import FramePool, SyntheticCameras, make_pool
 from anjeon.loadtest.measure import Collector
-from anjeon.protocol import wire
+from anjeon.protocol import client
 from anjeon.protocol.endpoints import BrokerAddress
 from anjeon.runtime.supervisor import ServiceSpec, Supervisor
 
@@ -93,12 +93,12 @@ class FrameLatencies(Collector):
         super().__init__(broker)
         self.by_frame: dict[tuple[str, int], float] = {}
 
-    def _handle(self, frames: list[bytes]) -> None:
+    def _handle(self, msg: client.Result | client.Status) -> None:
         before = len(self.data.rows)
-        super()._handle(frames)
-        if len(self.data.rows) > before:  # a fresh result: unpacked a second time for its seq (cheap here)
+        super()._handle(msg)
+        if len(self.data.rows) > before and isinstance(msg, client.Result):  # a fresh result
             row = self.data.rows[-1]
-            self.by_frame[(row.camera, int(wire.unpack(frames[1], wire.RESULT)["seq"]))] = row.latency_ms
+            self.by_frame[(row.camera, msg.frame.seq)] = row.latency_ms
 
 
 @dataclass
