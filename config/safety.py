@@ -84,6 +84,9 @@ class RuleSpec:
     hours: Hours | None = setting(None, parse=_hours)  # only during these hours
     max_people: int = setting(0, 0, 10000)  # crowding: more than this many people
     severity: str = setting("warning", choices=SEVERITIES)
+    # seconds (capture time) within which an event left open by a previous run of the service is carried on
+    # by the first result after the restart; a longer gap ends it at its last update (at least end_after)
+    resume_within: float = setting(300.0, 0.0, 86400.0)
 
 
 @dataclass(frozen=True)

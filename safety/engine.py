@@ -78,7 +78,8 @@ class CameraEngine:
         )
 
     def resume(self, events: list[Event]) -> None:
-        """Re-attach events left open by a previous run of the service (matched by rule name)."""
+        """Re-attach events left open by a previous run of the service (matched by rule name); the first
+        result ends those whose last update is longer ago than their rule's ``resume_within``."""
         by_rule = {s.incident.spec.name: s for s in self._slots}
         for ev in events:
             slot = by_rule.get(ev.rule)
@@ -102,6 +103,9 @@ class CameraEngine:
         out: list[Transition] = []
         tripped: dict[int, list[str]] = {}
         for slot in self._slots:
+            expired = slot.incident.expire_resumed(obs.t)  # an earlier run's event, too long ago to go on
+            if expired is not None:
+                out.append(expired)
             found = slot.rule.candidates(obs)
             held = slot.debounce.update(obs.t, found, interval)
             tracks = {t for key in held for t in found[key].tracks}

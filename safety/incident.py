@@ -92,11 +92,24 @@ class Incident:
     _last_end: float | None = None
 
     def resume(self, event: Event) -> None:
-        """Carry on an event that was open when the service stopped: no duplicate if the condition persists.
+        """Carry on an event that was open when the service stopped: no duplicate if the condition persists
+        (and the first result comes within ``resume_within`` of its last update: ``expire_resumed``).
 
         Its quiet time starts at the first result seen after the restart (capture time, the edge's clock),
         not at the safety host's clock, so a skewed edge neither ends it early nor keeps it open."""
         self.event, self._last_active, self._missed = event, None, 0
+
+    def expire_resumed(self, t: float) -> Transition | None:
+        """Before the first result after a restart (``t``, capture time): a resumed event whose last update
+        is more than ``resume_within`` (at least ``end_after``) older belongs to an earlier run's incident.
+        It ends at that last update and the rule starts afresh (a new event, after the normal debounce);
+        a short restart carries the event on, so no alert is duplicated. The engine calls this first."""
+        ev = self.event
+        if ev is None or self._last_active is not None:  # not resumed, or a result already seen since
+            return None
+        if t - ev.updated <= max(self.spec.resume_within, self.spec.end_after):
+            return None
+        return self._end(ev.updated)
 
     def _end(self, last_active: float) -> Transition:
         ev = self.event

@@ -14,7 +14,7 @@ from anjeon.safety.debounce import Debouncer, start_slack
 from anjeon.safety.engine import CameraEngine
 from anjeon.safety.geometry import Line, Zone, anchors
 from anjeon.safety.heads import match_heads
-from anjeon.safety.incident import Incident
+from anjeon.safety.incident import Event, Incident, Transition
 from anjeon.safety.observation import Observation
 from anjeon.safety.reorder import Reorderer
 
@@ -125,7 +125,7 @@ safety:
         - {type: crowding, zone: crane, max_people: 3}
         - {type: line_crossing, line: fence, cooldown: 10}
         - {type: fall}
-        - {type: dwell, zone: crane, min_duration: 60, name: loiter}
+        - {type: dwell, zone: crane, min_duration: 60, name: loiter, resume_within: 60}
         - {type: helmet, zone: crane}
   alerts:
     - {type: log}
@@ -148,6 +148,7 @@ def test_good_safety_config():
     assert gate.rules[0].hours == Hours(22 * 60, 6 * 60) and gate.rules[0].hours.contains(60)
     assert gate.lines["fence"] == LineSpec(((0.0, 0.6), (1.0, 0.6)), "left")
     assert [a.type for a in site.safety.alerts] == ["log", "webhook", "mqtt"]
+    assert gate.rules[4].resume_within == 60.0 and gate.rules[0].resume_within == 300.0  # given; default
 
 
 def _bad(old: str, new: str) -> str:
@@ -193,6 +194,10 @@ def _bad(old: str, new: str) -> str:
         (
             _bad('"22:00-06:00"', '"25:00-06:00"'),
             "site.yaml:12: safety.cameras.gate.rules.0.hours: '25:00-06:00' is not a time",
+        ),
+        (
+            _bad("{type: fall}", "{type: fall, resume_within: -5}"),
+            "site.yaml:15: safety.cameras.gate.rules.3.resume_within: -5.0 is out of range",
         ),
         (_bad("{type: log}", "{type: pager}"), "site.yaml:19: safety.alerts.0.type: 'pager' is not one of"),
         (
@@ -448,6 +453,92 @@ def test_resume_after_restart_does_not_duplicate():
     events = run(second, [obs(2.5 + k / 10, {9: person(0.4, 0.4)}) for k in range(20)])
     assert events[0][0] == "update" and all(e[0] != "start" for e in events)
     assert second.open_events()[0].id == open_event.id
+
+
+T0 = 1_700_000_000.0  # capture times as an edge sends them (seconds since the epoch)
+
+
+def transitions(eng: CameraEngine, stream: list[Observation]) -> list[Transition]:
+    return [tr for o in stream for tr in eng.process(o)[1]]
+
+
+def left_open(spec: RuleSpec) -> Event:
+    """An event a previous run of the service left open: someone in the zone from T0 for 2 s, then a stop."""
+    first = engine(spec)
+    run(first, [obs(T0 + k / 10, {1: person(0.4, 0.4)}) for k in range(20)])
+    (ev,) = first.open_events()
+    assert ev.updated == T0 + 1.9
+    return Event.from_dict(ev.to_dict())  # as the store gives it back: a copy, no shared state
+
+
+INSIDE = {1: person(0.4, 0.4)}
+
+
+def test_a_short_restart_carries_the_event_on():
+    spec = RuleSpec("intrusion", name="i", zone="z", min_duration=0.5, end_after=1.0)
+    old = left_open(spec)
+    eng = engine(spec)
+    eng.resume([old])
+    back = T0 + 1.9 + 10  # the first result 10 s after the event's last update: a quick restart
+    stream = [obs(back + k / 10, INSIDE if k < 20 else {}) for k in range(40)]
+    got = transitions(eng, stream)
+    assert [tr.kind for tr in got] == ["end"], got  # no new start, no early end
+    assert got[0].event.id == old.id and got[0].event.ended == back + 1.9  # last seen in this run
+    assert got[0].event.started == old.started  # the same incident, as it began in the earlier run
+
+
+def test_a_long_gap_ends_the_old_event_at_its_last_update_and_starts_a_new_one():
+    spec = RuleSpec("intrusion", name="i", zone="z", min_duration=0.5, end_after=1.0)
+    old = left_open(spec)
+    eng = engine(spec)
+    eng.resume([old])
+    back = T0 + 3 * 3600  # three hours later someone is in the zone again: a new incident
+    first = transitions(eng, [obs(back, INSIDE)])
+    assert [(tr.kind, tr.event.id) for tr in first] == [("end", old.id)]  # on the first result at once
+    assert first[0].event.ended == first[0].event.updated == T0 + 1.9  # at its last stored update
+    assert eng.open_events() == []
+    got = transitions(eng, [obs(back + k / 10, INSIDE) for k in range(1, 20)])
+    assert [tr.kind for tr in got] == ["start"], got  # one new alert, after the normal debounce
+    new = got[0].event
+    assert new.id != old.id and new.started >= back + 0.5 - 0.05 and new.since == back
+    assert eng.open_events() == [new]
+
+
+@pytest.mark.parametrize(
+    "resume_within, end_after, gap, carried",
+    [
+        (300.0, 1.0, 3 * 3600.0, False),  # the default window: hours are far past it
+        (300.0, 1.0, 60.0, True),
+        (30.0, 1.0, 20.0, True),
+        (30.0, 1.0, 60.0, False),
+        (0.0, 5.0, 3.0, True),  # never less than end_after: within it the event could not have ended
+        (0.0, 5.0, 8.0, False),
+    ],
+)
+def test_a_resumed_event_with_nobody_there_ends(resume_within, end_after, gap, carried):
+    spec = RuleSpec("intrusion", name="i", zone="z", end_after=end_after, resume_within=resume_within)
+    old = left_open(spec)
+    last = old.updated  # the incident changes the event it carries on: keep what the store had
+    eng = engine(spec)
+    eng.resume([old])
+    back = last + gap
+    got = transitions(eng, [obs(back + k, {}) for k in range(12)])  # 1 result/s, nobody in the zone
+    assert [(tr.kind, tr.event.id) for tr in got] == [("end", old.id)], got
+    if carried:  # its quiet time starts at the first result after the restart
+        assert got[0].event.ended == back
+    else:  # ended on the first result, at its last update
+        assert got[0].event.ended == last
+
+
+def test_a_resumed_event_of_a_camera_that_never_sends_again_ends_at_its_last_update():
+    spec = RuleSpec("intrusion", name="i", zone="z", end_after=1.0)
+    old = left_open(spec)
+    last = old.updated
+    eng = engine(spec)
+    eng.resume([old])
+    assert eng.idle(last + 0.9) == []
+    (end,) = eng.idle(last + 4 * 3600)
+    assert (end.kind, end.event.id, end.event.ended) == ("end", old.id, last)
 
 
 def test_tracker_keeps_ids_through_dropped_frames():
