@@ -3,11 +3,14 @@
     python3 -m venv .cache/peer-venv && .cache/peer-venv/bin/pip install inference-cpu   # once: its own venv
     .venv/bin/python -m benchmarks.run_all peer --seconds 60
 
-Same work for both: 4 cameras of the sample video read at 10 fps (capture time stamped when a frame is read),
-the default model through ultralytics on 2 torch threads, results counted and timed over the same window
-length after the same warm-up, one system after the other on this machine. The peer runs
+Same work for both: 4 cameras reading the sample video live from a real RTSP server (GStreamer's, looped,
+10 fps; tests/rtsp_server.py), capture time stamped when a frame is read, the default model through
+ultralytics on 2 torch threads, results counted and timed over the same window length after the same
+warm-up, one system after the other on this machine. A live stream, not the file: the peer's file source
+reads a file as fast as it decodes (DROP_OLDEST drops the rest), so the 80-second sample ended within seconds
+and its sink went silent; cameras are streams for both systems anyway. The peer runs
 `InferencePipeline.init_with_custom_logic` with DROP_OLDEST / EAGER (it hands the model one batch with the
-newest frame of each camera); anjeon runs broker + one worker (--batch auto) + one edge.
+newest frame of each camera); anjeon runs broker + one worker + one edge, at its default batch and at 1.
 The peer needs its own venv because it brings other OpenCV wheels; torch and ultralytics are borrowed from
 anjeon's venv at the end of its sys.path (benchmarks/peer_pipeline.py).
 """
@@ -28,9 +31,13 @@ import numpy as np
 from . import common
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from rtsp_helpers import RtspServer  # noqa: E402  (the tests' real RTSP server, under the system python3)
+
 PEER_PYTHON = ROOT / ".cache" / "peer-venv" / "bin" / "python"
 SAMPLE = ROOT.parent / "shared" / "samples" / "vtest.avi"
 CAMERAS, FPS, THREADS, WARMUP = 4, 10.0, 2, 15.0
+BATCHES = (1, 2, 4)  # anjeon at fixed batch sizes, after its default
 
 
 def pcts(latencies: list[float]) -> dict[str, float | None]:
@@ -59,14 +66,14 @@ def peer_missing() -> str | None:
     return None
 
 
-def run_peer(seconds: float, weights: str) -> dict[str, Any]:
+def run_peer(seconds: float, weights: str, url: str) -> dict[str, Any]:
     site = sysconfig.get_paths()["purelib"]  # anjeon's venv: torch and ultralytics
     done = subprocess.run(
         [
             str(PEER_PYTHON),
             str(ROOT / "benchmarks" / "peer_pipeline.py"),
             "--video",
-            str(SAMPLE),
+            url,
             "--cameras",
             str(CAMERAS),
             "--fps",
@@ -104,13 +111,13 @@ def run_peer(seconds: float, weights: str) -> dict[str, Any]:
     }
 
 
-def run_anjeon(seconds: float, batch: int | str = "auto") -> dict[str, Any]:
+def run_anjeon(seconds: float, url: str, batch: int | str = "auto") -> dict[str, Any]:
     import zmq
 
     from anjeon.loadtest.measure import Collector
 
     with common.anjeon_system(1, "person", threads=THREADS, batch=batch) as address:
-        cams = [a for i in range(CAMERAS) for a in ("--camera", f"cam{i}={SAMPLE}")]
+        cams = [a for i in range(CAMERAS) for a in ("--camera", f"cam{i}={url}")]
         edge = subprocess.Popen(
             [
                 sys.executable,
@@ -123,7 +130,6 @@ def run_anjeon(seconds: float, batch: int | str = "auto") -> dict[str, Any]:
                 str(address),
                 "--fps",
                 str(FPS),
-                "--loop",
                 *cams,
             ],
             cwd=ROOT,
@@ -153,9 +159,10 @@ def run_anjeon(seconds: float, batch: int | str = "auto") -> dict[str, Any]:
 
 def run(seconds: float) -> dict[str, Any]:
     setup = (
-        f"{CAMERAS} cameras of the sample (768x576) read at {FPS:g} fps each, the default model on "
+        f"{CAMERAS} cameras of the sample (768x576) streamed live at {FPS:g} fps by a real RTSP server "
+        "(GStreamer, looped; the peer's file source reads a file as fast as it decodes), the default model on "
         f"{THREADS} torch threads, {WARMUP:.0f} s warm-up then {seconds:.0f} s measured, anjeon (default "
-        "batch, then batch 1) first and the peer right after on the same machine (`benchmarks/peer_inference.py`). Latency: result "
+        "batch, then batch 1, 2 and 4) first and the peer right after on the same machine (`benchmarks/peer_inference.py`). Latency: result "
         "received minus the time the frame was read from the source, on this machine's one clock."
     )
     missing = peer_missing()
@@ -164,16 +171,24 @@ def run(seconds: float) -> dict[str, Any]:
     from anjeon.inference.models import resolve_model
 
     weights = resolve_model("person").weights
-    ours = run_anjeon(seconds)  # the default: the goal is judged on it
-    single = run_anjeon(seconds, 1)  # batch 1 beside it: what batching buys and costs here
-    theirs = run_peer(seconds, weights)
+    logs = ROOT / common.LOG_DIR
+    logs.mkdir(parents=True, exist_ok=True)
+    server = RtspServer(logs, SAMPLE, name="rtsp-peer").start()
+    try:
+        url = server.url()
+        ours = run_anjeon(seconds, url)  # the default: the goal is judged on it
+        # Fixed batch sizes beside it: what batching buys and costs here (the default is one of them).
+        others = [run_anjeon(seconds, url, b) for b in BATCHES]
+        theirs = run_peer(seconds, weights, url)
+    finally:
+        server.kill()
     goal = None
     if ours["p99"] is not None and theirs["p99"] is not None:
         goal = {
             "more_results": ours["results_per_s"] > theirs["results_per_s"],
             "half_p99": ours["p99"] <= 0.5 * theirs["p99"],
         }
-    return {"setup": setup, "seconds": seconds, "runs": [ours, single, theirs], "goal": goal}
+    return {"setup": setup, "seconds": seconds, "runs": [ours, *others, theirs], "goal": goal}
 
 
 if __name__ == "__main__":

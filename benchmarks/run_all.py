@@ -42,9 +42,14 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, no GPU"
 
 
+LOAD_BEFORE: dict[str, float] = {}  # 1-minute load average just before each benchmark: was the machine quiet?
+
+
 def save(name: str, data: dict) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     data["machine"], data["date"] = machine(), time.strftime("%Y-%m-%d %H:%M")
+    if name in LOAD_BEFORE:
+        data["load_before"] = LOAD_BEFORE[name]
     (OUT / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
@@ -477,6 +482,7 @@ def main(names: tuple[str, ...], seconds: float | None, out: Path) -> None:
     OUT = out
     for name in names or tuple(BENCHES):
         say(f"running {name}")
+        LOAD_BEFORE[name] = round(os.getloadavg()[0], 2)
         BENCHES[name](seconds or DEFAULT_SECONDS[name])
     from .write_docs import write
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from .broker_hop import render as broker_hop_render  # H2's subsection (4b)
@@ -215,13 +216,35 @@ BUSY = (
 )
 
 
+def machine_state(d: dict) -> str:
+    """How loaded the machine was when the run started (run_all records it; older runs did not)."""
+    load = d.get("load_before")
+    if load is None:
+        return f"Measured {d['date']} on a quiet machine (nothing else running)." if d.get("quiet") else BUSY
+    cores = os.cpu_count() or 1
+    if load < 0.5 * cores:
+        return f"Measured {d['date']} on a quiet machine (load average {load:.1f} on {cores} cores before the run)."
+    return (
+        f"Measured {d['date']} with the machine busy (load average {load:.1f} on {cores} cores before the run): "
+        "absolute figures are pessimistic; only figures side by side in one run compare."
+    )
+
+
+NOTES = "notes"  # docs/benchmarks/notes/<benchmark>.md: what a person read off a run, kept when the file is rebuilt
+
+
+def notes(folder: Path, name: str) -> list[str]:
+    path = folder / NOTES / f"{name}.md"
+    return [path.read_text().strip(), ""] if path.exists() else []
+
+
 def batching(d: dict) -> list[str]:
     lines = [
         "## 8. Batch size on the CPU (the default of `--batch auto`)",
         "",
         f"The default model alone on {d['threads']} torch threads, decoded {d['resolution']} frames of the "
         f"synthetic scene, {d['seconds']:.0f} s per batch size, {d['passes']} passes in one run "
-        "(`benchmarks/run_all.py batching`). " + BUSY,
+        "(`benchmarks/run_all.py batching`). " + machine_state(d),
         "",
         "| pass | batch | ms per frame | frames/s |",
         "| ---: | ---: | ---: | ---: |",
@@ -236,14 +259,11 @@ def batching(d: dict) -> list[str]:
         "",
         "Cheapest per frame: "
         + ", ".join(f"pass {n}: batch {b}" for n, b in cheapest.items())
-        + f". Chosen CPU default: **{d['chosen']}** (inference/batching.py, which also lists an earlier run): "
-        "batches of 2 and more cost clearly less per frame than batch 1 in every pass, 4 and 8 are close "
-        "and swap places with the machine's load, and a backlogged batch's latency grows with its size, "
-        "so the smaller of the two. A worker never waits for a batch to fill (only up to 2 ms for the rest of a "
-        "burst the broker is sending it: its credits go back together, so the frames come together), so at "
-        "light load every batch is one frame (tests/"
-        "test_batching.py shows batch 1 at light load and full batches under a backlog with real processes). "
-        "The CUDA default (8) is not measured: `benchmarks/gpu.py` measures it on a GPU.",
+        + f". Chosen CPU default: **{d['chosen']}** (inference/batching.py; why: below). A worker never waits "
+        "for a batch to fill (only up to 2 ms for the rest of a burst the broker is sending it: its credits go "
+        "back together, so the frames come together), so at light load every batch is one frame "
+        "(tests/test_batching.py shows batch 1 at light load and full batches under a backlog with real "
+        "processes). The CUDA default (8) is not measured: `benchmarks/gpu.py` measures it on a GPU.",
         "",
     ]
     return lines
@@ -257,7 +277,8 @@ def scale(d: dict) -> list[str]:
         f"`benchmarks/scale.py`: {d['cameras']} synthetic cameras at {d['fps_per_camera']:g} fps "
         f"({d['resolution']} JPEGs of {_f(d.get('jpeg_kb'), 1)} KB) from one load generator, one broker, "
         f"{d['workers']} `--model null` workers, the web console (`anjeon viewer`, no browser) and the safety "
-        f"service with an intrusion zone on every camera, all on this machine, {d['seconds']:.0f} s. " + BUSY,
+        f"service with an intrusion zone on every camera, all on this machine, {d['seconds']:.0f} s. "
+        + machine_state(d),
         "",
         "| offered fps | delivered fps | cameras served | per camera fps: slowest / median / fastest (ratio) "
         "| p50 ms | p99 ms |",
@@ -289,11 +310,7 @@ def scale(d: dict) -> list[str]:
 SCALE_NOTES = [
     "How to read it: the spread column is the round-robin check (the slowest camera against the fastest; no camera "
     "went unserved). Where delivered is below offered, the broker kept the newest frame per camera and counted the "
-    "rest as `superseded`: nothing queues. On this run the workers and the broker were far from busy (their CPU "
-    "column) while the frames waited for a worker's credit (`broker_wait`) and results waited on the way to the "
-    "measuring subscriber (`publish`), which shares the load generator's process: on a machine whose run queue is "
-    "several times its cores, each hop waits for a core. The same benchmark on an idle machine is the figure to "
-    "size a site by; it was not available to the session that wrote this."
+    "rest as `superseded`: nothing queues."
 ]
 
 
@@ -328,10 +345,15 @@ def peer(d: dict) -> list[str]:
             + (f": {', '.join(silent)} delivered no result within the measured window" if silent else "")
             + ".",
         ]
-    return lines + ["", BUSY, "", PEER_NOTE, ""]
+    return lines + ["", machine_state(d), "", PEER_NOTE, ""]
 
 
-PEER_NOTE = "The peer installs (`make peer-venv`: `inference-cpu` 1.8.3 from PyPI into .cache/peer-venv) but took about 70 minutes on this machine and brings its own torch and three OpenCV wheels (opencv-python, opencv-contrib-python, opencv-python-headless), which is why it has a venv of its own; importing it took almost 3 minutes while the machine was loaded. Its `VideoFrame.frame_timestamp` for a video file is a media time (the file's mtime minus its length plus frame/fps), so the benchmark stamps capture time itself when the peer's source reports a grabbed frame. In this run the machine's load average was 15-25 on its 2 cores: one inference took seconds instead of ~0.4 s, the peer's batches of 4 did not finish inside its 30 s window, and anjeon's batch-of-3 latency was mostly inference time (the worker's max age is checked before inference, not after). Re-run `.venv/bin/python -m benchmarks.run_all peer` on a quiet machine to judge the goal."
+PEER_NOTE = (
+    "The peer installs (`make peer-venv`: `inference-cpu` from PyPI into .cache/peer-venv) and brings its own "
+    "torch and three OpenCV wheels, which is why it has a venv of its own. Its `VideoFrame.frame_timestamp` is not "
+    "when the frame was read (for a file it is a media time), so the benchmark stamps capture time itself when the "
+    "peer's source reports a grabbed frame, as anjeon's edge stamps `t_capture` when it reads one."
+)
 
 
 def sizing(folder: Path) -> list[str]:
@@ -339,15 +361,26 @@ def sizing(folder: Path) -> list[str]:
     from anjeon.loadtest.sizing import Capacity, plan, render
 
     b, f, sc = _load(folder, "batching"), _load(folder, "freshness"), _load(folder, "scale")
-    # Section 1's service time was measured on a quiet machine; section 8 ran while the machine was shared and
-    # is 10-30x slower in absolute terms (it decides an order, not a capacity), so it sizes only without section 1.
-    worker_fps = None
+    # A worker's capacity from the newer of section 1 (service time at batch 1, 720p) and section 8 (the
+    # default batch size, the better of its passes): machines differ several-fold, so the newest run of the
+    # default model is the one to size by, and the date says which it was.
+    worker_fps, source = None, ""
+    candidates = []
     if f:
-        worker_fps, source = 1000.0 / f["service_ms"], f"section 1's service time at batch 1, {f['date']}"
-    elif b:
+        candidates.append(
+            (f["date"], 1000.0 / f["service_ms"], f"section 1's service time at batch 1, {f['date']}")
+        )
+    if b:
         best = min((r for r in b["rows"] if r["batch"] == b["chosen"]), key=lambda r: r["ms_per_frame"])
-        worker_fps = 1000.0 / best["ms_per_frame"]
-        source = f"batch {b['chosen']}, best pass of section 8, {b['date']}"
+        candidates.append(
+            (
+                b["date"],
+                1000.0 / best["ms_per_frame"],
+                f"batch {b['chosen']}, better pass of section 8, {b['date']}",
+            )
+        )
+    if candidates:
+        _, worker_fps, source = max(candidates)
     broker_us = None
     if sc and sc.get("processes", {}).get("broker", {}).get("cpu") is not None and sc["delivered_fps"]:
         broker_us = sc["processes"]["broker"]["cpu"] * 1e4 / sc["delivered_fps"]
@@ -364,8 +397,8 @@ def sizing(folder: Path) -> list[str]:
         "connected to each). "
         + (f"CPU worker: {worker_fps:.2f} frames/s ({source}). " if worker_fps else "")
         + (
-            f"Broker: {broker_us:.0f} µs of CPU per delivered frame (section 9, {sc['date']}, on the busy "
-            "machine, including its status and results forwarding for 500 cameras; pessimistic). "
+            f"Broker: {broker_us:.0f} µs of CPU per delivered frame (section 9, {sc['date']}, including its "
+            "status and results forwarding for 500 cameras of 4.4 KB frames). "
             if broker_us
             else ""
         )
@@ -431,6 +464,7 @@ def write(folder: Path, target: Path) -> None:
         data = _load(folder, name)
         if data:
             parts.extend(render(data))
+            parts.extend(notes(folder, name))
             machines.add(f"{data['machine']} ({name}: {data['date']})")
 
     # In the order of the section numbers (the GPU is §5, sizing §11, which later docs cite).

@@ -26,17 +26,17 @@ __all__ = [
     "resolve_batch",
 ]
 
-# Default batch per device type, chosen from a measurement, not a guess (docs/benchmarks.md, "Batching").
-# CPU: the default model on 2 torch threads, 768x576 frames of the sample, on the shared 2-core machine while
-# other people's jobs ran, two passes of 10 s per size in one run: ms per frame at batch 1/2/4/8 =
-# 3149/2229/1520/1596 and 13259/899/440/496 (the machine's load swung between and within the passes, so
-# only the order is trusted). Batch 4 was the cheapest per frame in both passes and 8 was no better. The
-# benchmark (`benchmarks/run_all.py batching`, docs/benchmarks.md section 8) repeated it: 9164/5909/4130/5527
-# and 11711/7204/4553/3246, batch 4 cheapest in one pass and 8 in the other. Batches >= 2 always beat 1; of 4
-# and 8, 4, because a backlogged batch's latency grows with its size.
+# Default batch per device type, chosen from a measurement, not a guess (docs/benchmarks.md sections 8 and 10).
+# CPU: 1. On a quiet 2-core machine (2026-12-02, the default model on 2 torch threads, 768x576) the model alone
+# cost 297/274/313/253 ms per frame at batch 1/2/4/8 in one pass and 294/278/255/271 in the next: batching saves
+# at most ~15 % per frame here, and not in the same place twice. End to end (4 cameras at 10 fps, one worker,
+# benchmarks/peer_inference.py) batch 4 gave 3.30 against 3.28 results/s for batch 1 (quiet), 2.8 against 2.5
+# (lightly loaded) and 2.58 against 2.98 (loaded), at 3x the latency every time (p99 1750 against 558 ms
+# quiet): on a CPU a batch buys too little work for the freshness it costs. Earlier runs on a machine at load
+# average 15-40 had put batch 4 first; a quiet machine did not confirm it.
 # Batching never waits, so at light load the batch is 1 whatever this says. CUDA: NOT measured (no GPU was
-# lent to the session that wrote this); 8 is a placeholder for the figure benchmarks/gpu.py reports.
-DEFAULT_BATCH = {"cpu": 4, "cuda": 8}
+# lent to the sessions that wrote this); 8 is a placeholder for the figure benchmarks/gpu.py reports.
+DEFAULT_BATCH = {"cpu": 1, "cuda": 8}
 
 
 def device_kind(device: str) -> str:
