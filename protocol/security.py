@@ -23,10 +23,14 @@ nobody until it is fixed. Nothing ever falls back to "allow any".
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import logging
+import os
 import re
 import stat
 import threading
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,7 @@ from typing import Any
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils.monitor import recv_monitor_message
 
 from .endpoints import CONTROL, FRAMES_IN, FRAMES_OUT, RESULTS_IN, RESULTS_OUT
 
@@ -308,21 +313,235 @@ def refusal_hint() -> str:
         return ""
     return (
         f" With keys: is '{_process_keys.own.name}' in the broker's allowlist with the right role, and is "
-        f"{_process_keys.folder}/broker.key the broker's? The broker logs every key it refuses; a client "
-        "refused at the handshake must be restarted once its key is allowed"
+        f"{_process_keys.folder}/broker.key the broker's? The broker logs every key it refuses; a service "
+        f"refused at the handshake exits (status {REFUSED_EXIT_STATUS}) for its service manager to restart it"
     )
 
 
 def connect(
-    sock: zmq.Socket[Any], endpoint: str, server: str = SERVER_KEY, keys: Keyring | None = None
+    sock: zmq.Socket[Any],
+    endpoint: str,
+    server: str = SERVER_KEY,
+    keys: Keyring | None = None,
+    watch: bool | None = None,
 ) -> None:
-    """Connect a client socket, as a CURVE client of ``server``'s public key when this process has keys."""
+    """Connect a client socket, as a CURVE client of ``server``'s public key when this process has keys.
+
+    With keys, a connection to the broker (``watch`` None: ``server`` is the broker) is watched for a
+    refusal at the handshake, which libzmq never retries (see ``on_refusal``). Sockets made afresh for
+    each request, like the history client's, retry by themselves and need no watch.
+    """
     keys = keys or _process_keys
     if keys is not None:
         sock.curve_secretkey = keys.own.secret
         sock.curve_publickey = keys.own.public
         sock.curve_serverkey = keys.server_public(server)
+        if watch if watch is not None else server == SERVER_KEY:
+            _watch_handshake(sock, endpoint, keys.own.name)
     sock.connect(endpoint)
+
+
+# ---------------------------------------------------------------- a refusal at the handshake (client side)
+#
+# A client refused at the CURVE handshake (its key not, or not yet, in the allowlist; a broker without
+# keys) is never retried by libzmq: the session ends on a protocol error instead of reconnecting. Listing
+# the key afterwards would change nothing for a process already running, so a service exits instead,
+# after REFUSED_EXIT_DELAY, and its service manager (systemd, Kubernetes, `anjeon up`) starts it again:
+# the new process is admitted once the key is listed. The delay keeps a restart loop from spinning.
+
+REFUSED_EXIT_STATUS = 75  # EX_TEMPFAIL (sysexits.h): "try again later"; also restarted by Restart=on-failure
+REFUSED_EXIT_DELAY = 10.0  # seconds between the refusal and the exit; a handshake that succeeds cancels it
+REFUSED_DELAY_ENV = "ANJEON_REFUSED_EXIT_DELAY"  # overrides the delay (seconds), e.g. for tests
+_REFUSED = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+_WATCHED = _REFUSED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_MONITOR_STOPPED
+_PROTOCOL_ERRORS = {
+    getattr(zmq, n): n.removeprefix("PROTOCOL_ERROR_").lower()
+    for n in dir(zmq)
+    if n.startswith("PROTOCOL_ERROR_")
+}
+
+
+def refused_exit_delay() -> float:
+    text = os.environ.get(REFUSED_DELAY_ENV, "")
+    try:
+        return max(0.0, float(text)) if text else REFUSED_EXIT_DELAY
+    except ValueError:
+        log.warning("%s=%r is not a number of seconds; using %g", REFUSED_DELAY_ENV, text, REFUSED_EXIT_DELAY)
+        return REFUSED_EXIT_DELAY
+
+
+class _Refusals:
+    """Process-wide: which watched connections stand refused now, and the one countdown to exit.
+
+    The first refusal starts the countdown; when it runs out and a connection still stands refused,
+    ``handler`` (set by whatever runs the process as a service: runtime.run_until_signal) is called
+    once with REFUSED_EXIT_STATUS. An admission that leaves none refused cancels it; a refused socket
+    that is closed stands refused no more, but its owner may be opening the next one (the heartbeat
+    does), so that is judged when the countdown runs out. Without a handler (a library user, a test)
+    a refusal is only logged.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._refused: dict[tuple[int, str], str] = {}  # (watch id, endpoint) -> the key's name
+        self._timer: threading.Timer | None = None
+        self._why = ""  # the last refusal, for the log line
+        self._told: frozenset[str] = frozenset()  # endpoints whose refusal was logged while not armed
+        self.handler: Callable[[int], None] | None = None
+        self.fired = False
+
+    def refused(self, watch: int, endpoint: str, key_name: str, why: str) -> None:
+        with self._lock:
+            self._refused[watch, endpoint] = key_name
+            self._why = why
+            if self._timer is not None or self.fired:
+                log.debug("SECURITY: %s (already counting down)", why)
+            elif self.handler is None:
+                told, self._told = endpoint in self._told, self._told | {endpoint}
+                log.log(
+                    logging.DEBUG if told else logging.ERROR,  # once per address: the heartbeat reopens
+                    "SECURITY: %s; libzmq does not retry it: restart this process once the key is admitted",
+                    why,
+                )
+            else:
+                self._count_down()
+
+    def admitted(self, watch: int, endpoint: str) -> None:
+        with self._lock:
+            if self._refused.pop((watch, endpoint), None) is None or self._refused or self._timer is None:
+                return
+            self._timer.cancel()
+            self._timer = None
+        log.warning("SECURITY: admitted on %s after all; not exiting", endpoint)
+
+    def closed(self, watch: int) -> None:
+        with self._lock:
+            for k in [k for k in self._refused if k[0] == watch]:
+                del self._refused[k]
+
+    def arm(self, handler: Callable[[int], None] | None) -> None:
+        with self._lock:
+            self.handler = handler
+            self.fired = False  # once per arming (a process runs one service)
+            if handler is not None and self._refused and self._timer is None:
+                self._count_down()  # refused before the service was armed: count down from now
+
+    def _count_down(self) -> None:
+        delay = refused_exit_delay()
+        log.error(
+            "SECURITY: %s; exiting in %g s so the service manager restarts this process (it is "
+            "admitted once the key is in the allowlist)",
+            self._why,
+            delay,
+        )
+        self._timer = threading.Timer(delay, self._expire)
+        self._timer.name, self._timer.daemon = "refused-exit", True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._timer is None or threading.current_thread() is not self._timer:
+                return  # cancelled (and perhaps started again) meanwhile
+            self._timer = None
+            handler, still = self.handler, next(iter(self._refused.items()), None)
+            if handler is not None and still is not None:
+                self.fired = True
+        if still is None:
+            log.warning("SECURITY: no connection stands refused any more (those were closed); not exiting")
+            return
+        if handler is None:
+            return  # disarmed meanwhile: the service is stopping anyway
+        (_, endpoint), key_name = still
+        log.error(
+            "SECURITY: key '%s' still refused on %s: exiting with status %d",
+            key_name,
+            endpoint,
+            REFUSED_EXIT_STATUS,
+        )
+        handler(REFUSED_EXIT_STATUS)
+
+
+_refusals = _Refusals()
+_watched: weakref.WeakSet[zmq.Socket[Any]] = weakref.WeakSet()
+_watch_ids = itertools.count(1)
+
+
+def on_refusal(handler: Callable[[int], None] | None) -> None:
+    """Who ends this process when a watched connection stays refused (None: nobody, only log it).
+
+    ``handler`` gets the exit status and is called at most once, on another thread: it should ask the
+    main loop to stop (set its stop event), not exit there and then.
+    """
+    _refusals.arm(handler)
+
+
+class _HandshakeWatch:
+    """The monitor of one client socket, read on its own daemon thread.
+
+    The monitor PAIR is created, read and closed on that thread only; the client socket is only
+    touched by its owner (this is made there, before the socket connects, and waits until the PAIR is
+    connected, so no event is missed). The thread ends when the socket closes (libzmq sends
+    MONITOR_STOPPED) or the context terminates.
+    """
+
+    def __init__(self, sock: zmq.Socket[Any], endpoint: str, key_name: str) -> None:
+        self.id = next(_watch_ids)
+        self.key_name = key_name
+        self.addr = f"inproc://anjeon-handshake-{os.getpid()}-{self.id}"
+        # The PAIR is a plain socket of the same libzmq context, even when ``sock`` is an asyncio one.
+        self._ctx: zmq.Context[Any] = zmq.Context.shadow(sock.context.underlying)
+        self._ready = threading.Event()
+        self._ok = False
+        sock.monitor(self.addr, _WATCHED)
+        threading.Thread(target=self._run, name=f"handshake-watch-{self.id}", daemon=True).start()
+        self._ready.wait()  # set by _run whatever happens
+        if not self._ok:
+            sock.monitor(None, 0)  # the watch could not start: carry on unwatched, as before
+            log.warning("SECURITY: cannot watch the handshake on %s; a refusal will not be noticed", endpoint)
+
+    def _why(self, event: int, value: int, endpoint: str) -> str:
+        where = f"on {endpoint}"
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            return f"the broker refused key '{self.key_name}' at the handshake {where}"
+        error = _PROTOCOL_ERRORS.get(value, hex(value))
+        return (
+            f"the CURVE handshake with key '{self.key_name}' failed {where} ({error}; does the broker "
+            "run with keys, and is broker.key its key?)"
+        )
+
+    def _run(self) -> None:
+        pair: zmq.Socket[Any] | None = None
+        try:
+            pair = self._ctx.socket(zmq.PAIR)
+            pair.linger = 0
+            pair.connect(self.addr)
+            self._ok = True
+            self._ready.set()
+            while True:
+                message = recv_monitor_message(pair)
+                event, endpoint = message["event"], bytes(message["endpoint"]).decode("utf-8", "replace")
+                if event & _REFUSED:
+                    why = self._why(event, message["value"], endpoint)
+                    _refusals.refused(self.id, endpoint, self.key_name, why)
+                elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                    _refusals.admitted(self.id, endpoint)
+                elif event == zmq.EVENT_MONITOR_STOPPED:
+                    return
+        except zmq.ZMQError:  # the context is terminating (ETERM): let it
+            return
+        finally:
+            self._ready.set()  # _ok still False if the PAIR never connected: the owner goes on unwatched
+            _refusals.closed(self.id)
+            if pair is not None:
+                pair.close(0)
+
+
+def _watch_handshake(sock: zmq.Socket[Any], endpoint: str, key_name: str) -> None:
+    """One watch per socket: the monitor sees every endpoint the socket connects to."""
+    if sock in _watched:
+        return
+    _watched.add(sock)
+    _HandshakeWatch(sock, endpoint, key_name)
 
 
 # ---------------------------------------------------------------- the server side

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from anjeon.protocol.security import REFUSED_EXIT_STATUS
+
 log = logging.getLogger("anjeon.up")
 
 RESTART_BACKOFF_MAX = 30.0
@@ -115,9 +117,12 @@ class Supervisor:
         if child.spec.foreground:
             return True
         log.warning(
-            "%s exited with code %s; restarting in %.0f s%s",
+            "%s exited with code %s%s; restarting in %.0f s%s",
             child.spec.name,
             code,
+            " (the broker refused its key at the handshake; admitted once the key is in the allowlist)"
+            if code == REFUSED_EXIT_STATUS
+            else "",
             child.backoff,
             f" (see {child.log_path})" if child.log_path else "",
         )
