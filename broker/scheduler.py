@@ -140,6 +140,12 @@ class FrameScheduler:
         replaced = state.pending
         if replaced is not None:
             state.pending = frame
+            if frame.claimed != replaced.claimed:
+                # Its edge came online (or went offline) while a frame waited: the camera moves to the
+                # queue of its new frame. Staying in the unclaimed queue, a claimed camera whose every
+                # frame replaces the last would never be served while other claimed cameras have frames.
+                (self._unclaimed if frame.claimed else self._turns).remove(camera)
+                (self._turns if frame.claimed else self._unclaimed).append(camera)
             return OfferOutcome.REPLACED, replaced
         pushed_out = None
         if self.pending_count() >= self.max_pending:
