@@ -385,15 +385,16 @@ class _Refusals:
         self._lock = threading.Lock()
         self._refused: dict[tuple[int, str], str] = {}  # (watch id, endpoint) -> the key's name
         self._timer: threading.Timer | None = None
-        self._why = ""  # the last refusal, for the log line
+        self._why = self._then = ""  # the last refusal, for the log line
         self._told: frozenset[str] = frozenset()  # endpoints whose refusal was logged while not armed
         self.handler: Callable[[int], None] | None = None
         self.fired = False
 
-    def refused(self, watch: int, endpoint: str, key_name: str, why: str) -> None:
+    def refused(self, watch: int, endpoint: str, key_name: str, why: str, then: str) -> None:
+        """``why``: what happened; ``then``: what a restart will need."""
         with self._lock:
             self._refused[watch, endpoint] = key_name
-            self._why = why
+            self._why, self._then = why, then
             if self._timer is not None or self.fired:
                 log.debug("SECURITY: %s (already counting down)", why)
             elif self.handler is None:
@@ -429,10 +430,10 @@ class _Refusals:
     def _count_down(self) -> None:
         delay = refused_exit_delay()
         log.error(
-            "SECURITY: %s; exiting in %g s so the service manager restarts this process (it is "
-            "admitted once the key is in the allowlist)",
+            "SECURITY: %s; exiting in %g s so the service manager restarts this process (%s)",
             self._why,
             delay,
+            self._then,
         )
         self._timer = threading.Timer(delay, self._expire)
         self._timer.name, self._timer.daemon = "refused-exit", True
@@ -499,14 +500,18 @@ class _HandshakeWatch:
             sock.monitor(None, 0)  # the watch could not start: carry on unwatched, as before
             log.warning("SECURITY: cannot watch the handshake on %s; a refusal will not be noticed", endpoint)
 
-    def _why(self, event: int, value: int, endpoint: str) -> str:
-        where = f"on {endpoint}"
+    def _why(self, event: int, value: int, endpoint: str) -> tuple[str, str]:
+        """What happened, and what the next start needs to be admitted."""
         if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-            return f"the broker refused key '{self.key_name}' at the handshake {where}"
+            return (
+                f"the broker refused key '{self.key_name}' at the handshake on {endpoint}",
+                "it is admitted once the key is in the allowlist",
+            )
         error = _PROTOCOL_ERRORS.get(value, hex(value))
         return (
-            f"the CURVE handshake with key '{self.key_name}' failed {where} ({error}; does the broker "
-            "run with keys, and is broker.key its key?)"
+            f"the CURVE handshake with key '{self.key_name}' failed on {endpoint} ({error}: does the "
+            "broker run with keys?)",
+            "it connects once the broker runs with keys",
         )
 
     def _run(self) -> None:
@@ -521,8 +526,8 @@ class _HandshakeWatch:
                 message = recv_monitor_message(pair)
                 event, endpoint = message["event"], bytes(message["endpoint"]).decode("utf-8", "replace")
                 if event & _REFUSED:
-                    why = self._why(event, message["value"], endpoint)
-                    _refusals.refused(self.id, endpoint, self.key_name, why)
+                    why, then = self._why(event, message["value"], endpoint)
+                    _refusals.refused(self.id, endpoint, self.key_name, why, then)
                 elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                     _refusals.admitted(self.id, endpoint)
                 elif event == zmq.EVENT_MONITOR_STOPPED:

@@ -353,3 +353,15 @@ def test_exit_when_refused_stops_a_process_through_its_own_sigterm(server, monke
     assert "stopped cleanly" in out, out
     assert proc.returncode == (status or 0), out
     assert ("still refused" in out) == (status is not None), out
+
+
+def test_a_keyed_client_of_a_broker_without_keys_exits_the_same_way(system, keys, monkeypatch):
+    monkeypatch.setenv(security.REFUSED_DELAY_ENV, DELAY)
+    system.broker()  # plaintext: the CURVE client's handshake fails (mechanism mismatch), never retried
+    edge = system.start(
+        "edge", "--keys", str(keys), "edge", "--broker", system.broker_url, "--camera", "a=synthetic"
+    )
+    wait_for(lambda: not edge.alive, WAIT, "the keyed edge to exit")
+    out = edge.output()
+    assert edge.popen.returncode == security.REFUSED_EXIT_STATUS, out
+    assert "the CURVE handshake with key 'edge' failed" in out and "zmtp_mechanism_mismatch" in out, out
