@@ -334,44 +334,89 @@ def run_raw_counted(seconds: float, senders: int, rate: float) -> dict:
     return _figures("raw PUSH/PULL (counting PULL)", int(out.split()[0]), seconds, cpu)
 
 
-def hot_path(frames: int = 20_000, cameras: int = 4) -> dict:
-    """The broker's own Python work per frame (accept, dispatch, the credit back), in this process.
+def hot_path(frames: int = 20_000, cameras: int = 4, burst: int = 1) -> dict:
+    """The broker's own work per frame, in this process: everything it does for one frame, part by part.
 
     Real Broker code on real sockets (inproc, so no TCP copies), timed with the
     thread's CPU clock around the broker's calls only: the figure the 60 µs
-    goal is about, without the kernel's and libzmq's I/O threads.
+    goal is about, without the kernel's and libzmq's I/O threads. Per frame:
+
+    - accept: take [header, jpeg] off frames-in (``_on_frames``: receive, decode and check, slot it);
+    - dispatch: pick a worker, build the trailer, send [id, header, jpeg, trailer] (``_dispatch``);
+    - credit: take the worker's credit for it (``_on_workers``; one credit per frame, as a batch-1 worker
+      sends; a batch of n sends one for n);
+    - result: forward the worker's ``res/CAM/`` result to a subscriber (``_on_results``);
+    - poll: one turn of the broker's poller over its five sockets (paid per loop turn: once per message
+      when they come one at a time, shared by many when the broker is busy), reported beside the total.
+
+    ``burst`` frames arrive together (one per camera) and go through each step together: 1 is a broker
+    with time to spare (every message alone, each drain of a socket ends after one), more is a busy
+    broker, whose sockets hold several messages each turn (what it sees near its limit).
+    The cameras are claimed by an edge's heartbeat, as on a site.
     """
     import msgpack
     import zmq
 
     from anjeon.broker.server import Broker, BrokerConfig
     from anjeon.protocol import security
-    from anjeon.protocol.endpoints import FRAMES_OUT
+    from anjeon.protocol.endpoints import CONTROL, FRAMES_IN, FRAMES_OUT, RESULTS_IN, RESULTS_OUT
 
     ctx = zmq.Context()
-    # No edge claims these cameras: lift the unclaimed-camera limit so every frame is slotted and dispatched.
-    broker = Broker(BrokerConfig(bind="127.0.0.1", unclaimed_fps=1e9), ctx=ctx)
-    router = ctx.socket(zmq.ROUTER)
-    router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-    router.bind("inproc://hop-out")
-    broker._socks = {FRAMES_OUT: router}
+    broker = Broker(BrokerConfig(bind="127.0.0.1"), ctx=ctx)
+    names = {FRAMES_IN: zmq.PULL, FRAMES_OUT: zmq.ROUTER, RESULTS_IN: zmq.XSUB, RESULTS_OUT: zmq.XPUB}
+    socks = {name: ctx.socket(kind) for name, kind in names.items()}
+    socks[CONTROL] = ctx.socket(zmq.ROUTER)
+    socks[FRAMES_OUT].setsockopt(zmq.ROUTER_MANDATORY, 1)
+    for name, sock in socks.items():
+        sock.bind(f"inproc://hop-{name}")
+    broker._socks = socks
     broker.guard = security.guard(ctx, "127.0.0.1", "the hot-path benchmark")  # plaintext: no keys here
+    cameras = max(cameras, burst)  # a burst has one frame per camera (none replaces another)
+    frames -= frames % burst
+    cams = [f"hop{c}" for c in range(cameras)]
+    broker.state.registry.beat(
+        "hopedge", "edge", "hop", {"cameras": {c: {"state": "streaming"} for c in cams}}
+    )
+    broker.state.cameras.report(broker.state.registry.by_role("edge"))
+
+    push = ctx.socket(zmq.PUSH)
+    push.connect(f"inproc://hop-{FRAMES_IN}")
     dealer = ctx.socket(zmq.DEALER)
-    dealer.connect("inproc://hop-out")
+    dealer.connect(f"inproc://hop-{FRAMES_OUT}")
+    pub = ctx.socket(zmq.PUB)
+    pub.connect(f"inproc://hop-{RESULTS_IN}")
+    sub = ctx.socket(zmq.SUB)
+    sub.connect(f"inproc://hop-{RESULTS_OUT}")
+    sub.setsockopt(zmq.SUBSCRIBE, b"res/")
+    poller = zmq.Poller()
+    for sock in socks.values():
+        poller.register(sock, zmq.POLLIN)
+    for _ in range(200):  # the subscription reaches the worker's PUB through the broker (bounded wait)
+        broker._on_subscriptions(socks[RESULTS_OUT])
+        pub.send_multipart([b"res/hop0/", b"warm-up"])
+        broker._on_results(socks[RESULTS_IN])
+        if sub.poll(10):
+            while sub.poll(0):
+                sub.recv_multipart()
+            break
+    else:
+        raise RuntimeError("the subscription did not reach the publisher")
     proc = "hopworker"
-    dealer.send(msgpack.packb({"v": 1, "kind": "ready", "proc": proc, "credit": 8}))
+    dealer.send(msgpack.packb({"v": 1, "kind": "ready", "proc": proc, "credit": max(8, burst)}))
+    broker._on_workers(socks[FRAMES_OUT])
     jpeg = zmq.Frame(b"\xff\xd8" + bytes(200_000))
-    cpu = {"accept": 0.0, "dispatch": 0.0, "credit": 0.0}
-    dispatched = 0
+    cpu = dict.fromkeys(("accept", "dispatch", "credit", "result"), 0.0)
+    polled = 0.0
+    dispatched = results = 0
     clock = time.thread_time
-    for i in range(frames):
-        header = msgpack.packb(
+    for i in range(0, frames, burst):
+        headers = [
             {
                 "v": 1,
                 "kind": "frame",
-                "camera": f"hop{i % cameras}",
+                "camera": cams[(i + j) % cameras],
                 "run": "r1",
-                "seq": i,
+                "seq": i + j,
                 "t_capture": time.time(),
                 "width": 1280,
                 "height": 720,
@@ -381,30 +426,49 @@ def hot_path(frames: int = 20_000, cameras: int = 4) -> dict:
                 "age": 0.0,
                 "ts": {"capture": time.time()},
             }
-        )
-        parts = [zmq.Frame(header), jpeg]
+            for j in range(burst)
+        ]
+        for header in headers:
+            push.send_multipart([msgpack.packb(header), jpeg], copy=False)
         t0 = clock()
-        broker._on_workers(router)  # the ready, then each credit
+        poller.poll(0)
         t1 = clock()
-        broker._accept_frame(parts)
+        broker._on_frames(socks[FRAMES_IN])
         t2 = clock()
         broker._dispatch()
         t3 = clock()
-        cpu["credit"] += t1 - t0
+        polled += t1 - t0
         cpu["accept"] += t2 - t1
         cpu["dispatch"] += t3 - t2
-        while dealer.poll(0):
+        for header in headers:  # what a worker does, not timed
             got = dealer.recv_multipart(copy=False)
             dispatched += 1
             grant = msgpack.unpackb(got[2].bytes)["grant"]
             dealer.send(msgpack.packb({"v": 1, "kind": "credit", "proc": proc, "grant": grant, "n": 1}))
+            header.update(kind="result", worker=proc, model="drain", rendered=False, detections=[])
+            pub.send_multipart([f"res/{header['camera']}/".encode(), msgpack.packb(header)])
+        t4 = clock()
+        broker._on_workers(socks[FRAMES_OUT])
+        t5 = clock()
+        broker._on_results(socks[RESULTS_IN])
+        t6 = clock()
+        cpu["credit"] += t5 - t4
+        cpu["result"] += t6 - t5
+        while sub.poll(0):
+            sub.recv_multipart(copy=False)
+            results += 1
     ctx.destroy(linger=0)
+    if dispatched != frames or results != frames:
+        raise RuntimeError(f"{frames} frames: {dispatched} dispatched, {results} results forwarded")
     per = {k: round(v / frames * 1e6, 1) for k, v in cpu.items()}
     return {
         "frames": frames,
+        "burst": burst,
         "dispatched": dispatched,
+        "results": results,
         "us_per_frame": per,
         "total_us_per_frame": round(sum(per.values()), 1),
+        "poll_us_per_turn": round(polled / (frames // burst) * 1e6, 1),
     }
 
 
@@ -529,3 +593,7 @@ def render(d: dict) -> list[str]:
         lines += [""]
     lines += d.get("conclusion", [])
     return lines
+
+
+if __name__ == "__main__":
+    main()

@@ -17,10 +17,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import zmq
+from zmq.backend import Socket as _ZmqSocket
 
 from anjeon.protocol import messages, security, wire
 from anjeon.protocol.endpoints import (
@@ -52,6 +54,45 @@ log = logging.getLogger("anjeon.broker")
 
 TICK = 0.25  # seconds between liveness sweeps; bounds how late "offline" is noticed
 DRAIN = 256  # messages taken from one socket per loop turn, so no socket starves the others
+
+# The hot path's socket calls, spelled out (measured in benchmarks/broker_hop.py, docs/benchmarks.md §4b):
+# flags as plain ints, because every `zmq.SNDMORE | flags` and every getsockopt builds an enum (~2 µs
+# each here); pyzmq's own send, without the sugar's routing_id/group checks; and parts received one by
+# one, with the Frame's `more` instead of the RCVMORE getsockopt that recv_multipart asks per part.
+_NOBLOCK = int(zmq.NOBLOCK)
+_SNDMORE = int(zmq.SNDMORE)
+_MORE = _SNDMORE | _NOBLOCK
+_POLLIN = int(zmq.POLLIN)
+_send = _ZmqSocket.send
+
+
+def _messages(sock: zmq.SyncSocket) -> Iterator[list[zmq.Frame]]:
+    """The messages waiting on ``sock`` (at most DRAIN), each as its list of frames.
+
+    Called when the poller said ``sock`` is readable, so the first message is taken without asking.
+    Most turns carry one message: asking whether a second one waits (zmq_poll on this socket alone)
+    costs about half the ``zmq.Again`` that would otherwise end the drain; past the second, Again ends it.
+    """
+    for i in range(DRAIN):
+        if i == 1 and not zmq.zmq_poll([(sock, _POLLIN)], 0):
+            return
+        try:
+            frame = sock.recv(_NOBLOCK, copy=False)
+        except zmq.Again:
+            return
+        frames = [frame]
+        while frame.more:  # the parts of one message arrive together: no Again in between
+            frame = sock.recv(_NOBLOCK, copy=False)
+            frames.append(frame)
+        yield frames
+
+
+def _forward(sock: zmq.SyncSocket, frames: list[zmq.Frame], flags: int) -> None:
+    """Send ``frames`` on as one message, zero-copy (send_multipart without its per-part enum flags)."""
+    more = flags | _SNDMORE
+    for frame in frames[:-1]:
+        _send(sock, frame, more, copy=False)
+    _send(sock, frames[-1], flags, copy=False)
 
 
 @dataclass
@@ -162,7 +203,6 @@ class Broker:
     def serve(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set. Call bind() first."""
         s = self._socks
-        poller = zmq.Poller()
         handlers = {
             s[FRAMES_IN]: self._on_frames,
             s[FRAMES_OUT]: self._on_workers,
@@ -170,15 +210,14 @@ class Broker:
             s[RESULTS_OUT]: self._on_subscriptions,
             s[CONTROL]: self._on_control,
         }
-        for sock in handlers:
-            poller.register(sock, zmq.POLLIN)
+        items = [(sock, _POLLIN) for sock in handlers]  # zmq_poll itself: zmq.Poller adds a layer per turn
         next_tick = next_status = time.monotonic()
         try:
             while not stop.is_set():
                 try:
                     timeout = max(0.0, min(next_tick, next_status) - time.monotonic())
-                    ready = dict(poller.poll(int(timeout * 1000)))
-                    for sock in ready:
+                    ready = zmq.zmq_poll(items, int(timeout * 1000))  # the sockets of items, as given
+                    for sock, _ in cast("list[tuple[zmq.SyncSocket, int]]", ready):
                         handlers[sock](sock)
                     self._dispatch()
                 except zmq.ZMQError as exc:
@@ -210,12 +249,9 @@ class Broker:
 
     # -- frames from edges -------------------------------------------------------
     def _on_frames(self, sock: zmq.SyncSocket) -> None:
-        for _ in range(DRAIN):
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            if denial := self._guard.denial(frames[0], FRAMES_IN):
+        guard = self._guard
+        for frames in _messages(sock):
+            if denial := guard.denial(frames[0], FRAMES_IN):
                 self.drops.drop("forbidden", denial)
                 continue
             self._accept_frame(frames)
@@ -248,7 +284,8 @@ class Broker:
             self.drops.drop("not_jpeg", f"camera {header.camera}: payload does not start with a JPEG marker")
             return
         now = time.monotonic()
-        cameras = self.state.cameras
+        state = self.state
+        cameras = state.cameras
         known = cameras.get(header.camera)
         claimed = known is not None and known.claimed
         if not claimed and not self._unclaimed_token(now):
@@ -267,8 +304,8 @@ class Broker:
             return
         flow.frames_in.add()
         flow.edge = header.edge
-        outcome, other = self.state.scheduler.offer(
-            header.camera, Pending(header, jpeg, now, raw=frames[0], t_in=time.time(), claimed=claimed)
+        outcome, other = state.scheduler.offer(
+            header.camera, Pending(header, jpeg, now, frames[0], time.time(), claimed)
         )
         if outcome == OfferOutcome.REPLACED:
             flow.drops["superseded"] += 1
@@ -289,12 +326,9 @@ class Broker:
 
     # -- workers -------------------------------------------------------------------
     def _on_workers(self, sock: zmq.SyncSocket) -> None:
-        for _ in range(DRAIN):
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            if denial := self._guard.denial(frames[-1], FRAMES_OUT):
+        guard, scheduler = self._guard, self.state.scheduler
+        for frames in _messages(sock):
+            if denial := guard.denial(frames[-1], FRAMES_OUT):
                 self.drops.drop("forbidden", denial)
                 continue
             ident = frames[0].bytes
@@ -309,14 +343,14 @@ class Broker:
                 continue
             if isinstance(msg, messages.Ready):
                 self._on_ready(ident, msg)
-            else:
-                outcome = self.state.scheduler.credit(msg.proc, ident, msg.grant, msg.n)
-                if outcome == CreditOutcome.UNKNOWN:
-                    self._send_unknown(sock, ident)
-                elif outcome == CreditOutcome.CONFLICT:
-                    self.drops.drop(
-                        outcome, f"credit for worker {msg.proc} from another connection (ignored)"
-                    )
+                continue
+            outcome = scheduler.credit(msg.proc, ident, msg.grant, msg.n)
+            if outcome == CreditOutcome.OK:  # STALE is ignored too, uncounted
+                continue
+            if outcome == CreditOutcome.UNKNOWN:
+                self._send_unknown(sock, ident)
+            elif outcome == CreditOutcome.CONFLICT:
+                self.drops.drop(outcome, f"credit for worker {msg.proc} from another connection (ignored)")
 
     def _on_ready(self, ident: bytes, msg: messages.Ready) -> None:
         outcome, slot = self.state.scheduler.ready(msg.proc, ident, msg.credit, msg.batch)
@@ -337,16 +371,22 @@ class Broker:
 
     def _dispatch(self) -> None:
         sock = self._socks[FRAMES_OUT]
-        while (picked := self.state.scheduler.next()) is not None:
+        pick, encode_trailer, monotonic = self.state.scheduler.next, messages.encode_trailer, time.monotonic
+        while (picked := pick()) is not None:
             slot, frame = picked
             h = frame.header
             # The edge's header goes on as received; what the broker adds travels in a small trailer
             # (re-encoding the whole header per frame was the broker's largest cost after the decode).
-            trailer = messages.encode_trailer(
-                slot.grant, h.age + (time.monotonic() - frame.arrived), frame.t_in, time.time()
+            trailer = encode_trailer(
+                slot.grant, h.age + (monotonic() - frame.arrived), frame.t_in, time.time()
             )
             try:
-                sock.send_multipart([slot.ident, frame.raw, frame.jpeg, trailer], zmq.NOBLOCK, copy=False)
+                # Part by part, as send_multipart does: only the first part can fail (no route, or the
+                # worker's pipe is full), and then nothing of the message was queued.
+                _send(sock, slot.ident, _MORE)
+                _send(sock, frame.raw, _MORE, copy=False)
+                _send(sock, frame.jpeg, _MORE, copy=False)
+                _send(sock, trailer, _NOBLOCK)
             except zmq.ZMQError as exc:
                 if closed(exc):
                     raise
@@ -360,41 +400,33 @@ class Broker:
     # -- results bus --------------------------------------------------------------------
     def _on_results(self, sock: zmq.SyncSocket) -> None:
         out = self._socks[RESULTS_OUT]
-        for _ in range(DRAIN):
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
+        guard, status_topic, result_prefix = self._guard, wire.STATUS_TOPIC, wire.RESULT_PREFIX.encode()
+        flowing = self.state.cameras.flowing
+        for frames in _messages(sock):
             topic = frames[0].bytes
-            if denial := self._guard.denial(frames[0], RESULTS_IN, topic):
+            if denial := guard.denial(frames[0], RESULTS_IN, topic):
                 self.drops.drop("forbidden", denial)
                 continue
-            if topic.startswith(
-                wire.STATUS_TOPIC
-            ):  # only the broker speaks there: a forgery would fool consoles
+            if topic.startswith(status_topic):  # only the broker speaks there: a forgery would fool consoles
                 self.drops.drop("forged_status", "a publisher sent on the broker's status/ topic")
                 continue
-            if topic.startswith(wire.RESULT_PREFIX.encode()):
+            if topic.startswith(result_prefix):
                 camera = wire.camera_of_topic(topic)
-                flow = self.state.cameras.flowing.get(camera) if camera is not None else None
+                flow = flowing.get(camera) if camera is not None else None
                 if flow is not None:
                     flow.results_out.add()
             try:
-                out.send_multipart(frames, zmq.NOBLOCK, copy=False)
+                _forward(out, frames, _NOBLOCK)
             except zmq.Again:
                 pass  # XPUB drops for slow subscribers by itself
 
     def _on_subscriptions(self, sock: zmq.SyncSocket) -> None:
         upstream = self._socks[RESULTS_IN]
-        for _ in range(DRAIN):
-            try:
-                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
+        for frames in _messages(sock):
             if denial := self._guard.denial(frames[0], RESULTS_OUT):
                 self.drops.drop("forbidden", denial)
                 continue
-            upstream.send_multipart(frames, copy=False)
+            _forward(upstream, frames, 0)
 
     # -- heartbeats and status -------------------------------------------------------------
     def _on_control(self, sock: zmq.SyncSocket) -> None:
