@@ -186,27 +186,32 @@ def viewer(
         + ("  (login required)" if users else ""),
         err=True,
     )
+    from anjeon.runtime import exit_when_refused
+
     try:
-        serve(
-            ViewerConfig(
-                broker=broker,
-                port=port,
-                bind=bind,
-                history=history,
-                config_path=config_path,
-                users_path=users_path if users else None,
-                acks_path=acks_path,
-                name=name,
-                metrics_port=metrics_flags()[0],
-                metrics_host=metrics_flags()[1],
-                limits=Limits(cameras=max_cameras, alarms=max_alarms),
-                tls_cert=tls_cert,
-                tls_key=tls_key,
-                behind_tls_proxy=behind_tls_proxy,
-                allowed_hosts=allowed_hosts,
-                snapshots=snapshots,
-                trusted_proxies=trusted_proxies,
+        # uvicorn handles the console's signals, so a key the broker refuses at the handshake reaches it as a
+        # SIGTERM and the process then exits with status 75 for its service manager (docs/security.md).
+        with exit_when_refused():
+            serve(
+                ViewerConfig(
+                    broker=broker,
+                    port=port,
+                    bind=bind,
+                    history=history,
+                    config_path=config_path,
+                    users_path=users_path if users else None,
+                    acks_path=acks_path,
+                    name=name,
+                    metrics_port=metrics_flags()[0],
+                    metrics_host=metrics_flags()[1],
+                    limits=Limits(cameras=max_cameras, alarms=max_alarms),
+                    tls_cert=tls_cert,
+                    tls_key=tls_key,
+                    behind_tls_proxy=behind_tls_proxy,
+                    allowed_hosts=allowed_hosts,
+                    snapshots=snapshots,
+                    trusted_proxies=trusted_proxies,
+                )
             )
-        )
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None

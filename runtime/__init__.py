@@ -75,11 +75,25 @@ def exit_when_refused() -> Iterator[None]:
         status = code
         os.kill(os.getpid(), signal.SIGTERM)
 
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        # uvicorn shuts down gracefully on the SIGTERM, then restores this handler and raises the signal
+        # again: exit with the refusal's status then; any other SIGTERM ends the process as it did before
+        # (a handler the process had installed itself still runs, and leaving the block exits as below).
+        if callable(previous):
+            previous(signum, frame)
+            return
+        if status:
+            sys.exit(status)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    previous = signal.signal(signal.SIGTERM, on_term)
     security.on_refusal(on_refused)
     try:
         yield
     finally:
         security.on_refusal(None)
+        signal.signal(signal.SIGTERM, previous)
     if status:
         sys.exit(status)
 

@@ -98,6 +98,7 @@ def test_a_refused_client_exits_to_be_restarted_and_is_admitted_once_listed(
     k = str(keys)
     unlisted_pair(keys, "late-edge")
     unlisted_pair(keys, "late-sub")
+    unlisted_pair(keys, "late-viewer")
     broker = system.start(
         "broker", "--keys", k, "broker", "--bind", "127.0.0.1", "--base-port", str(system.base)
     )
@@ -126,10 +127,29 @@ def test_a_refused_client_exits_to_be_restarted_and_is_admitted_once_listed(
     watcher = system.start(
         "watch", "--keys", k, "--key", "late-sub", "watch", "--broker", system.broker_url, "--duration", "600"
     )
+    # The console serves under uvicorn, which handles its signals: the refusal reaches it as a SIGTERM.
+    console = system.start(
+        "console",
+        "--keys",
+        k,
+        "--key",
+        "late-viewer",
+        "viewer",
+        "--broker",
+        system.broker_url,
+        "--port",
+        str(free_base_port()),
+        "--acks",
+        str(keys.parent / "acks.jsonl"),
+    )
     status = StatusReader(system.ctx, system.base, keys)
 
-    wait_for(lambda: not late.alive and not watcher.alive, WAIT, "the refused edge and watcher to exit")
-    for proc, key in ((late, "late-edge"), (watcher, "late-sub")):
+    wait_for(
+        lambda: not late.alive and not watcher.alive and not console.alive,
+        WAIT,
+        "the refused edge, watcher and console to exit",
+    )
+    for proc, key in ((late, "late-edge"), (watcher, "late-sub"), (console, "late-viewer")):
         out = proc.output()
         assert proc.popen.returncode == security.REFUSED_EXIT_STATUS, out
         assert f"the broker refused key '{key}' at the handshake on tcp://127.0.0.1:" in out, out
