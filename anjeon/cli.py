@@ -22,7 +22,7 @@ from anjeon.config.site import BrokerSection
 from anjeon.config.workers import WorkersSection
 from anjeon.protocol.endpoints import DEFAULT_BASE_PORT, BrokerAddress
 from anjeon.protocol.logs import FORMATS
-from anjeon.protocol.wire import DEFAULT_MAX_FRAME_BYTES, ProtocolError, check_camera_id
+from anjeon.protocol.wire import ProtocolError, check_camera_id
 from anjeon.runtime import available_cores, run_until_signal, setup_logging
 
 from .cli_keys import hand_keys_to_children, keys, use_process_keys
@@ -118,64 +118,14 @@ def main(ctx: click.Context, log_level: str, log_format: str, keys_dir: Path | N
 
 @main.command()
 @flag_options(BrokerSection, BROKER_FLAGS)
-@click.option(
-    "--max-frame-bytes",
-    default=DEFAULT_MAX_FRAME_BYTES,
-    type=click.IntRange(1024, 48 * 1024 * 1024),
-    help="Largest JPEG accepted from an edge; larger ones are dropped and counted.",
-)
-@click.option(
-    "--max-credit",
-    default=16,
-    type=click.IntRange(1, 1024),
-    help="Most frames one worker may hold at once, whatever it announces (raise for big GPU batches).",
-)
-@click.option(
-    "--max-cameras",
-    default=4096,
-    type=click.IntRange(1, 100_000),
-    help="Most cameras tracked; a new one beyond it replaces one silent for a while, else is dropped.",
-)
-@click.option(
-    "--max-peers",
-    default=1024,
-    type=click.IntRange(1, 100_000),
-    help="Most processes (edges, workers, subscribers) in the registry.",
-)
-@click.option(
-    "--unclaimed-fps",
-    default=100.0,
-    type=click.FloatRange(0, 100_000),
-    help="Frames/s, all together, taken from cameras that no online edge reports in its heartbeat.",
-)
 @metrics_options
-def broker(
-    bind: str,
-    base_port: int,
-    max_age: float,
-    max_frame_bytes: int,
-    max_credit: int,
-    max_cameras: int,
-    max_peers: int,
-    unclaimed_fps: float,
-) -> None:
+def broker(**given: Any) -> None:
     """Run the broker: the one process everything else connects to."""
     from anjeon.broker.server import BindError, Broker, BrokerConfig
     from anjeon.protocol.security import SecurityError
 
-    server = Broker(
-        BrokerConfig(
-            bind=bind,
-            base_port=base_port,
-            max_age=max_age,
-            max_frame_bytes=max_frame_bytes,
-            max_credit=max_credit,
-            max_cameras=max_cameras,
-            max_peers=max_peers,
-            max_pending=max_cameras,
-            unclaimed_fps=unclaimed_fps,
-        )
-    )
+    settings = flag_values(BROKER_FLAGS, given)
+    server = Broker(BrokerConfig(**settings, max_pending=settings["max_cameras"]))
     try:
         server.bind()
     except (BindError, SecurityError) as exc:  # SecurityError: no allowlist in the --keys folder

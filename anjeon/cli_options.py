@@ -248,6 +248,27 @@ BROKER_FLAGS = (
         ("--max-age",),
         "Seconds a frame may wait in the broker for a free worker before it is dropped.",
     ),
+    Flag(
+        "max_frame_bytes",
+        ("--max-frame-bytes",),
+        "Largest JPEG accepted from an edge; larger ones are dropped and counted.",
+    ),
+    Flag(
+        "max_credit",
+        ("--max-credit",),
+        "Most frames one worker may hold at once, whatever it announces (raise for big GPU batches).",
+    ),
+    Flag(
+        "max_cameras",
+        ("--max-cameras",),
+        "Most cameras tracked; a new one beyond it replaces one silent for a while, else is dropped.",
+    ),
+    Flag("max_peers", ("--max-peers",), "Most processes (edges, workers, subscribers) in the registry."),
+    Flag(
+        "unclaimed_fps",
+        ("--unclaimed-fps",),
+        "Frames/s, all together, taken from cameras that no online edge reports in its heartbeat.",
+    ),
 )
 
 # `anjeon worker`'s options that are also settings of the site config's workers: section (two groups in --help).

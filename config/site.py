@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from anjeon.protocol.endpoints import DEFAULT_BASE_PORT
-from anjeon.protocol.wire import CAMERA_ID
+from anjeon.protocol.wire import CAMERA_ID, DEFAULT_MAX_FRAME_BYTES
 
 from .camera import CameraConfig
 from .safety import SafetyConfig, parse_safety
@@ -27,6 +27,18 @@ class BrokerSection:
     bind: str = setting("*", doc="address the broker binds ('*' = all interfaces)")
     base_port: int = setting(DEFAULT_BASE_PORT, 1, 65531, "first of the five ports")
     max_age: float = setting(1.0, 0.01, 60.0, "seconds a pending frame may wait for a worker")
+    # Bounds on what peers can make the broker hold (counted when hit, shown in the status's "limits").
+    max_frame_bytes: int = setting(
+        DEFAULT_MAX_FRAME_BYTES, 1024, 48 * 1024 * 1024, "largest JPEG accepted from an edge"
+    )
+    max_credit: int = setting(
+        16, 1, 1024, "most frames one worker may hold at once (raise for big GPU batches)"
+    )
+    max_cameras: int = setting(4096, 1, 100_000, "most cameras tracked")
+    max_peers: int = setting(1024, 1, 100_000, "most processes (edges, workers, subscribers) in the registry")
+    unclaimed_fps: float = setting(
+        100.0, 0.0, 100_000.0, "frames/s taken from cameras no online edge reports"
+    )
 
 
 @dataclass

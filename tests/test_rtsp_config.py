@@ -13,6 +13,7 @@ from anjeon.cli import worker as worker_command
 from anjeon.cli_options import BROKER_FLAGS, CAMERA_FLAGS, WORKER_DEVICE_FLAGS, WORKER_RUN_FLAGS, flag_values
 from anjeon.config import CameraConfig, ConfigError, SiteConfig, parse_site_config
 from anjeon.config.schema import yaml_fields
+from anjeon.config.site import BrokerSection
 from anjeon.upspec import build_specs
 
 SITE = """
@@ -65,6 +66,7 @@ def test_every_setting_reaches_the_process_anjeon_up_starts():
     assert {f.field for f in CAMERA_FLAGS} == set(yaml_fields(CameraConfig)) - {"source"}  # none forgotten
     site = SiteConfig(cameras={"gate": camera})
     site.broker.bind, site.broker.base_port, site.broker.max_age = "127.0.0.1", 6100, 2.5
+    site.broker.max_credit, site.broker.max_cameras, site.broker.unclaimed_fps = 64, 5000, 20.0
     site.workers.device, site.workers.batch, site.workers.max_age, site.workers.render = "cpu", 4, 0.5, True
     specs = {s.name: s.argv for s in build_specs(site, cores=6, with_watch=False)}
 
@@ -73,10 +75,16 @@ def test_every_setting_reaches_the_process_anjeon_up_starts():
 
     edge = read_back(edge_command, specs["edge-gate"], CAMERA_FLAGS)
     assert edge == {f.field: getattr(camera, f.field) for f in CAMERA_FLAGS}
+    assert {f.field for f in BROKER_FLAGS} == set(yaml_fields(BrokerSection))  # none forgotten
     assert read_back(broker_command, specs["broker"], BROKER_FLAGS) == {
         "bind": "127.0.0.1",
         "base_port": 6100,
         "max_age": 2.5,
+        "max_frame_bytes": BrokerSection().max_frame_bytes,
+        "max_credit": 64,
+        "max_cameras": 5000,
+        "max_peers": BrokerSection().max_peers,
+        "unclaimed_fps": 20.0,
     }
     worker = read_back(worker_command, specs["worker-1"], WORKER_DEVICE_FLAGS + WORKER_RUN_FLAGS)
     assert worker == {"device": "cpu", "batch": 4, "max_age": 0.5, "threads": 6, "render": True}
