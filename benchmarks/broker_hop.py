@@ -113,8 +113,7 @@ print(n)
 PROFILED_BROKER = r"""
 import cProfile, io, pstats, sys, threading
 from anjeon.broker.server import Broker, BrokerConfig
-# The senders are not edges (no heartbeat claims their cameras): lift the unclaimed-camera limit so every
-# frame takes the full path instead of being dropped at the door.
+# The senders' heartbeats claim their cameras; no limit on unclaimed ones, so a late heartbeat costs no frames.
 broker = Broker(BrokerConfig(bind="127.0.0.1", base_port=int(sys.argv[1]), unclaimed_fps=1e9))
 broker.bind()
 stop = threading.Event()
@@ -122,13 +121,69 @@ threading.Timer(float(sys.argv[2]), stop.set).start()
 prof = cProfile.Profile()
 prof.runcall(broker.serve, stop)
 out = io.StringIO()
-pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(18)
+pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(24)
 print(out.getvalue())
 """
 
 
+PHASED_BROKER = r"""
+import json, os, sys, threading, time
+from pathlib import Path
+from anjeon.broker import server
+from anjeon.broker.server import Broker, BrokerConfig
+# The broker's own thread CPU per handler (its thread's clock around each call, ~1 µs a reading here), and the
+# whole process's from /proc (the libzmq I/O thread included): where a frame's CPU goes over real TCP.
+clock, spent, calls = time.thread_time, {}, {}
+def timed(name, fn):
+    spent[name], calls[name] = 0.0, 0
+    def run(*args):
+        t = clock()
+        try:
+            return fn(*args)
+        finally:
+            spent[name] += clock() - t
+            calls[name] += 1
+    return run
+real_poll = server.zmq.zmq_poll
+class Phased(Broker):
+    pass
+for name in ("_on_frames", "_dispatch", "_on_workers", "_on_results", "_on_subscriptions", "_on_control",
+             "_publish_status", "_sweep"):
+    setattr(Phased, name, timed(name, getattr(Broker, name)))
+server.zmq.zmq_poll = timed("zmq_poll (the loop's wait)", real_poll)
+broker = Phased(BrokerConfig(bind="127.0.0.1", base_port=int(sys.argv[1])))
+broker.bind()
+stop = threading.Event()
+seconds = float(sys.argv[2])
+def measure():
+    time.sleep(float(sys.argv[3]))  # warm-up: frames flowing
+    def proc_cpu():
+        f = Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    first = {k: (spent[k], calls[k]) for k in spent}
+    snap0 = broker.snapshot()
+    c0, t0 = proc_cpu(), time.monotonic()
+    time.sleep(seconds)
+    c1, t1 = proc_cpu(), time.monotonic()
+    snap1 = broker.snapshot()
+    per = {k: (spent[k] - first[k][0], calls[k] - first[k][1]) for k in spent}
+    def total(snap, key):
+        return sum(c[key] for c in snap["cameras"].values())
+    def sent(snap):
+        return sum(w["dispatched"] for w in snap["workers"].values())
+    print(json.dumps({"seconds": t1 - t0, "process_cpu_s": c1 - c0, "frames_in": total(snap1, "frames_in") - total(snap0, "frames_in"),
+                      "dispatched": sent(snap1) - sent(snap0), "results": total(snap1, "results_out") - total(snap0, "results_out"),
+                      "thread_cpu_s": {k: round(v[0], 4) for k, v in per.items()}, "calls": {k: v[1] for k, v in per.items()}}))
+    stop.set()
+threading.Thread(target=measure, daemon=True).start()
+broker.serve(stop)
+"""
+
+_ALL_CPUS = sorted(os.sched_getaffinity(0))  # before main() moves this process off the middle CPU
+
+
 def _cpus() -> list[int]:
-    return sorted(os.sched_getaffinity(0))
+    return _ALL_CPUS
 
 
 def _pinned(cmd: list[str], cpus: list[int]) -> list[str]:
@@ -219,9 +274,10 @@ def run_broker(seconds: float, senders: int, drains: int, cams: int, rate: float
                 "127.0.0.1",
                 "--base-port",
                 str(base),
-                # The senders are not edges: without this the unclaimed-camera limit drops most frames.
+                # The senders' heartbeats claim their cameras; this only keeps a late heartbeat from
+                # costing frames (the flag's ceiling).
                 "--unclaimed-fps",
-                "1000000",
+                "100000",
             ],
             mid,
         )
@@ -237,6 +293,8 @@ def run_broker(seconds: float, senders: int, drains: int, cams: int, rate: float
     sub = ctx.socket(zmq.SUB)
     sub.connect(f"tcp://127.0.0.1:{base + 3}")
     sub.setsockopt(zmq.SUBSCRIBE, b"status/")
+    sub.setsockopt(zmq.SUBSCRIBE, b"res/")  # as the safety service does: the broker forwards every result
+    send: list[subprocess.Popen] = []
     try:
         time.sleep(2.0)
         send = [
@@ -247,17 +305,18 @@ def run_broker(seconds: float, senders: int, drains: int, cams: int, rate: float
         ]
         first = _flowing(sub)
         cpu0, t0 = _cpu_seconds(broker.pid), time.monotonic()
-        time.sleep(seconds)
+        results = 0
+        while time.monotonic() < t0 + seconds:
+            if sub.poll(100):
+                results += sub.recv_multipart(copy=False)[0].bytes.startswith(b"res/")
+        last = _status(sub)  # the counts as published, then the CPU at once: both windows start and end alike
         cpu1, t1 = _cpu_seconds(broker.pid), time.monotonic()
-        last = _status(sub)
         dispatched = sum(w["dispatched"] for w in last["workers"].values()) - sum(
             w["dispatched"] for w in first["workers"].values()
         )
         frames_in = sum(c["frames_in"] for c in last["cameras"].values()) - sum(
             c["frames_in"] for c in first["cameras"].values()
         )
-        for p in send:
-            p.kill()
         cpu = cpu1 - cpu0
         return {
             "setup": "anjeon broker",
@@ -266,6 +325,7 @@ def run_broker(seconds: float, senders: int, drains: int, cams: int, rate: float
             "frames_out": dispatched,
             "fps_in": round(frames_in / (t1 - t0), 1),
             "fps_out": round(dispatched / (t1 - t0), 1),
+            "results_fps": round(results / (t1 - t0), 1),
             "cpu_s": round(cpu, 2),
             "cpu_pct": round(100 * cpu / (t1 - t0), 1),
             "cpu_us_per_frame_in": round(cpu / frames_in * 1e6, 1) if frames_in else None,
@@ -273,9 +333,11 @@ def run_broker(seconds: float, senders: int, drains: int, cams: int, rate: float
             "superseded": sum(c["drops"]["broker"].get("superseded", 0) for c in last["cameras"].values()),
         }
     finally:
+        for p in send:
+            p.kill()
         for p in [broker, *workers]:
             p.terminate()
-        _finish([broker, *workers])
+        _finish([*send, broker, *workers])
         ctx.destroy(linger=0)
 
 
@@ -485,6 +547,12 @@ def profile_broker(seconds: float, senders: int, drains: int, rate: float) -> st
         )
         for _ in range(drains)
     ]
+    import zmq
+
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)  # results subscribed, as on a site, so the broker forwards them
+    sub.connect(f"tcp://127.0.0.1:{base + 3}")
+    sub.setsockopt(zmq.SUBSCRIBE, b"res/")
     time.sleep(1.5)
     send = [
         subprocess.Popen(
@@ -492,11 +560,66 @@ def profile_broker(seconds: float, senders: int, drains: int, rate: float) -> st
         )
         for _ in range(senders)
     ]
-    out, _ = broker.communicate(timeout=seconds + 60)
+    deadline = time.monotonic() + seconds + 60
+    while broker.poll() is None and time.monotonic() < deadline:
+        while sub.poll(100):
+            sub.recv_multipart(copy=False)
+    out, _ = broker.communicate(timeout=30)
     for w in workers:
         w.kill()
     _finish(send)
+    ctx.destroy(linger=0)
     return out
+
+
+def phases(seconds: float, senders: int, drains: int, rate: float) -> dict:
+    """The real broker over TCP, its own thread's CPU split by handler, against its process's CPU."""
+    mid, rest = _middle_and_rest()
+    base = _free_port()
+    broker = subprocess.Popen(
+        _pinned(_py(PHASED_BROKER, base, seconds, 8.0), mid), stdout=subprocess.PIPE, text=True
+    )
+    workers = [
+        subprocess.Popen(
+            _pinned([sys.executable, "-m", "benchmarks.drain_worker", f"tcp://127.0.0.1:{base}", "8"], rest),
+            cwd=ROOT,
+        )
+        for _ in range(drains)
+    ]
+    import zmq
+
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)  # results subscribed, as on a site, so the broker forwards them
+    sub.connect(f"tcp://127.0.0.1:{base + 3}")
+    sub.setsockopt(zmq.SUBSCRIBE, b"res/")
+    time.sleep(1.5)
+    send = [
+        subprocess.Popen(
+            _pinned(_py(SENDER, base, 4, seconds + 30, rate), rest), stdout=subprocess.DEVNULL, text=True
+        )
+        for _ in range(senders)
+    ]
+    try:
+        deadline = time.monotonic() + seconds + 60
+        while broker.poll() is None and time.monotonic() < deadline:
+            while sub.poll(100):
+                sub.recv_multipart(copy=False)
+        out, _ = broker.communicate(timeout=30)
+    finally:
+        for p in [*send, *workers, broker]:
+            p.kill()
+        _finish([*send, *workers, broker])
+        ctx.destroy(linger=0)
+    d = json.loads(out.strip().splitlines()[-1])
+    n = d["dispatched"] or 1
+    d["us_per_frame_dispatched"] = {k: round(v / n * 1e6, 1) for k, v in d["thread_cpu_s"].items()}
+    d["process_us_per_frame_dispatched"] = round(d["process_cpu_s"] / n * 1e6, 1)
+    d["thread_us_per_frame_dispatched"] = round(sum(d["thread_cpu_s"].values()) / n * 1e6, 1)
+    d["fps_in"], d["fps_out"] = (
+        round(d["frames_in"] / d["seconds"], 1),
+        round(d["dispatched"] / d["seconds"], 1),
+    )
+    return d
 
 
 @click.command()
@@ -527,8 +650,14 @@ def main(
     save: bool,
 ) -> None:
     """Broker CPU per 720p frame against raw PUSH/PULL and a Python relay, in one run."""
+    hot = {burst: hot_path(hot_path_frames, burst=burst) for burst in (1, 8)}
+    if len(_ALL_CPUS) > 1:  # this process reads sockets too (statuses, results): off the middle CPU
+        os.sched_setaffinity(0, _ALL_CPUS[1:])
     results = {
-        "hot_path": hot_path(hot_path_frames),
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_before": round(os.getloadavg()[0], 2),
+        "hot_path": hot[1],
+        "hot_path_burst": hot[8],
         "cpus": _cpus(),
         "seconds": seconds,
         "senders": senders,
@@ -537,10 +666,13 @@ def main(
         "raw": run_raw_counted(seconds, senders, rate),
         "relay": run_relay_counted(seconds, senders, rate),
         "broker": run_broker(seconds, senders, drains, cameras, rate),
+        "phases": phases(seconds, senders, drains, rate),
     }
+    results["load_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(results, indent=2))
     if profile:
         results["profile"] = profile_broker(seconds, senders, drains, rate)
+        results["profile_top"] = _profile_top(results["profile"])
         print(results["profile"])
     if json_path:
         json_path.write_text(json.dumps(results, indent=2))
@@ -550,32 +682,90 @@ def main(
         save_result("broker_hop", results)
 
 
+def _profile_top(text: str, n: int = 12) -> list[dict]:
+    """The top rows of pstats' print_stats output, as the docs' table wants them."""
+    rows = []
+    for line in text.splitlines():
+        parts = line.split(None, 5)
+        if len(parts) == 6 and parts[1].replace(".", "", 1).isdigit() and "(" in parts[5]:
+            where = parts[5].replace(str(ROOT) + "/", "")
+            where = where.split("site-packages/")[-1]
+            rows.append(
+                {
+                    "function": where,
+                    "calls": parts[0],
+                    "tottime_s": float(parts[1]),
+                    "cumtime_s": float(parts[3]),
+                }
+            )
+    return rows[:n]
+
+
+def _hot_line(hot: dict, what: str) -> str:
+    per = hot["us_per_frame"]
+    return (
+        f"| {what} | {hot['total_us_per_frame']} | {per['accept']} | {per['dispatch']} | {per['credit']} | "
+        f"{per['result']} | {hot['poll_us_per_turn']} |"
+    )
+
+
 def render(d: dict) -> list[str]:
     """The docs/benchmarks.md subsection for a saved run (called by benchmarks/write_docs.py)."""
-    hot, raw, relay, b = d["hot_path"], d["raw"], d["relay"], d["broker"]
-    per = hot["us_per_frame"]
+    raw, relay, b = d["raw"], d["relay"], d["broker"]
     lines = [
         "### 4b. Broker CPU per 720p frame (benchmarks/broker_hop.py)",
         "",
-        f"One run ({d['date']}), {d['senders']} senders offering {d['rate_per_sender']:.0f} frames/s each of one "
-        f"720p JPEG, {d['seconds']:.0f} s per set-up, the middle process pinned to CPU {d['cpus'][0]} with "
-        "taskset and the rest on the other CPU. CPU is the middle process's user+system time (its libzmq I/O "
-        "threads included) divided by the frames it passed on.",
+        f"One run ({d['date']}, load average {d.get('load_before', '?')} before and {d.get('load_after', '?')} "
+        f"after): `python -m benchmarks.broker_hop --seconds {d['seconds']:.0f} --rate {d['rate_per_sender']:.0f}"
+        f"{' --profile' if d.get('profile_top') else ''}`.",
+        "",
+        f"**The broker's own work per frame** (real Broker code on inproc sockets, {d['hot_path']['frames']} "
+        "frames, the thread's CPU clock around the broker's calls only, so no TCP copies and no libzmq I/O "
+        "thread; cameras claimed by an edge heartbeat, one credit per frame as a batch-1 worker sends):",
+        "",
+        "| frames arriving | µs per frame | accept | dispatch | credit | result | + poll per loop turn |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        _hot_line(d["hot_path"], "one at a time (an idle broker: each message alone)"),
+    ]
+    if d.get("hot_path_burst"):
+        burst = d["hot_path_burst"]
+        lines.append(_hot_line(burst, f"{burst['burst']} together (a busy broker: its sockets hold several)"))
+    lines += [
+        "",
+        "accept: take [header, jpeg] off frames-in, decode and check the header, slot it; dispatch: pick a "
+        "worker, build the trailer, send [id, header, jpeg, trailer]; credit: take and check the worker's "
+        "credit; result: forward the worker's `res/CAM/` result to a subscriber. The poll is one zmq_poll "
+        "over the five sockets, paid once per loop turn (per message when they come one by one, shared "
+        "when busy).",
+        "",
+        f"**End to end over TCP**, {d['senders']} senders offering {d['rate_per_sender']:.0f} frames/s each of "
+        f"one 720p JPEG, {d['seconds']:.0f} s per set-up, the middle process pinned to CPU {d['cpus'][0]} with "
+        "taskset and everything else on the other CPUs. CPU is the middle process's user+system time (its "
+        "libzmq I/O thread included) divided by the frames it passed on.",
         "",
         "| set-up | frames/s | CPU µs per frame |",
         "| --- | ---: | ---: |",
         f"| raw PUSH/PULL (a PULL that only counts) | {raw['fps']} | {raw['cpu_us_per_frame']} |",
         f"| Python PULL→PUSH relay, zero-copy (the least a Python hop costs) | {relay['fps']} | "
         f"{relay['cpu_us_per_frame']} |",
-        f"| anjeon broker → {d['drains']} drain workers, frames in / out | {b['fps_in']} / {b['fps_out']} | "
-        f"{b['cpu_us_per_frame_in']} per frame in |",
-        "",
-        f"**The broker's own work per frame** (real Broker code on inproc sockets, {hot['frames']} frames, the "
-        f"thread's CPU clock around the broker's calls only): **{hot['total_us_per_frame']} µs** = accept "
-        f"{per['accept']} (receive, decode and check the header, slot it) + dispatch {per['dispatch']} (pick a "
-        f"worker, build the trailer, send) + credit {per['credit']} (receive and check the worker's credit).",
+        f"| anjeon broker → {d['drains']} drain workers, frames in / dispatched / results forwarded | "
+        f"{b['fps_in']} / {b['fps_out']} / {b.get('results_fps', '-')} | {b['cpu_us_per_frame_out']} per frame "
+        f"dispatched ({b['cpu_pct']} % of its core) |",
         "",
     ]
+    if d.get("phases"):
+        ph = d["phases"]
+        per = ph["us_per_frame_dispatched"]
+        shown = ", ".join(f"{k.lstrip('_')} {v}" for k, v in per.items() if v >= 0.5)
+        lines += [
+            f"**Where the broker's CPU goes over TCP** (the same set-up, the broker's own thread timed per handler; "
+            f"{ph['fps_in']} frames/s in, {ph['fps_out']} dispatched): the process "
+            f"{ph['process_us_per_frame_dispatched']} µs per frame dispatched = its Python thread "
+            f"{ph['thread_us_per_frame_dispatched']} ({shown}) + libzmq's I/O thread "
+            f"{round(ph['process_us_per_frame_dispatched'] - ph['thread_us_per_frame_dispatched'], 1)} "
+            "(the 200 KB in and out through the kernel).",
+            "",
+        ]
     if d.get("note"):
         lines += [d["note"], ""]
     if d.get("profile_top"):
@@ -588,7 +778,7 @@ def render(d: dict) -> list[str]:
         ]
         lines += [
             f"| `{p['function']}` | {p['calls']} | {p['tottime_s']} | {p['cumtime_s']} |"
-            for p in d["profile_top"][:9]
+            for p in d["profile_top"][:12]
         ]
         lines += [""]
     lines += d.get("conclusion", [])
