@@ -703,9 +703,10 @@ def _profile_top(text: str, n: int = 12) -> list[dict]:
 
 def _hot_line(hot: dict, what: str) -> str:
     per = hot["us_per_frame"]
+    # Runs saved before the result and the poll were measured lack them.
     return (
         f"| {what} | {hot['total_us_per_frame']} | {per['accept']} | {per['dispatch']} | {per['credit']} | "
-        f"{per['result']} | {hot['poll_us_per_turn']} |"
+        f"{per.get('result', '-')} | {hot.get('poll_us_per_turn', '-')} |"
     )
 
 
@@ -715,8 +716,8 @@ def render(d: dict) -> list[str]:
     lines = [
         "### 4b. Broker CPU per 720p frame (benchmarks/broker_hop.py)",
         "",
-        f"One run ({d['date']}, load average {d.get('load_before', '?')} before and {d.get('load_after', '?')} "
-        f"after): `python -m benchmarks.broker_hop --seconds {d['seconds']:.0f} --rate {d['rate_per_sender']:.0f}"
+        f"One run ({d['date']} UTC on {d.get('machine', 'the machine named below')}, load average "
+        f"{d.get('load_before', '?')} before and {d.get('load_after', '?')} after): `python -m benchmarks.broker_hop --seconds {d['seconds']:.0f} --rate {d['rate_per_sender']:.0f}"
         f"{' --profile' if d.get('profile_top') else ''}`.",
         "",
         f"**The broker's own work per frame** (real Broker code on inproc sockets, {d['hot_path']['frames']} "
@@ -770,8 +771,10 @@ def render(d: dict) -> list[str]:
         lines += [d["note"], ""]
     if d.get("profile_top"):
         lines += [
-            "Where an in-process broker's time went under the same senders (cProfile, internal time, top "
-            "entries):",
+            "Where an in-process broker's time went under the same senders (cProfile, wall clock, internal "
+            "time, top entries). pyzmq's socket calls are C, so they count in their callers (`_messages` holds "
+            "the receives, `_dispatch` and `_forward` the sends), and `serve`'s own time includes the waits in "
+            "zmq_poll:",
             "",
             "| function | calls | internal s | cumulative s |",
             "| --- | ---: | ---: | ---: |",
