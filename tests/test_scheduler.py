@@ -230,3 +230,19 @@ def test_one_state_per_camera_flow_pending_and_report():
     assert [c.name for c in cams.listed()] == ["a", "c", "z"]
     assert ready(s := state.scheduler, "w1", b"1", 1) is not None and s.next()[1].header.camera == "a"
     assert a.pending is None and s.pending_count() == 0
+
+
+def test_a_camera_claimed_while_its_frame_waits_is_served_in_turn():
+    """A camera's first frame can arrive before its edge's heartbeat claims it: once claimed, it takes turns
+    with the other claimed cameras even though every new frame of it replaces a waiting one."""
+    clock = Clock()
+    s = FrameScheduler("b", max_age=10.0, clock=clock)
+    slot = ready(s, "w1", b"id1", 1)
+    s.offer("late", pending("late", 0, clock, claimed=False))  # before its edge's heartbeat
+    served = []
+    for seq in range(1, 9):
+        for cam in ("a", "late"):  # both claimed now, each always has a frame waiting
+            s.offer(cam, pending(cam, seq, clock))
+        served.append(s.next()[1].header.camera)
+        assert s.credit("w1", b"id1", slot.grant, 1) == CreditOutcome.OK
+    assert served.count("late") == served.count("a") == 4, served
