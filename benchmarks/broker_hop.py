@@ -534,11 +534,23 @@ def hot_path(frames: int = 20_000, cameras: int = 4, burst: int = 1) -> dict:
     }
 
 
-def profile_broker(seconds: float, senders: int, drains: int, rate: float) -> str:
+def _broker_under_load(
+    script: str,
+    script_args: tuple[float, ...],
+    seconds: float,
+    senders: int,
+    drains: int,
+    rate: float,
+    send_seconds: float,
+) -> str:
+    """A broker script on the middle CPU, drain workers, senders and a results subscriber on the rest (the
+    broker forwards results, as on a site); returns what the script printed."""
+    import zmq
+
     mid, rest = _middle_and_rest()
     base = _free_port()
     broker = subprocess.Popen(
-        _pinned(_py(PROFILED_BROKER, base, seconds + 4), mid), stdout=subprocess.PIPE, text=True
+        _pinned(_py(script, base, *script_args), mid), stdout=subprocess.PIPE, text=True
     )
     workers = [
         subprocess.Popen(
@@ -547,55 +559,14 @@ def profile_broker(seconds: float, senders: int, drains: int, rate: float) -> st
         )
         for _ in range(drains)
     ]
-    import zmq
-
     ctx = zmq.Context()
-    sub = ctx.socket(zmq.SUB)  # results subscribed, as on a site, so the broker forwards them
+    sub = ctx.socket(zmq.SUB)
     sub.connect(f"tcp://127.0.0.1:{base + 3}")
     sub.setsockopt(zmq.SUBSCRIBE, b"res/")
     time.sleep(1.5)
     send = [
         subprocess.Popen(
-            _pinned(_py(SENDER, base, 4, seconds, rate), rest), stdout=subprocess.PIPE, text=True
-        )
-        for _ in range(senders)
-    ]
-    deadline = time.monotonic() + seconds + 60
-    while broker.poll() is None and time.monotonic() < deadline:
-        while sub.poll(100):
-            sub.recv_multipart(copy=False)
-    out, _ = broker.communicate(timeout=30)
-    for w in workers:
-        w.kill()
-    _finish(send)
-    ctx.destroy(linger=0)
-    return out
-
-
-def phases(seconds: float, senders: int, drains: int, rate: float) -> dict:
-    """The real broker over TCP, its own thread's CPU split by handler, against its process's CPU."""
-    mid, rest = _middle_and_rest()
-    base = _free_port()
-    broker = subprocess.Popen(
-        _pinned(_py(PHASED_BROKER, base, seconds, 8.0), mid), stdout=subprocess.PIPE, text=True
-    )
-    workers = [
-        subprocess.Popen(
-            _pinned([sys.executable, "-m", "benchmarks.drain_worker", f"tcp://127.0.0.1:{base}", "8"], rest),
-            cwd=ROOT,
-        )
-        for _ in range(drains)
-    ]
-    import zmq
-
-    ctx = zmq.Context()
-    sub = ctx.socket(zmq.SUB)  # results subscribed, as on a site, so the broker forwards them
-    sub.connect(f"tcp://127.0.0.1:{base + 3}")
-    sub.setsockopt(zmq.SUBSCRIBE, b"res/")
-    time.sleep(1.5)
-    send = [
-        subprocess.Popen(
-            _pinned(_py(SENDER, base, 4, seconds + 30, rate), rest), stdout=subprocess.DEVNULL, text=True
+            _pinned(_py(SENDER, base, 4, send_seconds, rate), rest), stdout=subprocess.DEVNULL, text=True
         )
         for _ in range(senders)
     ]
@@ -610,6 +581,16 @@ def phases(seconds: float, senders: int, drains: int, rate: float) -> dict:
             p.kill()
         _finish([*send, *workers, broker])
         ctx.destroy(linger=0)
+    return out
+
+
+def profile_broker(seconds: float, senders: int, drains: int, rate: float) -> str:
+    return _broker_under_load(PROFILED_BROKER, (seconds + 4,), seconds + 4, senders, drains, rate, seconds)
+
+
+def phases(seconds: float, senders: int, drains: int, rate: float) -> dict:
+    """The real broker over TCP, its own thread's CPU split by handler, against its process's CPU."""
+    out = _broker_under_load(PHASED_BROKER, (seconds, 8.0), seconds, senders, drains, rate, seconds + 30)
     d = json.loads(out.strip().splitlines()[-1])
     n = d["dispatched"] or 1
     d["us_per_frame_dispatched"] = {k: round(v / n * 1e6, 1) for k, v in d["thread_cpu_s"].items()}
