@@ -57,6 +57,21 @@ def test_the_hand_written_frame_decoder_agrees_with_its_declared_table(raw):
 
 
 @FUZZ
+@given(raw=st.one_of(confused(wire.FRAME), any_message()))
+def test_the_brokers_frame_decoder_agrees_with_the_wire_decoder(raw):
+    """messages.decode_frame (the broker's inlined unpack) takes and refuses exactly what FrameHeader.from_wire
+    does, for the same reason and with the same header."""
+
+    def outcome(decode):
+        try:
+            return decode(raw)
+        except wire.ProtocolError as exc:
+            return exc.reason
+
+    assert outcome(messages.decode_frame) == outcome(wire.FrameHeader.from_wire)
+
+
+@FUZZ
 @given(raw=confused(wire.CREDIT))
 def test_the_inline_credit_decoder_agrees_with_its_declared_table(raw):
     try:
